@@ -1,0 +1,1 @@
+"""The local Message Batches service (``batchframe serve``): the Anthropic wire protocol, state in SQLite."""
