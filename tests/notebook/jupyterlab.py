@@ -29,7 +29,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ENABLE_HINT = "chromium not found: install it with `apt-get install chromium chromium-driver` to run browser tests"
+ENABLE_HINT = (
+    "chromium not found: install it with `apt-get install chromium chromium-driver` to run the browser tests"
+)
 # Plugins that would reach the internet or pop up a news prompt over the notebook.
 _DISABLED_PLUGINS = {
     "@jupyterlab/apputils-extension:announcements": True,
@@ -58,7 +60,7 @@ class Lab:
         return f"{self.url}/lab/tree/{path}?token={self.token}"
 
     def start_kernel(self, path: str, *, kernel: str = "python3") -> str:
-        """Start the notebook's kernel through the REST API, so the page opens without a Select Kernel dialog."""
+        """Start the notebook's kernel over REST, so Lab opens it without a Select Kernel dialog."""
         body = {"path": path, "name": Path(path).name, "type": "notebook", "kernel": {"name": kernel}}
         response = httpx.post(f"{self.url}/api/sessions", params={"token": self.token}, json=body, timeout=60)
         response.raise_for_status()
@@ -161,7 +163,7 @@ def run_all_cells(page) -> None:
 def wait_all_cells_ran(page, *, timeout_ms: int) -> None:
     """Wait until no cell is queued or running ("[*]") and every code cell has an execution count."""
     page.wait_for_function(
-        """() => {
+        r"""() => {
             const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
             return prompts.length > 0 && prompts.every(p => /\[\d+\]/.test(p.textContent));
         }""",
