@@ -1,0 +1,208 @@
+"""A background thread that polls a job's state and hands each snapshot to a renderer.
+
+The state source is anything with ``refresh() -> JobStatus`` (a :class:`~batchframe.job.Job`, usually); the
+renderers (text, ipywidgets) only receive :class:`~batchframe.status.JobStatus` objects. The thread:
+
+- polls at a growing interval (:class:`Backoff`): a 20-hour batch costs a few thousand requests, not millions;
+- stops by itself once the job has ended, after ``max_errors`` failed polls in a row, or after
+  ``max_seconds``;
+- stops at once when closed (it waits on an :class:`threading.Event`, never in ``time.sleep``);
+- is a daemon thread that never holds a lock the kernel needs, so other notebook cells keep running.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .status import JobStatus
+
+__all__ = ["Backoff", "Monitor", "StateSource", "live_monitors"]
+
+
+class StateSource(Protocol):
+    def refresh(self) -> JobStatus: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Polling policy: start at ``initial`` seconds, times ``factor`` after each poll, capped at ``maximum``.
+
+    Examples
+    --------
+    >>> list(Backoff(initial=1, factor=2, maximum=5).intervals(5))
+    [1.0, 2.0, 4.0, 5.0, 5.0]
+    """
+
+    initial: float = 1.0
+    factor: float = 1.5
+    maximum: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.factor < 1 or self.maximum < self.initial:
+            raise ValueError("Backoff needs initial > 0, factor >= 1 and maximum >= initial")
+
+    def next(self, interval: float) -> float:
+        return min(self.maximum, interval * self.factor)
+
+    def intervals(self, n: int) -> list[float]:
+        out, value = [], float(self.initial)
+        for _ in range(n):
+            out.append(value)
+            value = self.next(value)
+        return out
+
+
+# Every monitor whose thread is alive, so a notebook (or a test) can see and close them.
+_LIVE: weakref.WeakSet[Monitor] = weakref.WeakSet()
+
+
+def live_monitors() -> list[Monitor]:
+    """The monitors whose polling thread is still running.
+
+    Examples
+    --------
+    >>> from batchframe.monitor import live_monitors
+    >>> [m.close() for m in live_monitors()]  # stop every live widget  # doctest: +SKIP
+    """
+    return [m for m in list(_LIVE) if m.running]
+
+
+class Monitor:
+    """Poll ``source.refresh()`` in a daemon thread and pass each :class:`JobStatus` to ``on_update``.
+
+    Parameters
+    ----------
+    source
+        Anything with ``refresh() -> JobStatus``.
+    on_update
+        Called in the monitor thread with every snapshot (keep it quick; it must not raise).
+    on_error
+        Called with the exception when a poll fails; the monitor keeps polling (backing off) until
+        ``max_errors`` polls in a row have failed.
+    on_stop
+        Called once, in the monitor thread, when it stops, with the reason: ``"ended"``, ``"closed"``,
+        ``"errors"`` or ``"timeout"``.
+    backoff, max_seconds, max_errors
+        The polling policy and its bounds.
+
+    Examples
+    --------
+    >>> monitor = Monitor(job, on_update=print).start()  # doctest: +SKIP
+    >>> monitor.close()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        source: StateSource,
+        *,
+        on_update: Callable[[JobStatus], None],
+        on_error: Callable[[BaseException], None] | None = None,
+        on_stop: Callable[[str], None] | None = None,
+        backoff: Backoff | None = None,
+        max_seconds: float = 26 * 3600.0,  # a batch expires after 24 h; leave room for the final poll
+        max_errors: int = 10,
+    ) -> None:
+        self._source = source
+        self._on_update = on_update
+        self._on_error = on_error
+        self._on_stop = on_stop
+        self.backoff = backoff or Backoff()
+        self.max_seconds = max_seconds
+        self.max_errors = max_errors
+        self._closed = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.polls = 0
+        self.stop_reason: str | None = None
+        self.last_status: JobStatus | None = None
+        self.last_error: BaseException | None = None
+
+    # -- control -------------------------------------------------------------------------------------------
+    def start(self) -> Monitor:
+        if self._thread is not None:
+            raise RuntimeError("a Monitor can be started once")
+        self._thread = threading.Thread(target=self._run, name="batchframe-monitor", daemon=True)
+        _LIVE.add(self)
+        self._thread.start()
+        return self
+
+    def poke(self) -> None:
+        """Poll now and restart the backoff from its initial interval (the Refresh button)."""
+        self._wake.set()
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Stop the thread and wait up to ``timeout`` seconds for it (it stops within one HTTP request)."""
+        self._closed.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to stop by itself; True once it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    # -- the thread ----------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        reason = "closed"
+        try:
+            reason = self._loop()
+        finally:
+            self.stop_reason = reason
+            _LIVE.discard(self)
+            if self._on_stop is not None:
+                self._on_stop(reason)
+
+    def _loop(self) -> str:
+        deadline = time.monotonic() + self.max_seconds
+        interval, errors = self.backoff.initial, 0
+        while not self._closed.is_set():
+            status = self._poll_once()
+            errors = 0 if status is not None else errors + 1
+            if status is not None and status.ended:
+                return "ended"
+            if errors >= self.max_errors:
+                return "errors"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
+            if self._sleep(min(interval, remaining)):
+                interval = self.backoff.initial  # poked: poll now, then start the backoff over
+            else:
+                interval = self.backoff.next(interval)
+        return "closed"
+
+    def _poll_once(self) -> JobStatus | None:
+        self.polls += 1
+        try:
+            status = self._source.refresh()
+        except Exception as exc:  # a failed poll is shown, not raised: there is no cell to raise into
+            self.last_error = exc
+            if self._on_error is not None:
+                self._on_error(exc)
+            return None
+        self.last_status, self.last_error = status, None
+        if not self._closed.is_set():
+            self._on_update(status)
+        return status
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until poked/closed; True if poked."""
+        woke = self._wake.wait(seconds)
+        self._wake.clear()
+        return woke and not self._closed.is_set()
