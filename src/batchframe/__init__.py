@@ -28,6 +28,7 @@ from .errors import (
 )
 from .status import JobStatus, ShardStatus
 from .build import Column, col
+from .http import RetryPolicy
 from .job import Job
 from .shard import ShardLimits
 from .store import Store
@@ -52,6 +53,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",
+    "RetryPolicy",
     "ServerError",
     "ServiceError",
     "ShardLimits",

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from .build import RequestSet
 from .errors import APIError, JobError, JobTimeoutError, TransportError
 from .harvest import harvest_shard
+from .http import RetryPolicy
 from .manifest import iter_shards, job_status, now, record_batch
 from .merge import DEFAULT_PREFIX, HARVEST_SCHEMA, combine, merge_into, to_frame
 from .pricing import batch_cost
@@ -47,21 +48,27 @@ class Job:
     >>> df.batch.merge(job)  # doctest: +SKIP
     """
 
-    def __init__(self, name: str, *, store: Store | None = None, endpoint: Endpoint | None = None):
+    def __init__(self, name: str, *, store: Store | None = None, endpoint: Endpoint | None = None,
+                 retry: RetryPolicy | None = None):
         self.store = store or Store()
         self._manifest = self.store.read_manifest(name)
         self._endpoint = endpoint
+        self._retry = retry or RetryPolicy()
         self._api_key: str | None = None
 
     @classmethod
-    def open(cls, name: str, *, store: str | Store | None = None, api_key: str | None = None) -> Job:
+    def open(cls, name: str, *, store: str | Store | None = None, api_key: str | None = None,
+             retry: RetryPolicy | None = None) -> Job:
         """Re-attach to a job of the store by name (from any process); no network.
+
+        The API key comes from ``api_key`` or the environment (it is never stored); the provider and
+        base URL from the manifest.
 
         Examples
         --------
         >>> job = Job.open("reviews")  # doctest: +SKIP
         """
-        job = cls(name, store=store if isinstance(store, Store) else Store(store))
+        job = cls(name, store=store if isinstance(store, Store) else Store(store), retry=retry)
         job._api_key = api_key
         return job
 
@@ -98,7 +105,7 @@ class Job:
         """Hold the job lock, re-read the manifest and open the provider for one operation."""
         with self.store.lock(self.name):
             self._manifest = self.store.read_manifest(self.name)
-            with provider_class(self.provider_name)(self._resolve()) as provider:
+            with provider_class(self.provider_name)(self._resolve(), retry=self._retry) as provider:
                 yield self._manifest, provider
 
     def _resolve(self) -> Endpoint:
@@ -266,7 +273,7 @@ class Job:
                                             columns=HARVEST_SCHEMA.names)
                       for _, s in iter_shards(self._manifest) if s["state"] == "harvested"]
         skipped = source.column("shard").to_numpy() < 0
-        index = source.select(["position"]).to_pandas().index
+        index = source.to_pandas().index  # the index columns come back through the pandas metadata
         return to_frame(combine(len(skipped), skipped, tables, pricer=_price), index, prefix)
 
     def merge(self, df: pd.DataFrame, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:

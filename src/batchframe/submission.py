@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from .build import RequestSet, build_requests, preview
 from .errors import InputError, JobError
+from .http import RetryPolicy
 from .job import Job
 from .manifest import FORMAT, now, shard_record
 from .providers import Endpoint, provider_class, resolve_endpoint
@@ -27,7 +28,7 @@ def submit(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str, 
            provider: str | None = None, api_key: str | None = None, base_url: str | None = None,
            new: bool = False, max_batch_requests: int | None = None, max_batch_bytes: int | None = None,
            store: str | Store | None = None, provider_options: dict[str, Any] | None = None,
-           **params: Any) -> Job:
+           retry: RetryPolicy | None = None, **params: Any) -> Job:
     """Send every row of ``df`` as Message Batches requests and return the :class:`Job`.
 
     Parameters
@@ -49,6 +50,8 @@ def submit(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str, 
         Job store folder (default ``$BATCHFRAME_STORE`` or ``./.batchframe``).
     provider_options : dict, optional
         Extra settings of the provider (for ``local``: ``data_dir``, ``engine``).
+    retry : RetryPolicy, optional
+        Retries and backoff of every HTTP call of this job (in this process).
 
     Examples
     --------
@@ -69,7 +72,7 @@ def submit(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str, 
         if existing is None:
             job_name = _new_name(store, name, fingerprint, new)
             _persist_new(store, job_name, df.index, requests, limits, endpoint, fingerprint, prompt)
-    job = Job(existing or job_name, store=store, endpoint=endpoint)
+    job = Job(existing or job_name, store=store, endpoint=endpoint, retry=retry)
     job.send_unsent(requests if existing is None else None)
     return job
 
@@ -85,7 +88,7 @@ def requests_preview(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: i
     [False, True]
     """
     for key in ("name", "provider", "api_key", "base_url", "new", "max_batch_requests", "max_batch_bytes",
-                "store", "provider_options"):
+                "store", "provider_options", "retry"):
         params.pop(key, None)
     requests = build_requests(df, prompt=prompt, model=model, max_tokens=max_tokens, **params)
     return preview(requests, df.index)
