@@ -143,7 +143,10 @@ class JobWidget:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.box)
+        # The widget view, with the text view as the plain-text fallback (nbconvert, consoles, test logs).
+        bundle = self.box._repr_mimebundle_()
+        bundle["text/plain"] = to_text(self.status)
+        display(bundle, raw=True)
 
     # -- updates (monitor thread) ----------------------------------------------------------------------------
     def _html(self, status: JobStatus) -> str:

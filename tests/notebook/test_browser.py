@@ -67,7 +67,8 @@ def test_quickstart_in_jupyterlab(lab):
             assert total.locator(".bf-done").inner_text() == f"{N_REVIEWS}/{N_REVIEWS}"
             counts = {k: int(re.sub(r"\D", "", total.locator(f".bf-n-{k}").inner_text()))
                       for k in ("succeeded", "errored", "expired", "canceled", "processing")}
-            assert counts == {"succeeded": N_REVIEWS, "errored": 0, "expired": 0, "canceled": 0, "processing": 0}
+            expected = {"succeeded": N_REVIEWS, "errored": 0, "expired": 0, "canceled": 0, "processing": 0}
+            assert counts == expected
             assert job.locator(".bf-state").inner_text() == "ended"
             assert job.locator(".bf-provider").inner_text() == "local"
             assert page.locator(".bf-widget button", has_text="Cancel").first.is_disabled()

@@ -1,0 +1,106 @@
+"""The repository's notebooks, executed with nbclient against a local service on loopback (echo engine)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from .nbrun import client_for, execute, outputs_text, scratch_copy, stderr_of, tagged
+from .services import spawn_service, stop_recorded_service
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+N_REVIEWS = 40
+
+
+@pytest.fixture
+def service_dir(tmp_path, monkeypatch):
+    """The kernel's BATCHFRAME_DATA_DIR, served by a service this test starts and stops."""
+    data_dir = tmp_path / "service"
+    monkeypatch.setenv("BATCHFRAME_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("BATCHFRAME_ENGINE", "echo")
+    yield data_dir
+    stop_recorded_service(data_dir)  # only if a kernel started one itself (it should have reused ours)
+
+
+def test_quickstart_runs_clean(tmp_path, service_dir, monkeypatch):
+    monkeypatch.delenv("BATCHFRAME_NO_PROGRESS")  # the widget and the tqdm bar, as a user sees them
+    root = scratch_copy(tmp_path / "root")
+    with spawn_service(service_dir):
+        started = time.monotonic()
+        nb = execute(root / "notebooks" / "quickstart.ipynb")
+        elapsed = time.monotonic() - started
+    assert stderr_of(nb) == []
+    assert "'succeeded': 40" in outputs_text(tagged(nb, "wait"))
+    assert f"({N_REVIEWS}, " in outputs_text(tagged(nb, "parquet"))
+    shown = tagged(nb, "submit")["outputs"]
+    assert any("application/vnd.jupyter.widget-view+json" in out.get("data", {}) for out in shown)
+    assert "batch job 'quickstart-reviews' · provider local" in outputs_text(tagged(nb, "submit"))
+    assert (root / "notebooks" / "quickstart-results.parquet").exists()
+    print(f"quickstart.ipynb executed in {elapsed:.1f} s")
+
+
+def test_repository_notebooks_have_no_outputs():
+    """Notebooks are committed clean: no stale outputs, no execution counts, a python3 kernel."""
+    from .nbrun import NOTEBOOKS
+
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    assert paths
+    for path in paths:
+        nb = json.loads(path.read_text())
+        assert nb["metadata"]["kernelspec"]["name"] == "python3", path.name
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert cell["outputs"] == [] and cell["execution_count"] is None, path.name
+
+
+MONITOR_CELLS = [
+    # 0: submit a job that takes a few seconds, and display it (the widget starts its monitor thread)
+    """import time, threading
+import pandas as pd
+import batchframe
+from batchframe.monitor import Backoff, live_monitors
+from batchframe.widget import display_job
+df = pd.DataFrame({"q": [f"question {i}" for i in range(12)]})
+job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=8, name="live", provider="local",
+                      provider_options={"engine": "echo"})
+view = display_job(job, backoff=Backoff(initial=0.2, factor=1.5, maximum=1.0))
+shown_at = time.monotonic()""",
+    # 1: a later cell runs while the monitor thread is live and the job is still running
+    """ran_after = time.monotonic() - shown_at
+print("LIVE", view.monitor.running, view.monitor in live_monitors(), len(live_monitors()),
+      job.status.state, round(ran_after, 3))""",
+    # 2: the monitor stops by itself once the job has ended
+    """stopped = view.monitor.join(timeout=60)
+names = [t.name for t in threading.enumerate()]
+print("STOPPED", stopped, view.monitor.stop_reason, job.status.state, view.monitor.polls,
+      "batchframe-monitor" in names, len(live_monitors()))
+print("DATA-STATE", 'data-state="ended"' in view.view.value)""",
+]
+
+
+def test_monitor_is_live_while_later_cells_run_and_stops_at_the_end(tmp_path, service_dir, monkeypatch):
+    monkeypatch.delenv("BATCHFRAME_NO_PROGRESS")
+    path = tmp_path / "live.ipynb"
+    kernelspec = {"name": "python3", "display_name": "Python 3"}
+    cells = [new_code_cell(src) for src in MONITOR_CELLS]
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": kernelspec}), path)
+    nb, client = client_for(path, timeout=90)
+    # 12 requests, 0.4 s each, one at a time: the job runs ~5 s, so cell 1 runs while it is in progress.
+    with spawn_service(service_dir, engine_options={"latency": 0.4, "max_concurrency": 1}):
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index)
+    live = outputs_text(nb.cells[1]).split()
+    assert live[:6] == ["LIVE", "True", "True", "1", "in_progress", live[5]]
+    assert float(live[5]) < 5.0  # the cell ran at once: nothing held the kernel
+    stopped = outputs_text(nb.cells[2]).split()
+    assert stopped[:4] == ["STOPPED", "True", "ended", "ended"]
+    assert int(stopped[4]) >= 2  # it polled more than once while the job ran
+    assert stopped[5:7] == ["False", "0"]  # no monitor thread left
+    assert "DATA-STATE True" in outputs_text(nb.cells[2])
+    assert stderr_of(nb) == []
