@@ -24,3 +24,30 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("BATCHFRAME_DATA_DIR", str(tmp_path / "service"))
     monkeypatch.setenv("BATCHFRAME_NO_PROGRESS", "1")
     yield
+
+
+@pytest.fixture
+def service_factory(tmp_path_factory):
+    """Start local services (``serve_in_thread`` on a fresh tmp data dir unless given); all stopped at teardown.
+
+    Example: ``svc = service_factory(engine_options={"latency": 0.05}, faults=Faults(...))``.
+    """
+    from batchframe.server import serve_in_thread
+
+    started = []
+
+    def factory(**kwargs):
+        kwargs.setdefault("data_dir", tmp_path_factory.mktemp("service"))
+        svc = serve_in_thread(**kwargs)
+        started.append(svc)
+        return svc
+
+    yield factory
+    for svc in reversed(started):
+        svc.stop()
+
+
+@pytest.fixture
+def service(service_factory):
+    """A local service with the echo engine and no faults, on 127.0.0.1 (``service.base_url``)."""
+    return service_factory()

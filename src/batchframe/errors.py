@@ -18,6 +18,7 @@
     │   ├── OverloadedError       529
     │   └── ServerError           other 5xx
     └── ServiceError            the local service or one of its engines cannot run
+        └── ServiceRequestError   the local service refuses one HTTP request (rendered as the API's envelope)
 
 Per-row failures are data (result columns), never exceptions. Exceptions carry context (job, shard,
 batch id, request id) and never the API key.
@@ -115,6 +116,30 @@ class ServerError(APIError):
 
 class ServiceError(BatchframeError):
     """The local service, or one of its engines, cannot start or run."""
+
+
+class ServiceRequestError(ServiceError):
+    """The local service refuses one HTTP request; the app renders it as the API's error envelope.
+
+    Attributes
+    ----------
+    status : int
+        HTTP status of the response (400, 401, 404, 413, 429, 500, 529).
+    error_type : str
+        The envelope's ``error.type``, e.g. ``"invalid_request_error"``.
+    message : str
+        The envelope's ``error.message``, worded as the real API words it.
+    headers : dict
+        Extra response headers (``retry-after`` on 429).
+    """
+
+    def __init__(self, message: str, *, status: int = 400, error_type: str = "invalid_request_error",
+                 headers: dict[str, str] | None = None):
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.headers = headers or {}
+        super().__init__(message)
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

@@ -1,1 +1,24 @@
-"""The local Message Batches service (``batchframe serve``): the Anthropic wire protocol, state in SQLite."""
+"""The local Message Batches service (``batchframe serve``): the Anthropic wire protocol, state in SQLite.
+
+::
+
+    app.py      Starlette routes (parse, serialise) + request-id / auth / fault middleware
+    backend.py  the state and its transitions (create, retrieve, list, cancel, delete, results, messages)
+    worker.py   processes pending requests FIFO across batches through an engine
+    store.py    SQLite (migrations.py: named, append-only schema steps)
+    wire.py     the API's object shapes; models.py: accepted models and per-request checks
+    engines/    echo, openai-compatible, llama
+    runner.py   serve_in_thread; process.py: spawn, ensure_running; cli.py: ``batchframe serve``
+
+Examples
+--------
+>>> from batchframe.server import serve_in_thread
+>>> with serve_in_thread(data_dir=tmp_path) as service:  # doctest: +SKIP
+...     client = anthropic.Anthropic(base_url=service.base_url, api_key="local")
+"""
+
+from .faults import Faults
+from .process import ensure_running, spawn
+from .runner import LocalService, default_data_dir, serve_in_thread
+
+__all__ = ["Faults", "LocalService", "default_data_dir", "ensure_running", "serve_in_thread", "spawn"]

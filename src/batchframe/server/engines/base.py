@@ -75,8 +75,10 @@ class Engine(ABC):
         return out
 
     def count_tokens(self, params: Mapping[str, Any]) -> int:
-        """Input tokens of a request; the default counts like the echo engine (see ``echo.py``)."""
-        raise NotImplementedError(f"engine {self.name!r} does not count tokens")
+        """Input tokens of a request; the default counts like the echo engine (see ``text.py``)."""
+        from .text import input_tokens
+
+        return input_tokens(params)
 
     def close(self) -> None:
         """Release resources (model weights, HTTP clients)."""

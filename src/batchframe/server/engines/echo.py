@@ -1,0 +1,119 @@
+"""The ``echo`` engine: deterministic, fast, no dependencies; the engine of the tests.
+
+Its answer is the text of the last user message. With a system prompt, the answer is
+``"[<system>] <text>"``, so tests can see the system prompt arrived. Then:
+
+- ``stop_sequences``: the answer is cut before the earliest stop sequence it contains
+  (stop_reason ``stop_sequence``, ``stop_sequence`` set);
+- ``max_tokens``: the answer is cut after ``max_tokens`` tokens (stop_reason ``max_tokens``);
+- ``tools``: with ``tool_choice`` ``{"type": "tool", "name": N}`` it calls tool N; with ``"any"`` it calls
+  the first tool whose name occurs in the prompt, else the first tool; with ``"auto"`` (the default) it
+  calls a tool only if its name occurs in the prompt; with ``"none"`` never. The call is a ``tool_use``
+  block whose ``input`` satisfies the tool's ``input_schema`` (see ``schema_sample.py``), stop_reason
+  ``tool_use``.
+
+Tokens: a token is a run of non-whitespace characters (see ``text.py``); a tool call's output tokens are
+the tokens of its input JSON with punctuation read as spaces.
+
+Options: ``latency`` seconds per request. The requests of one ``complete_many`` call run "concurrently",
+as a model server batches them: the call takes ``latency`` once, not once per request.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import orjson
+
+from .base import Completion, Engine, EngineError, register_engine
+from .schema_sample import sample
+from .text import count_tokens, cut_tokens, input_tokens, last_user_text, system_text
+
+_JSON_WORD = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+@register_engine
+class EchoEngine(Engine):
+    """Answers each request with its own prompt (see the module docstring for the exact rules).
+
+    Examples
+    --------
+    >>> EchoEngine().complete({"model": "echo", "max_tokens": 2,
+    ...     "messages": [{"role": "user", "content": "one two three"}]}).content
+    [{'type': 'text', 'text': 'one two'}]
+    """
+
+    name: ClassVar[str] = "echo"
+    model_ids: ClassVar[tuple[str, ...]] = ("echo",)
+    max_concurrency: ClassVar[int] = 256
+
+    def __init__(self, *, latency: float = 0.0, max_concurrency: int | None = None):
+        self.latency = float(latency)
+        if max_concurrency is not None:
+            self.max_concurrency = int(max_concurrency)  # type: ignore[misc]
+
+    def complete_many(self, batch: Sequence[Mapping[str, Any]]) -> list[Completion | EngineError]:
+        if self.latency and batch:
+            time.sleep(self.latency)
+        return [self._answer(params) for params in batch]
+
+    def complete(self, params: Mapping[str, Any]) -> Completion:
+        if self.latency:
+            time.sleep(self.latency)
+        return self._answer(params)
+
+    def _answer(self, params: Mapping[str, Any]) -> Completion:
+        messages = params["messages"]
+        prompt = last_user_text(messages)
+        n_in = input_tokens(params)
+        tool = _chosen_tool(params, prompt)
+        if tool is not None:
+            return _tool_call(tool, prompt, n_in)
+        system = system_text(params.get("system"))
+        text = f"[{system}] {prompt}" if system else prompt
+        return _cut(text, params, n_in)
+
+
+def _cut(text: str, params: Mapping[str, Any], n_in: int) -> Completion:
+    stop_at, stop_seq = len(text), None
+    for seq in params.get("stop_sequences") or ():
+        i = text.find(seq) if seq else -1
+        if 0 <= i < stop_at:
+            stop_at, stop_seq = i, seq
+    text = text[:stop_at]
+    max_tokens = params["max_tokens"]
+    if count_tokens(text) > max_tokens:
+        text = cut_tokens(text, max_tokens)
+        return Completion([{"type": "text", "text": text}], "max_tokens", n_in, count_tokens(text))
+    reason = "stop_sequence" if stop_seq is not None else "end_turn"
+    return Completion([{"type": "text", "text": text}], reason, n_in, count_tokens(text), stop_seq)
+
+
+def _chosen_tool(params: Mapping[str, Any], prompt: str) -> Mapping[str, Any] | None:
+    tools = [t for t in params.get("tools") or () if isinstance(t, Mapping) and "input_schema" in t]
+    if not tools:
+        return None
+    choice = params.get("tool_choice") or {"type": "auto"}
+    kind = choice.get("type", "auto")
+    named = [t for t in tools if t.get("name") and t["name"] in prompt]
+    if kind == "tool":
+        return next((t for t in tools if t.get("name") == choice.get("name")), None)
+    if kind == "any":
+        return (named or tools)[0]
+    if kind == "auto":
+        return named[0] if named else None
+    return None
+
+
+def _tool_call(tool: Mapping[str, Any], prompt: str, n_in: int) -> Completion:
+    value = sample(tool["input_schema"], prompt)
+    if not isinstance(value, dict):
+        value = {}
+    tool_id = f"toolu_echo{zlib.crc32(orjson.dumps([tool['name'], prompt])):010d}"
+    n_out = len(_JSON_WORD.findall(orjson.dumps(value).decode()))
+    block = {"type": "tool_use", "id": tool_id, "name": tool["name"], "input": value}
+    return Completion([block], "tool_use", n_in, max(1, n_out))

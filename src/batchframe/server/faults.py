@@ -1,0 +1,116 @@
+"""Fault injection for the local service: off by default, switched on by tests and CLI options.
+
+A :class:`Faults` value says what goes wrong; a :class:`FaultInjector` holds the current value (it can be
+swapped while the service runs) and draws the random decisions from seeded generators, one per thread
+that asks, so runs with a seed repeat.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+from ..errors import ServiceRequestError
+
+_HTTP_ERRORS = {
+    429: ("rate_limit_error", "Number of requests has exceeded your rate limit (injected fault)."),
+    500: ("api_error", "Internal server error (injected fault)."),
+    503: ("overloaded_error", "Service unavailable (injected fault)."),
+    529: ("overloaded_error", "Overloaded (injected fault)."),
+}
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What the local service gets wrong on purpose.
+
+    Parameters
+    ----------
+    http_error_rate : float
+        Fraction of API calls answered with an error status instead of being served.
+    http_error_statuses : tuple of int
+        The statuses drawn from, uniformly (429 carries ``retry-after``).
+    request_error_rate : float
+        Fraction of batch requests that become errored lines of ``request_error_type``.
+    request_error_type : str
+        Inner error type of those lines, e.g. ``"overloaded_error"`` or ``"api_error"``.
+    cut_results_after_bytes : int or None
+        The results stream breaks off (connection dropped) after this many bytes.
+    slow_seconds : float
+        Every API call waits this long before it is served.
+    seed : int or None
+        Seed of the random draws, for repeatable runs.
+    retry_after_seconds : float
+        Value of ``retry-after`` (and ``retry-after-ms``) on injected 429s.
+
+    Examples
+    --------
+    >>> Faults(http_error_rate=0.5, http_error_statuses=(429,), seed=1).active
+    True
+    >>> Faults().active
+    False
+    """
+
+    http_error_rate: float = 0.0
+    http_error_statuses: tuple[int, ...] = (429, 529, 500)
+    request_error_rate: float = 0.0
+    request_error_type: str = "api_error"
+    cut_results_after_bytes: int | None = None
+    slow_seconds: float = 0.0
+    seed: int | None = None
+    retry_after_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("http_error_rate", "request_error_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        unknown = set(self.http_error_statuses) - set(_HTTP_ERRORS)
+        if unknown:
+            raise ValueError(f"http_error_statuses: unsupported {sorted(unknown)}; use {sorted(_HTTP_ERRORS)}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.http_error_rate or self.request_error_rate or self.slow_seconds
+                    or self.cut_results_after_bytes is not None)
+
+
+class FaultInjector:
+    """The service's current faults, replaceable at run time with :meth:`set`."""
+
+    def __init__(self, faults: Faults | None = None):
+        self._local = threading.local()
+        self.set(faults or Faults())
+
+    def set(self, faults: Faults) -> None:
+        """Switch to new faults (takes effect on the next call and the next request processed)."""
+        self.faults = faults
+        self._generation = getattr(self, "_generation", 0) + 1
+
+    def _rng(self) -> random.Random:
+        local = self._local
+        if getattr(local, "generation", None) != self._generation:
+            seed = self.faults.seed
+            local.rng = random.Random(None if seed is None else f"{seed}-{threading.current_thread().name}")
+            local.generation = self._generation
+        return local.rng
+
+    def http_error(self) -> ServiceRequestError | None:
+        """The injected error for this API call, or None to serve it."""
+        f = self.faults
+        if not f.http_error_rate or self._rng().random() >= f.http_error_rate:
+            return None
+        status = self._rng().choice(f.http_error_statuses)
+        error_type, message = _HTTP_ERRORS[status]
+        headers = {}
+        if status == 429:
+            headers = {"retry-after": str(max(1, round(f.retry_after_seconds))),
+                       "retry-after-ms": str(int(f.retry_after_seconds * 1000))}
+        return ServiceRequestError(message, status=status, error_type=error_type, headers=headers)
+
+    def request_error(self) -> tuple[str, str] | None:
+        """(error_type, message) for a batch request to fail with, or None to process it."""
+        f = self.faults
+        if not f.request_error_rate or self._rng().random() >= f.request_error_rate:
+            return None
+        return f.request_error_type, f"Injected {f.request_error_type} for this request."

@@ -1,0 +1,82 @@
+"""Schema of the service's SQLite store, as named, append-only steps.
+
+Never edit a step once released: add a new one. :func:`migrate` applies the missing steps in order, each
+in its own transaction, and records it in ``_migrations``.
+
+- ``batches``: one row per batch; ``seq`` orders the queue, the request counters move as results land.
+- ``requests``: one row per request. ``params`` is the request's JSON; ``line`` is its finished result line,
+  ready-to-send JSONL bytes (NULL while pending, which is what the ``requests_pending`` partial index
+  covers, in FIFO order across batches). ``shuffle`` is a random key: results stream in that order, so
+  clients that assume order break in tests rather than in production.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("0001_batches", """
+        CREATE TABLE batches (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            processing_status TEXT NOT NULL,
+            n_requests INTEGER NOT NULL,
+            succeeded INTEGER NOT NULL DEFAULT 0,
+            errored INTEGER NOT NULL DEFAULT 0,
+            canceled INTEGER NOT NULL DEFAULT 0,
+            expired INTEGER NOT NULL DEFAULT 0,
+            created_us INTEGER NOT NULL,
+            expires_us INTEGER NOT NULL,
+            ended_us INTEGER,
+            cancel_us INTEGER
+        );
+        CREATE INDEX batches_open ON batches(processing_status) WHERE processing_status != 'ended';
+    """),
+    ("0002_requests", """
+        CREATE TABLE requests (
+            id INTEGER PRIMARY KEY,
+            batch INTEGER NOT NULL,
+            custom_id TEXT NOT NULL,
+            params BLOB NOT NULL,
+            shuffle INTEGER NOT NULL,
+            result_type TEXT,
+            line BLOB
+        );
+        CREATE INDEX requests_by_batch ON requests(batch, shuffle);
+        CREATE INDEX requests_pending ON requests(id) WHERE line IS NULL;
+    """),
+)
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply the missing steps; return their names.
+
+    Examples
+    --------
+    >>> import sqlite3
+    >>> db = sqlite3.connect(":memory:", isolation_level=None)
+    >>> migrate(db)
+    ['0001_batches', '0002_requests']
+    >>> migrate(db)
+    []
+    """
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {name for (name,) in db.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                db.execute("ROLLBACK")  # another process applied it meanwhile
+                continue
+            for statement in filter(str.strip, sql.split(";")):
+                db.execute(statement)
+            db.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

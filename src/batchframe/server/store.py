@@ -1,0 +1,212 @@
+"""The service's state in SQLite: batches, their requests and their finished result lines.
+
+Only SQL lives here; the rules (validation, lifecycle, wire shapes) live in ``backend.py``. Connections
+come from a small pool so that the event loop's thread pool, the worker thread and result streams each
+use their own; WAL mode lets readers run while the worker writes. Every write is one transaction, so a
+killed process loses at most the chunk it was processing, which then simply runs again.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .migrations import migrate
+
+COUNT_COLUMNS = ("succeeded", "errored", "canceled", "expired")
+_CANCELED_LINE = "CAST('{\"custom_id\":\"' || custom_id || '\",\"result\":{\"type\":\"%s\"}}' || char(10) AS BLOB)"
+
+
+class Store:
+    """SQLite state of one data directory (file ``batches.sqlite3``)."""
+
+    def __init__(self, data_dir: str | Path):
+        self.path = Path(data_dir) / "batches.sqlite3"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with self.conn() as db:
+            migrate(db)
+
+    # -- connections -------------------------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process, just not power loss
+        db.execute("PRAGMA cache_size=-32000")
+        with self._lock:
+            self._all.append(db)
+        return db
+
+    @contextmanager
+    def conn(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = self._idle.get_nowait()
+        except queue.Empty:
+            db = self._open()
+        try:
+            yield db
+        finally:
+            self._idle.put(db)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.conn() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+
+    # -- batches -----------------------------------------------------------------------------------------
+    def insert_batch(self, batch_id: str, created_us: int, expires_us: int,
+                     requests: list[tuple[str, bytes]]) -> dict[str, Any]:
+        """Store a new batch and its requests (custom_id, params JSON) in one transaction; return its row."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
+                " VALUES (?, 'in_progress', ?, ?, ?)", (batch_id, len(requests), created_us, expires_us))
+            seq = cur.lastrowid
+            db.executemany("INSERT INTO requests (batch, custom_id, params, shuffle) VALUES (?, ?, ?, random())",
+                           ((seq, cid, params) for cid, params in requests))
+        return {"seq": seq, "id": batch_id, "processing_status": "in_progress", "n_requests": len(requests),
+                **dict.fromkeys(COUNT_COLUMNS, 0), "created_us": created_us, "expires_us": expires_us,
+                "ended_us": None, "cancel_us": None}
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        with self.conn() as db:
+            db.row_factory = sqlite3.Row
+            try:
+                row = db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            finally:
+                db.row_factory = None
+        return dict(row) if row else None
+
+    def list_batches(self, *, before_id: str | None, after_id: str | None,
+                     limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Batches newest first between the cursors; (page, has_more in the paging direction)."""
+        where, args = [], []
+        if after_id is not None:
+            where.append("id < ?")
+            args.append(after_id)
+        if before_id is not None:
+            where.append("id > ?")
+            args.append(before_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        # Paging backwards (before_id alone) walks up from the cursor, then the page is flipped.
+        order = "ASC" if before_id is not None and after_id is None else "DESC"
+        with self.conn() as db:
+            db.row_factory = sqlite3.Row
+            try:
+                rows = db.execute(f"SELECT * FROM batches {clause} ORDER BY id {order} LIMIT ?",
+                                  (*args, limit + 1)).fetchall()
+            finally:
+                db.row_factory = None
+        page = [dict(r) for r in rows[:limit]]
+        if order == "ASC":
+            page.reverse()
+        return page, len(rows) > limit
+
+    def set_canceling(self, batch_id: str, now_us: int) -> bool:
+        """Mark an in-progress batch canceling; False if it is not in progress."""
+        with self.transaction() as db:
+            cur = db.execute("UPDATE batches SET processing_status = 'canceling', cancel_us = ?"
+                             " WHERE id = ? AND processing_status = 'in_progress'", (now_us, batch_id))
+            return cur.rowcount == 1
+
+    def delete_batch(self, seq: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM requests WHERE batch = ?", (seq,))
+            db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+
+    def result_pages(self, seq: int, *, page_rows: int = 2000) -> Iterator[bytes]:
+        """The result lines of a batch in shuffle order, ``page_rows`` lines per yielded chunk.
+
+        Each page is its own short query (keyset on (shuffle, id)), so no cursor or connection is held
+        between chunks, whichever thread pulls the next one.
+        """
+        last: tuple[int, int] = (-(2**63), -1)
+        while True:
+            with self.conn() as db:
+                rows = db.execute(
+                    "SELECT shuffle, id, line FROM requests WHERE batch = ? AND (shuffle, id) > (?, ?)"
+                    " ORDER BY shuffle, id LIMIT ?", (seq, *last, page_rows)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][:2]
+            yield b"".join(r[2] for r in rows)
+            if len(rows) < page_rows:
+                return
+
+    # -- the worker's side -------------------------------------------------------------------------------
+    def claim(self, limit: int) -> list[tuple[int, int, str, bytes]]:
+        """The oldest pending requests of in-progress batches: (id, batch seq, custom_id, params)."""
+        with self.conn() as db:
+            return db.execute(
+                "SELECT id, batch, custom_id, params FROM requests WHERE line IS NULL"
+                " AND batch IN (SELECT seq FROM batches WHERE processing_status = 'in_progress')"
+                " ORDER BY id LIMIT ?", (limit,)).fetchall()
+
+    def write_results(self, results: Iterable[tuple[int, int, str, bytes]], now_us: int) -> None:
+        """Store finished lines (id, batch seq, result type, line), bump counters, end finished batches."""
+        results = list(results)
+        counts = Counter((seq, kind) for _, seq, kind, _ in results)
+        with self.transaction() as db:
+            db.executemany("UPDATE requests SET result_type = ?, line = ? WHERE id = ? AND line IS NULL",
+                           ((kind, line, rid) for rid, _, kind, line in results))
+            for (seq, kind), n in counts.items():
+                db.execute(f"UPDATE batches SET {kind} = {kind} + ? WHERE seq = ?", (n, seq))
+            self._end_finished(db, {seq for seq, _ in counts}, now_us)
+
+    @staticmethod
+    def _end_finished(db: sqlite3.Connection, seqs: set[int], now_us: int) -> None:
+        db.executemany(
+            "UPDATE batches SET processing_status = 'ended', ended_us = ? WHERE seq = ?"
+            " AND processing_status != 'ended' AND succeeded + errored + canceled + expired = n_requests",
+            ((now_us, seq) for seq in seqs))
+
+    def settle(self, now_us: int) -> int:
+        """End canceling batches (pending -> canceled) and expired ones (pending -> expired).
+
+        Only the worker calls this, between chunks, so no request of these batches is in flight.
+        Returns the number of batches ended.
+        """
+        with self.conn() as db:
+            due = db.execute(
+                "SELECT seq, processing_status FROM batches WHERE processing_status = 'canceling'"
+                " OR (processing_status = 'in_progress' AND expires_us <= ?)", (now_us,)).fetchall()
+        for seq, status in due:
+            kind = "canceled" if status == "canceling" else "expired"
+            with self.transaction() as db:
+                n = db.execute(f"UPDATE requests SET result_type = '{kind}', line = {_CANCELED_LINE % kind}"
+                               " WHERE batch = ? AND line IS NULL", (seq,)).rowcount
+                db.execute(f"UPDATE batches SET {kind} = {kind} + ? WHERE seq = ?", (n, seq))
+                self._end_finished(db, {seq}, now_us)
+        return len(due)
+
+    def next_expiry(self) -> int | None:
+        """Earliest expires_us of a batch still in progress."""
+        with self.conn() as db:
+            (us,) = db.execute("SELECT min(expires_us) FROM batches WHERE processing_status = 'in_progress'"
+                               ).fetchone()
+        return us
+
+    def has_pending(self) -> bool:
+        with self.conn() as db:
+            return db.execute("SELECT 1 FROM batches WHERE processing_status != 'ended' LIMIT 1").fetchone() \
+                is not None

@@ -1,0 +1,85 @@
+"""Wire shapes of the API: MessageBatch, list page, Message, result lines, error envelopes.
+
+Pure functions from plain data to plain data (or ready-to-send bytes), so they are easy to check against
+the OpenAPI schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from .engines.base import Completion
+from .ids import random_id, rfc3339
+
+#: Results are archived (no longer downloadable) this long after creation, as with the real API.
+ARCHIVE_AFTER_US = 29 * 86400 * 1_000_000
+_NL = orjson.OPT_APPEND_NEWLINE
+
+
+def batch_object(row: Mapping[str, Any], base_url: str, now_us: int) -> dict[str, Any]:
+    """The MessageBatch object of a ``batches`` row; ``results_url`` is absolute on ``base_url``."""
+    counts = {k: row[k] for k in ("succeeded", "errored", "canceled", "expired")}
+    processing = row["n_requests"] - sum(counts.values())
+    ended = row["processing_status"] == "ended"
+    archive_us = row["created_us"] + ARCHIVE_AFTER_US
+    return {
+        "id": row["id"],
+        "type": "message_batch",
+        "processing_status": row["processing_status"],
+        "request_counts": {"processing": processing, **counts},
+        "ended_at": rfc3339(row["ended_us"]),
+        "created_at": rfc3339(row["created_us"]),
+        "expires_at": rfc3339(row["expires_us"]),
+        "archived_at": rfc3339(archive_us) if now_us >= archive_us else None,
+        "cancel_initiated_at": rfc3339(row["cancel_us"]),
+        "results_url": f"{base_url}/v1/messages/batches/{row['id']}/results" if ended else None,
+    }
+
+
+def list_page(batches: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {"data": batches, "has_more": has_more,
+            "first_id": batches[0]["id"] if batches else None,
+            "last_id": batches[-1]["id"] if batches else None}
+
+
+def message(completion: Completion, model: str, *, service_tier: str) -> dict[str, Any]:
+    """A full Messages API ``Message`` for an engine's completion."""
+    return {
+        "id": random_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": completion.content,
+        "stop_reason": completion.stop_reason,
+        "stop_sequence": completion.stop_sequence,
+        "stop_details": None,
+        "container": None,
+        "usage": {
+            "input_tokens": completion.input_tokens,
+            "output_tokens": completion.output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "server_tool_use": None,
+            "service_tier": service_tier,
+            "inference_geo": "not_available",
+        },
+    }
+
+
+def error_envelope(error_type: str, message: str, request_id: str | None) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+
+
+def succeeded_line(custom_id: str, msg: dict[str, Any]) -> bytes:
+    """A ``succeeded`` result line, newline-terminated."""
+    return orjson.dumps({"custom_id": custom_id, "result": {"type": "succeeded", "message": msg}}, option=_NL)
+
+
+def errored_line(custom_id: str, error_type: str, message: str, request_id: str | None = None) -> bytes:
+    """An ``errored`` result line; ``result.error`` is a whole error envelope, as the API sends it."""
+    error = error_envelope(error_type, message, request_id)
+    return orjson.dumps({"custom_id": custom_id, "result": {"type": "errored", "error": error}}, option=_NL)

@@ -1,0 +1,45 @@
+"""Helpers of the server tests (imported by name: pytest puts tests/server on sys.path)."""
+
+from __future__ import annotations
+
+import time
+
+import anthropic
+import httpx
+
+MODEL = "claude-haiku-4-5"
+HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
+
+
+def request(custom_id: str, text: str = "hello world", **params) -> dict:
+    """One batch request item; ``params`` override the Messages body."""
+    body = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": text}], **params}
+    return {"custom_id": custom_id, "params": body}
+
+
+def wait_ended(client: anthropic.Anthropic, batch_id: str, timeout: float = 20.0):
+    """Poll with the SDK until the batch has ended (bounded); return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = client.messages.batches.retrieve(batch_id)
+        if batch.processing_status == "ended":
+            return batch
+        assert time.monotonic() < deadline, f"batch {batch_id} still {batch.processing_status}"
+        time.sleep(0.02)
+
+
+def wait_ended_http(client: httpx.Client, batch_id: str, timeout: float = 20.0) -> dict:
+    """Poll with plain httpx until the batch has ended (bounded); return its JSON."""
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = client.get(f"/v1/messages/batches/{batch_id}").json()
+        if batch["processing_status"] == "ended":
+            return batch
+        assert time.monotonic() < deadline, f"batch {batch_id} still {batch['processing_status']}"
+        time.sleep(0.02)
+
+
+def make_sdk(base_url: str, **kwargs) -> anthropic.Anthropic:
+    kwargs.setdefault("api_key", "test-key")
+    kwargs.setdefault("max_retries", 0)
+    return anthropic.Anthropic(base_url=base_url, **kwargs)
