@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 
 import nbformat
 import pytest
+from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_notebook
 
 from .nbrun import client_for, execute, outputs_text, scratch_copy, stderr_of, tagged
@@ -104,3 +108,61 @@ def test_monitor_is_live_while_later_cells_run_and_stops_at_the_end(tmp_path, se
     assert stopped[5:7] == ["False", "0"]  # no monitor thread left
     assert "DATA-STATE True" in outputs_text(nb.cells[2])
     assert stderr_of(nb) == []
+
+
+# Read at import, before the autouse fixture strips provider keys: the real-API notebook runs only with a key.
+_ANTHROPIC_KEY = os.environ.get("ANTHROPIC_API_KEY")
+
+
+def test_anthropic_notebook_without_a_key_says_what_to_do(tmp_path):
+    root = scratch_copy(tmp_path / "root")
+    with pytest.raises(CellExecutionError) as info:
+        execute(root / "notebooks" / "anthropic.ipynb", timeout=60)
+    assert "ANTHROPIC_API_KEY is not set: export it before starting Jupyter" in str(info.value)
+
+
+@pytest.mark.skipif(not _ANTHROPIC_KEY, reason="set ANTHROPIC_API_KEY to run anthropic.ipynb (paid API)")
+def test_anthropic_notebook_with_the_real_api(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", _ANTHROPIC_KEY)
+    root = scratch_copy(tmp_path / "root")
+    nb = execute(root / "notebooks" / "anthropic.ipynb", timeout=4 * 3600)  # kept in memory, never saved
+    assert "'succeeded': 5" in outputs_text(tagged(nb, "wait"))
+
+
+INTERRUPT_CELLS = [
+    """import pandas as pd
+import batchframe
+df = pd.DataFrame({"q": [f"question {i}" for i in range(40)]})
+job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=8, name="interrupted", provider="local",
+                      provider_options={"engine": "echo"})
+print("SUBMITTED", job.status.state)""",
+    "job.wait(poll_interval=0.5)",
+    """again = batchframe.Job.open("interrupted")
+print("AFTER", again.refresh().state, again.status.counts["canceled"])""",
+]
+
+
+def test_kernel_interrupt_stops_the_wait_not_the_batch(tmp_path, service_dir):
+    """The ■ button (SIGINT to the kernel) during job.wait(): the wait stops with a message, the batch runs on."""
+    path = tmp_path / "interrupt.ipynb"
+    cells = [new_code_cell(src) for src in INTERRUPT_CELLS]
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "P"}}),
+                   path)
+    nb, client = client_for(path, timeout=90)
+    # 40 requests at 0.5 s each, one at a time: the batch runs ~20 s, the interrupt comes after 2 s.
+    with spawn_service(service_dir, engine_options={"latency": 0.5, "max_concurrency": 1}):
+        with client.setup_kernel():
+            client.execute_cell(nb.cells[0], 0)
+            pid = client.km.provisioner.process.pid
+            timer = threading.Timer(2.0, os.kill, (pid, signal.SIGINT))
+            timer.start()
+            try:
+                with pytest.raises(CellExecutionError) as info:
+                    client.execute_cell(nb.cells[1], 1)
+            finally:
+                timer.cancel()
+            client.execute_cell(nb.cells[2], 2)
+    assert "KeyboardInterrupt" in str(info.value)
+    assert "Stopped waiting for job 'interrupted'" in "".join(stderr_of(nb))
+    assert "NOT canceled" in "".join(stderr_of(nb))
+    assert outputs_text(nb.cells[2]).split() == ["AFTER", "in_progress", "0"]
