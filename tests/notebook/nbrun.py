@@ -59,3 +59,13 @@ def tagged(nb, tag: str):
     cells = [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
     assert len(cells) == 1, f"expected one cell tagged {tag!r}, found {len(cells)}"
     return cells[0]
+
+
+def write_notebook(path: Path, sources: list[str]) -> Path:
+    """A python3 notebook of code cells (for tests that drive a kernel cell by cell)."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = new_notebook(cells=[new_code_cell(src) for src in sources], metadata={"kernelspec": kernelspec})
+    nbformat.write(nb, path)
+    return path

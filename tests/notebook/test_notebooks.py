@@ -8,12 +8,10 @@ import signal
 import threading
 import time
 
-import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
-from nbformat.v4 import new_code_cell, new_notebook
 
-from .nbrun import client_for, execute, outputs_text, scratch_copy, stderr_of, tagged
+from .nbrun import client_for, execute, outputs_text, scratch_copy, stderr_of, tagged, write_notebook
 from .services import spawn_service, stop_recorded_service
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
@@ -89,10 +87,7 @@ print("DATA-STATE", 'data-state="ended"' in view.view.value)""",
 
 def test_monitor_is_live_while_later_cells_run_and_stops_at_the_end(tmp_path, service_dir, monkeypatch):
     monkeypatch.delenv("BATCHFRAME_NO_PROGRESS")
-    path = tmp_path / "live.ipynb"
-    kernelspec = {"name": "python3", "display_name": "Python 3"}
-    cells = [new_code_cell(src) for src in MONITOR_CELLS]
-    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": kernelspec}), path)
+    path = write_notebook(tmp_path / "live.ipynb", MONITOR_CELLS)
     nb, client = client_for(path, timeout=90)
     # 12 requests, 0.4 s each, one at a time: the job runs ~5 s, so cell 1 runs while it is in progress.
     with spawn_service(service_dir, engine_options={"latency": 0.4, "max_concurrency": 1}):
@@ -133,8 +128,8 @@ INTERRUPT_CELLS = [
     """import pandas as pd
 import batchframe
 df = pd.DataFrame({"q": [f"question {i}" for i in range(40)]})
-job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=8, name="interrupted", provider="local",
-                      provider_options={"engine": "echo"})
+job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=8, name="interrupted",
+                      provider="local", provider_options={"engine": "echo"})
 print("SUBMITTED", job.status.state)""",
     "job.wait(poll_interval=0.5)",
     """again = batchframe.Job.open("interrupted")
@@ -143,11 +138,8 @@ print("AFTER", again.refresh().state, again.status.counts["canceled"])""",
 
 
 def test_kernel_interrupt_stops_the_wait_not_the_batch(tmp_path, service_dir):
-    """The ■ button (SIGINT to the kernel) during job.wait(): the wait stops with a message, the batch runs on."""
-    path = tmp_path / "interrupt.ipynb"
-    cells = [new_code_cell(src) for src in INTERRUPT_CELLS]
-    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "P"}}),
-                   path)
+    """The ■ button (SIGINT to the kernel) during job.wait(): the wait stops, says so; the batch runs on."""
+    path = write_notebook(tmp_path / "interrupt.ipynb", INTERRUPT_CELLS)
     nb, client = client_for(path, timeout=90)
     # 40 requests at 0.5 s each, one at a time: the batch runs ~20 s, the interrupt comes after 2 s.
     with spawn_service(service_dir, engine_options={"latency": 0.5, "max_concurrency": 1}):
