@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -174,6 +175,10 @@ def run_forever(backend: Backend, *, host: str, port: int, api_key: str | None,
     address = sock.getsockname()
     base_url = f"http://{address[0]}:{address[1]}"
     server = uvicorn.Server(_config(backend, api_key))
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default action that would
+    # kill the process before the clean-up below. Shutting down is already under way, so ignore it.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         ready = threading.Thread(target=_announce, args=(server, backend, base_url, on_ready), daemon=True)
         ready.start()
