@@ -172,7 +172,8 @@ class JobWidget:
 
     def _set_ended(self, ended: bool) -> None:
         self.cancel_button.disabled = ended
-        if ended:
+        if ended:  # greyed out: nothing left to cancel
+            self.cancel_button.button_style = ""
             self._hide_confirm()
 
     # -- buttons (kernel thread) -------------------------------------------------------------------------
