@@ -6,6 +6,7 @@ import time
 
 import anthropic
 import httpx
+import orjson
 
 MODEL = "claude-haiku-4-5"
 HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
@@ -56,9 +57,10 @@ class AppInThread:
 
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
-        self.base_url = "http://127.0.0.1:%d" % self._sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+                                        daemon=True)
 
     def __enter__(self):
         self._thread.start()
@@ -72,3 +74,17 @@ class AppInThread:
         self._server.should_exit = True
         self._thread.join(10)
         self._sock.close()
+
+
+def create(http: httpx.Client, items: list[dict]) -> dict:
+    """POST a batch of ``items`` with plain httpx; return the created batch (asserting 200)."""
+    response = http.post("/v1/messages/batches", json={"requests": items})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def result_lines(http: httpx.Client, batch_id: str) -> list[dict]:
+    """The batch's results as parsed JSONL lines, in the order served."""
+    response = http.get(f"/v1/messages/batches/{batch_id}/results")
+    assert response.status_code == 200, response.text
+    return [orjson.loads(line) for line in response.content.split(b"\n") if line]

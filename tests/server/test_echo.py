@@ -10,7 +10,8 @@ from batchframe.server.engines.echo import EchoEngine
 
 
 def _params(text="alpha beta gamma delta", **extra):
-    return {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": text}], **extra}
+    messages = [{"role": "user", "content": text}]
+    return {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": messages, **extra}
 
 
 def test_answer_is_the_prompt_and_is_reproducible():
@@ -55,8 +56,8 @@ SCHEMAS = [
         "tags": {"type": "array", "items": {"type": "string", "maxLength": 3}, "minItems": 2, "maxItems": 4},
         "count": {"type": "integer", "exclusiveMinimum": 10, "multipleOf": 5},
         "when": {"type": "string", "format": "date-time"},
-        "nested": {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": ["null", "integer"]}},
-                   "required": ["ok"]},
+        "nested": {"type": "object", "required": ["ok"],
+                   "properties": {"ok": {"type": "boolean"}, "n": {"type": ["null", "integer"]}}},
         "code": {"type": "string", "minLength": 40},
         "choice": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
         "ref": {"$ref": "#/$defs/thing"}},
@@ -83,10 +84,12 @@ def test_tool_choice_auto_any_none():
     assert engine.complete(_params("plain text", tools=tools)).stop_reason == "end_turn"
     named = engine.complete(_params("please save this", tools=tools))
     assert named.content[0]["name"] == "save"
-    assert engine.complete(_params("x", tools=tools, tool_choice={"type": "any"})).content[0]["name"] == "lookup"
+    any_tool = engine.complete(_params("x", tools=tools, tool_choice={"type": "any"}))
+    assert any_tool.content[0]["name"] == "lookup"
     none = engine.complete(_params("please save", tools=tools, tool_choice={"type": "none"}))
     assert none.content[0]["type"] == "text"
-    lookup = engine.complete(_params("lookup cats", tools=tools, tool_choice={"type": "tool", "name": "lookup"}))
+    forced = {"type": "tool", "name": "lookup"}
+    lookup = engine.complete(_params("lookup cats", tools=tools, tool_choice=forced))
     assert lookup.content[0]["input"] == {"q": "lookup cats"}
 
 

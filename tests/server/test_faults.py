@@ -31,7 +31,8 @@ def test_sdk_sees_overloaded_and_retries_through_intermittent_429s(service_facto
     with make_sdk(service.base_url) as sdk:
         with pytest.raises(anthropic.OverloadedError):
             sdk.messages.batches.list()
-    service.set_faults(Faults(http_error_rate=0.5, http_error_statuses=(429,), retry_after_seconds=0.01, seed=7))
+    service.set_faults(Faults(http_error_rate=0.5, http_error_statuses=(429,), retry_after_seconds=0.01,
+                              seed=7))
     with make_sdk(service.base_url, max_retries=10) as sdk:
         batch = sdk.messages.batches.create(requests=[request("r1")])
         for _ in range(5):
@@ -40,7 +41,8 @@ def test_sdk_sees_overloaded_and_retries_through_intermittent_429s(service_facto
 
 def test_seeded_faults_repeat(service_factory):
     def statuses(seed):
-        service = service_factory(faults=Faults(http_error_rate=0.5, http_error_statuses=(429, 500), seed=seed))
+        faults = Faults(http_error_rate=0.5, http_error_statuses=(429, 500), seed=seed)
+        service = service_factory(faults=faults)
         with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:
             return [http.get("/v1/messages/batches").status_code for _ in range(12)]
 

@@ -41,8 +41,10 @@ def _to_messages(body: dict) -> dict:
         params["tools"] = [{"name": t["function"]["name"], "input_schema": t["function"]["parameters"]}
                            for t in body["tools"]]
         choice = body.get("tool_choice", "auto")
-        params["tool_choice"] = ({"type": "tool", "name": choice["function"]["name"]} if isinstance(choice, dict)
-                                 else {"type": {"required": "any"}.get(choice, choice)})
+        if isinstance(choice, dict):
+            params["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
+        else:
+            params["tool_choice"] = {"type": {"required": "any"}.get(choice, choice)}
     return params
 
 
@@ -81,8 +83,8 @@ def test_batch_through_a_chat_completions_server(peer, service_factory):
     service = service_factory(engine="openai-compatible",
                               engine_options={"base_url": f"{peer.base_url}/v1", "model": "tiny-chat"})
     tool = {"name": "classify", "description": "Label it",
-            "input_schema": {"type": "object", "properties": {"label": {"type": "string", "enum": ["a", "b"]}},
-                             "required": ["label"]}}
+            "input_schema": {"type": "object", "required": ["label"],
+                             "properties": {"label": {"type": "string", "enum": ["a", "b"]}}}}
     items = [
         request("plain", "hello there"),
         request("system", "hi", system="Be nice."),
@@ -129,7 +131,8 @@ def test_tool_round_trip_mapping():
     body = to_chat({"model": "m", "max_tokens": 9, "temperature": 0.2, "messages": [
         {"role": "user", "content": "weather?"},
         {"role": "assistant", "content": [{"type": "text", "text": "checking"},
-                                          {"type": "tool_use", "id": "t1", "name": "get", "input": {"city": "X"}}]},
+                                          {"type": "tool_use", "id": "t1", "name": "get",
+                                           "input": {"city": "X"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"},
                                      {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                                                   "data": "QUJD"}}]},
@@ -137,5 +140,6 @@ def test_tool_round_trip_mapping():
     assert body["messages"][1] == {"role": "assistant", "content": "checking", "tool_calls": [
         {"id": "t1", "type": "function", "function": {"name": "get", "arguments": '{"city":"X"}'}}]}
     assert body["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": "sunny"}
-    assert body["messages"][3]["content"] == [{"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}}]
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}}
+    assert body["messages"][3]["content"] == [image]
     assert body["tool_choice"] == "required" and body["temperature"] == 0.2

@@ -6,7 +6,7 @@ import json
 
 import httpx
 import pytest
-from server_helpers import HEADERS, MODEL, request, wait_ended_http
+from server_helpers import HEADERS, MODEL, create, request, result_lines, wait_ended_http
 
 
 def _error(response: httpx.Response) -> tuple[int, str, str]:
@@ -43,7 +43,8 @@ def test_a_required_key_refuses_any_other(service_factory):
 
 BAD_CREATES = [
     ({"requests": [request("x" * 65)]}, "requests.0.custom_id: String should have at most 64 characters"),
-    ({"requests": [request("a b")]}, "requests.0.custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'"),
+    ({"requests": [request("a b")]},
+     "requests.0.custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'"),
     ({"requests": [{"params": request("a")["params"]}]}, "requests.0.custom_id: Field required"),
     ({"requests": [request("ok"), {"custom_id": "b"}]}, "requests.1.params: Field required"),
     ({"requests": [request("dup"), request("dup")]},
@@ -81,9 +82,12 @@ def test_body_over_the_limit_gets_413(service_factory):
 
 
 ERRORED = {
-    "unknown-model": ({"model": "claude-does-not-exist-9"}, "not_found_error", "model: claude-does-not-exist-9"),
-    "zero-tokens": ({"max_tokens": 0}, "invalid_request_error", "max_tokens: must be greater than or equal to 1"),
-    "streaming": ({"stream": True}, "invalid_request_error", "stream: Streaming is not supported in Message Batches."),
+    "unknown-model": ({"model": "claude-does-not-exist-9"}, "not_found_error",
+                      "model: claude-does-not-exist-9"),
+    "zero-tokens": ({"max_tokens": 0}, "invalid_request_error",
+                    "max_tokens: must be greater than or equal to 1"),
+    "streaming": ({"stream": True}, "invalid_request_error",
+                  "stream: Streaming is not supported in Message Batches."),
     "no-messages": ({"messages": None}, "invalid_request_error", "messages: Field required"),
 }
 
@@ -98,8 +102,9 @@ def test_bad_params_become_errored_lines_not_a_failed_batch(http):
     created = http.post("/v1/messages/batches", json={"requests": items})
     assert created.status_code == 200
     ended = wait_ended_http(http, created.json()["id"])
-    assert ended["request_counts"] == {"processing": 0, "succeeded": 1, "errored": 4, "canceled": 0, "expired": 0}
-    lines = {x["custom_id"]: x["result"] for x in map(json.loads, http.get(ended["results_url"]).content.splitlines())}
+    assert ended["request_counts"] == {"processing": 0, "succeeded": 1, "errored": 4, "canceled": 0,
+                                       "expired": 0}
+    lines = {x["custom_id"]: x["result"] for x in result_lines(http, ended["id"])}
     for cid, (_, kind, message) in ERRORED.items():
         assert lines[cid]["type"] == "errored"
         assert lines[cid]["error"]["error"] == {"type": kind, "message": message}
@@ -112,7 +117,8 @@ def test_results_404_while_processing_then_shuffled_jsonl(service_factory):
         ids = [f"r{i:03d}" for i in range(200)]
         batch = http.post("/v1/messages/batches", json={"requests": [request(i, i) for i in ids]}).json()
         early = http.get(f"/v1/messages/batches/{batch['id']}/results")
-        assert _error(early) == (404, "not_found_error", f"Message Batch {batch['id']} has no available results.")
+        message = f"Message Batch {batch['id']} has no available results."
+        assert _error(early) == (404, "not_found_error", message)
         ended = wait_ended_http(http, batch["id"])
         results = http.get(ended["results_url"])
     assert results.headers["content-type"] == "application/x-jsonl"
@@ -127,8 +133,8 @@ def test_results_404_while_processing_then_shuffled_jsonl(service_factory):
 def test_counts_always_sum_and_batches_run_fifo(service_factory):
     service = service_factory(engine_options={"latency": 0.03}, workers=2)
     with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:
-        first = http.post("/v1/messages/batches", json={"requests": [request(f"a{i}") for i in range(6)]}).json()
-        second = http.post("/v1/messages/batches", json={"requests": [request(f"b{i}") for i in range(6)]}).json()
+        first = create(http, [request(f"a{i}") for i in range(6)])
+        second = create(http, [request(f"b{i}") for i in range(6)])
         for _ in range(200):
             batch = http.get(f"/v1/messages/batches/{second['id']}").json()
             assert sum(batch["request_counts"].values()) == 6
@@ -155,7 +161,7 @@ def test_legacy_beta_paths(http):
 
 
 def test_list_cursors_and_limits(http):
-    ids = [http.post("/v1/messages/batches", json={"requests": [request("x")]}).json()["id"] for _ in range(5)]
+    ids = [create(http, [request("x")])["id"] for _ in range(5)]
     newest_first = ids[::-1]
     page = http.get("/v1/messages/batches", params={"limit": 2, "after_id": newest_first[1]}).json()
     assert [b["id"] for b in page["data"]] == newest_first[2:4] and page["has_more"] is True
@@ -174,8 +180,9 @@ def test_cancel_of_an_ended_batch_returns_it_unchanged_and_deleted_is_gone(http)
     again = http.post(f"/v1/messages/batches/{batch_id}/cancel").json()
     assert again == ended
     http.delete(f"/v1/messages/batches/{batch_id}")
-    for response in (http.get(f"/v1/messages/batches/{batch_id}"), http.get(f"/v1/messages/batches/{batch_id}/results"),
-                     http.post(f"/v1/messages/batches/{batch_id}/cancel"), http.delete(f"/v1/messages/batches/{batch_id}")):
+    path = f"/v1/messages/batches/{batch_id}"
+    gone = (http.get(path), http.get(f"{path}/results"), http.post(f"{path}/cancel"), http.delete(path))
+    for response in gone:
         assert _error(response) == (404, "not_found_error", f"Message Batch {batch_id} not found.")
 
 

@@ -7,7 +7,7 @@ import signal
 import time
 
 import httpx
-from server_helpers import HEADERS, request, wait_ended_http
+from server_helpers import HEADERS, create, request, wait_ended_http
 
 from batchframe.server import ensure_running, spawn
 from batchframe.server.runner import recorded
@@ -19,7 +19,7 @@ def test_sigkill_mid_batch_then_restart_accounts_for_every_request(tmp_path):
     first = spawn(data_dir=data_dir, engine_options={"latency": 0.1}, workers=4)
     try:
         with httpx.Client(base_url=first.base_url, headers=HEADERS) as http:
-            batch_id = http.post("/v1/messages/batches", json={"requests": [request(i, i) for i in ids]}).json()["id"]
+            batch_id = create(http, [request(i, i) for i in ids])["id"]
             deadline = time.monotonic() + 20
             while True:  # wait until it is really mid-batch
                 counts = http.get(f"/v1/messages/batches/{batch_id}").json()["request_counts"]
@@ -41,7 +41,8 @@ def test_sigkill_mid_batch_then_restart_accounts_for_every_request(tmp_path):
                      for line in http.get(f"/v1/messages/batches/{batch_id}/results").content.splitlines()]
     finally:
         second.stop()
-    assert ended["request_counts"] == {"processing": 0, "succeeded": 40, "errored": 0, "canceled": 0, "expired": 0}
+    assert ended["request_counts"] == {"processing": 0, "succeeded": 40, "errored": 0, "canceled": 0,
+                                       "expired": 0}
     assert sorted(line["custom_id"] for line in lines) == ids
     assert all(line["result"]["message"]["content"][0]["text"] == line["custom_id"] for line in lines)
     assert recorded(data_dir) is None  # a clean stop removes service.json
@@ -61,3 +62,36 @@ def test_ensure_running_reuses_a_detached_service(tmp_path):
     while recorded(data_dir) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert recorded(data_dir) is None
+
+
+def test_spawned_service_requires_its_key_and_never_writes_it(tmp_path):
+    data_dir = tmp_path / "svc"
+    with spawn(data_dir=data_dir, api_key="sk-local-secret") as service:
+        with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:
+            assert http.get("/v1/messages/batches").status_code == 401
+            ok = http.get("/v1/messages/batches", headers={"x-api-key": "sk-local-secret"})
+            assert ok.status_code == 200
+        with open(f"/proc/{service.pid}/cmdline", "rb") as cmdline:
+            assert b"sk-local-secret" not in cmdline.read()
+    for path in data_dir.iterdir():
+        if path.is_file():
+            assert b"sk-local-secret" not in path.read_bytes(), path
+
+
+def test_idle_service_exits_by_itself_once_nothing_is_unfinished(tmp_path):
+    data_dir = tmp_path / "svc"
+    service = spawn(data_dir=data_dir, idle_exit_seconds=0.4, engine_options={"latency": 0.3})
+    try:
+        with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:
+            http.post("/v1/messages/batches", json={"requests": [request("a"), request("b")]})
+        proc = service._proc
+        deadline = time.monotonic() + 15
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.returncode == 0
+    finally:
+        service.stop()
+    assert recorded(data_dir) is None
+    with spawn(data_dir=data_dir) as again, httpx.Client(base_url=again.base_url, headers=HEADERS) as http:
+        [batch] = http.get("/v1/messages/batches").json()["data"]
+        assert batch["request_counts"]["succeeded"] == 2  # it finished the batch before leaving

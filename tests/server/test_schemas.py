@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from server_helpers import HEADERS, MODEL, request, wait_ended_http
+from server_helpers import HEADERS, MODEL, create, request, result_lines, wait_ended_http
 
 SPEC = Path(__file__).resolve().parents[2] / ".." / "shared" / "specs" / "anthropic-openapi.json"
 RFC3339_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -53,12 +53,12 @@ def test_batch_objects_list_page_deleted_and_all_result_lines(service_factory):
             else:
                 validate(line["result"]["error"], "ErrorResponse")
 
-        slow = http.post("/v1/messages/batches", json={"requests": [request(f"c{i}") for i in range(50)]}).json()
+        slow = create(http, [request(f"c{i}") for i in range(50)])
         canceling = http.post(f"/v1/messages/batches/{slow['id']}/cancel").json()
         validate(canceling, "MessageBatch")
         assert canceling["cancel_initiated_at"] is not None
         wait_ended_http(http, slow["id"])
-        canceled = [json.loads(x) for x in http.get(f"/v1/messages/batches/{slow['id']}/results").content.splitlines()]
+        canceled = result_lines(http, slow["id"])
         assert "canceled" in {line["result"]["type"] for line in canceled}
         for line in canceled:
             validate(line, "MessageBatchIndividualResponse")
@@ -77,7 +77,7 @@ def test_batch_objects_list_page_deleted_and_all_result_lines(service_factory):
 def test_expired_lines(service_factory):
     service = service_factory(engine_options={"latency": 0.2}, workers=1, ttl_seconds=0.3)
     with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:
-        created = http.post("/v1/messages/batches", json={"requests": [request(f"e{i}") for i in range(6)]}).json()
+        created = create(http, [request(f"e{i}") for i in range(6)])
         ended = wait_ended_http(http, created["id"])
         counts = ended["request_counts"]
         assert counts["expired"] >= 3 and counts["succeeded"] + counts["expired"] == 6

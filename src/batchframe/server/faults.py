@@ -66,7 +66,8 @@ class Faults:
                 raise ValueError(f"{name} must be between 0 and 1")
         unknown = set(self.http_error_statuses) - set(_HTTP_ERRORS)
         if unknown:
-            raise ValueError(f"http_error_statuses: unsupported {sorted(unknown)}; use {sorted(_HTTP_ERRORS)}")
+            raise ValueError(f"http_error_statuses: unsupported {sorted(unknown)}; "
+                             f"use {sorted(_HTTP_ERRORS)}")
 
     @property
     def active(self) -> bool:

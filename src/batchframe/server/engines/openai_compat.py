@@ -31,7 +31,8 @@ _FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
            "content_filter": "refusal"}
 _STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                  404: "not_found_error", 413: "invalid_request_error", 422: "invalid_request_error",
-                 429: "rate_limit_error", 503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
+                 429: "rate_limit_error", 503: "overloaded_error", 504: "timeout_error",
+                 529: "overloaded_error"}
 
 
 @register_engine
@@ -72,7 +73,8 @@ class OpenAICompatibleEngine(Engine):
             answer = self._client.post(self.url, content=orjson.dumps(body),
                                        headers={"content-type": "application/json"})
         except httpx.HTTPError as exc:
-            raise EngineError(f"upstream {self.url} unreachable: {type(exc).__name__}", error_type="api_error") from None
+            raise EngineError(f"upstream {self.url} unreachable: {type(exc).__name__}",
+                              error_type="api_error") from None
         if answer.status_code >= 400:
             kind = _STATUS_TYPES.get(answer.status_code, "api_error")
             raise EngineError(f"upstream answered {answer.status_code}: {answer.text[:300]}", error_type=kind)
@@ -84,7 +86,8 @@ class OpenAICompatibleEngine(Engine):
     def complete_many(self, batch: Sequence[Mapping[str, Any]]) -> list[Completion | EngineError]:
         if len(batch) <= 1 or self.max_concurrency <= 1:
             return super().complete_many(batch)
-        with ThreadPoolExecutor(min(self.max_concurrency, len(batch)), thread_name_prefix="openai-compat") as pool:
+        threads = min(self.max_concurrency, len(batch))
+        with ThreadPoolExecutor(threads, thread_name_prefix="openai-compat") as pool:
             return list(pool.map(self._one, batch))
 
     def _one(self, params: Mapping[str, Any]) -> Completion | EngineError:
