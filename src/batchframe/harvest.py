@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from .errors import TransportError
 from .keys import positions_of
 from .merge import HARVEST_SCHEMA
+from .pricing import batch_cost
 from .providers import Provider
 from .results import ResultParser, dedupe
 from .store import Store
@@ -88,7 +89,8 @@ def harvest_shard(provider: Provider, store: Store, manifest: dict[str, Any], at
     store.write_table(path, indexed, metadata=_metadata(manifest, attempt, shard))
     return {"state": "harvested", "results_file": str(path.relative_to(store.job_dir(name))),
             "n_results": len(rows), "result_counts": _status_counts(table),
-            "input_tokens": _sum(table, "input_tokens"), "output_tokens": _sum(table, "output_tokens")}
+            "input_tokens": _sum(table, "input_tokens"), "output_tokens": _sum(table, "output_tokens"),
+            "cost_usd": _cost(table)}
 
 
 def _with_index(store: Store, name: str, table: pa.Table, rows: np.ndarray) -> pa.Table:
@@ -108,6 +110,18 @@ def _metadata(manifest: dict[str, Any], attempt: int, shard: dict[str, Any]) -> 
 def _status_counts(table: pa.Table) -> dict[str, int]:
     counts = pc.value_counts(table.column("status")).to_pylist()
     return {item["values"]: item["counts"] for item in counts if item["values"] is not None}
+
+
+def _cost(table: pa.Table) -> float | None:
+    """Batch cost of a shard's results (the widget's "cost so far"); None when no row has a known price."""
+    cols = ["model", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+            "cache_read_input_tokens", "cache_creation_1h_input_tokens"]
+    f = table.select(cols).to_pandas(types_mapper=pd.ArrowDtype)
+    cost = batch_cost(f["model"], input_tokens=f["input_tokens"], output_tokens=f["output_tokens"],
+                      cache_creation_input_tokens=f["cache_creation_input_tokens"],
+                      cache_read_input_tokens=f["cache_read_input_tokens"],
+                      cache_creation_1h_input_tokens=f["cache_creation_1h_input_tokens"])
+    return None if cost.isna().all() else float(cost.sum(skipna=True))
 
 
 def _sum(table: pa.Table, column: str) -> int:

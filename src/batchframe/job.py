@@ -78,6 +78,12 @@ class Job:
         return (f"Job(name={self.name!r}, provider={self.provider_name!r}, model={self.model!r}, "
                 f"state={status.state!r}, rows={status.n_rows})")
 
+    def _ipython_display_(self) -> None:
+        """In Jupyter: the live widget (returns at once, updates itself); elsewhere: the status as text."""
+        from .widget import display_job
+
+        display_job(self)
+
     @property
     def name(self) -> str:
         return self._manifest["name"]

@@ -91,5 +91,12 @@ def job_status(manifest: dict[str, Any]) -> JobStatus:
                      shards=shards, n_rows=manifest["n_rows"], n_skipped=manifest["n_skipped"],
                      input_tokens=sum(int(s.get("input_tokens") or 0) for s in records),
                      output_tokens=sum(int(s.get("output_tokens") or 0) for s in records),
+                     cost_usd=_known_sum(s.get("cost_usd") for s in records),
                      created_at=parse_time(manifest.get("created_at")),
                      ended_at=max(ended) if state == "ended" and ended else None)
+
+
+def _known_sum(values: Any) -> float | None:
+    """Sum of the values that are not None; None when all are (no shard harvested, or no known price)."""
+    known = [float(v) for v in values if v is not None]
+    return sum(known) if known else None
