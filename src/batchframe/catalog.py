@@ -104,7 +104,7 @@ def row_counts(store: Store, manifest: dict[str, Any]) -> dict[str, int]:
     status[np.equal(status, None) & (outcome["attempt"] > 0)] = "pending"
     status[outcome["attempt"] == 0] = "skipped"
     values, counts = np.unique(status.astype(str), return_counts=True)
-    found = dict(zip(values.tolist(), counts.tolist()))
+    found = dict(zip(values.tolist(), counts.tolist(), strict=True))
     return {state: int(found.get(state, 0)) for state in ROW_STATES}
 
 

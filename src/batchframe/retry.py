@@ -130,7 +130,7 @@ def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray) 
     source = store.read_table(store.requests_path(name, 1), columns=["position", "body"])
     old = source.column("body").take(pa.array(positions)).to_pylist()  # row p is at position p
     ids = custom_ids(positions, attempt=number)
-    bodies = [orjson.dumps({**orjson.loads(body), "custom_id": cid}) for body, cid in zip(old, ids)]
+    bodies = [orjson.dumps({**orjson.loads(body), "custom_id": cid}) for body, cid in zip(old, ids, strict=True)]
     sizes = np.fromiter((len(b) for b in bodies), dtype=np.int64, count=len(bodies))
     ranges = plan_shards(sizes, ShardLimits(**manifest["limits"]))
     shard = np.zeros(len(bodies), np.int32)

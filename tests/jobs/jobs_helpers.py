@@ -34,8 +34,8 @@ def service_batches(service) -> list[dict]:
     out, after = [], None
     with httpx.Client(base_url=service.base_url, headers=HEADERS, timeout=30) as client:
         for _ in range(1000):
-            page = client.get("/v1/messages/batches",
-                              params={"limit": 1000, **({"after_id": after} if after else {})}).raise_for_status().json()
+            params = {"limit": 1000, **({"after_id": after} if after else {})}
+            page = client.get("/v1/messages/batches", params=params).raise_for_status().json()
             out += page["data"]
             if not page["has_more"]:
                 return out
