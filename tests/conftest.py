@@ -23,12 +23,14 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("BATCHFRAME_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("BATCHFRAME_DATA_DIR", str(tmp_path / "service"))
     monkeypatch.setenv("BATCHFRAME_NO_PROGRESS", "1")
+    # Services that ensure_running() detaches exit after a minute without calls, not after the default hour.
+    monkeypatch.setenv("BATCHFRAME_SERVICE_IDLE_SECONDS", "60")
     yield
 
 
 @pytest.fixture
 def service_factory(tmp_path_factory):
-    """Start local services (``serve_in_thread`` on a fresh tmp data dir unless given); all stopped at teardown.
+    """Start local services (``serve_in_thread``, a fresh tmp data dir unless given); stopped at teardown.
 
     Example: ``svc = service_factory(engine_options={"latency": 0.05}, faults=Faults(...))``.
     """

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # before the imports below: providers put it in the user-agent
+
 from .errors import (
     APIError,
     AuthenticationError,
@@ -13,6 +15,7 @@ from .errors import (
     InputError,
     JobError,
     JobNotFoundError,
+    JobTimeoutError,
     LimitError,
     NotFoundError,
     OverloadedError,
@@ -24,27 +27,40 @@ from .errors import (
     TransportError,
 )
 from .status import JobStatus, ShardStatus
-
-__version__ = "0.1.0"
+from .build import Column, col
+from .http import RetryPolicy
+from .job import Job
+from .shard import ShardLimits
+from .store import Store
+from .submission import submit
+from . import accessor as _accessor  # noqa: E402,F401  (registers df.batch)
 
 __all__ = [
     "APIError",
     "AuthenticationError",
     "BatchframeError",
+    "Column",
     "ConfigError",
     "InputError",
     "JobError",
+    "Job",
     "JobNotFoundError",
     "JobStatus",
+    "JobTimeoutError",
     "LimitError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",
+    "RetryPolicy",
     "ServerError",
     "ServiceError",
+    "ShardLimits",
     "ShardStatus",
+    "Store",
     "TransportError",
     "__version__",
+    "col",
+    "submit",
 ]

@@ -7,7 +7,8 @@
     ├── InputError (ValueError) the DataFrame or an argument cannot be sent (missing column, duplicate labels)
     │   └── LimitError           a request or job is over a limit (batch size, bytes, budget)
     ├── JobError                the job store refuses (unknown job, name clash, locked, corrupt manifest)
-    │   └── JobNotFoundError
+    │   ├── JobNotFoundError
+    │   └── JobTimeoutError (TimeoutError)  wait(timeout=...) ran out; the remote batches keep running
     ├── TransportError          the provider could not be reached, after retries
     ├── APIError                the provider answered with an error envelope, after retries
     │   ├── AuthenticationError   401
@@ -54,8 +55,20 @@ class JobNotFoundError(JobError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class JobTimeoutError(JobError, TimeoutError):
+    """``Job.wait(timeout=...)`` ran out before the job ended. Nothing was canceled."""
+
+
 class TransportError(BatchframeError):
-    """The provider could not be reached (connection refused, timeout) even after retries."""
+    """The provider could not be reached (connection refused, timeout) even after retries.
+
+    ``maybe_sent`` is False when the request provably never left (connection refused), True when the
+    server may have received it (a read timeout after sending): a batch may then exist remotely.
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = True):
+        self.maybe_sent = maybe_sent
+        super().__init__(message)
 
 
 class APIError(BatchframeError):

@@ -143,7 +143,10 @@ class JobWidget:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.box)
+        # The widget view, with the text view as the plain-text fallback (nbconvert, consoles, test logs).
+        bundle = self.box._repr_mimebundle_()
+        bundle["text/plain"] = to_text(self.status)
+        display(bundle, raw=True)
 
     # -- updates (monitor thread) ----------------------------------------------------------------------------
     def _html(self, status: JobStatus) -> str:
@@ -169,7 +172,8 @@ class JobWidget:
 
     def _set_ended(self, ended: bool) -> None:
         self.cancel_button.disabled = ended
-        if ended:
+        if ended:  # greyed out: nothing left to cancel
+            self.cancel_button.button_style = ""
             self._hide_confirm()
 
     # -- buttons (kernel thread) -------------------------------------------------------------------------

@@ -78,6 +78,10 @@ def _lab_env(home: Path, extra: dict[str, str] | None) -> dict[str, str]:
     labconfig = home / "config" / "labconfig"
     labconfig.mkdir(parents=True, exist_ok=True)
     (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": _DISABLED_PLUGINS}))
+    # Start the notebook's kernel without the "Select Kernel" dialog a fresh profile shows.
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True, exist_ok=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"autoStartDefaultKernel": True}))
     env.update(extra or {})
     return env
 
@@ -145,12 +149,16 @@ def chromium_page(*, width: int = 1400, height: int = 1100):
 
 def open_notebook(page, lab: Lab, path: str, *, timeout_ms: int) -> None:
     """Open ``path`` in JupyterLab with its kernel already started, and wait until the kernel is idle."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     lab.start_kernel(path)
     page.goto(lab.page_url(path))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_ms)
-    dialog = page.locator(".jp-Dialog .jp-mod-accept")  # in case Lab still asks which kernel to use
-    if dialog.count():
-        dialog.first.click()
+    try:  # in case Lab still asks which kernel to use (it may ask a moment after the page is drawn)
+        page.wait_for_selector(".jp-Dialog .jp-mod-accept", timeout=3000)
+        page.locator(".jp-Dialog .jp-mod-accept").first.click()
+    except PlaywrightTimeout:
+        pass
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=timeout_ms)
 
 

@@ -99,7 +99,8 @@ def test_rate_limit_error_after_retries_are_exhausted(service_factory):
 
 
 def test_count_tokens_and_messages(sdk):
-    params = {"model": MODEL, "system": "Be brief.", "messages": [{"role": "user", "content": "one two three"}]}
+    messages = [{"role": "user", "content": "one two three"}]
+    params = {"model": MODEL, "system": "Be brief.", "messages": messages}
     counted = sdk.messages.count_tokens(**params)
     assert counted.input_tokens == 5
     message = sdk.messages.create(max_tokens=2, **params)
@@ -114,3 +115,17 @@ def test_legacy_beta_namespace(sdk):
     assert sdk.beta.messages.batches.retrieve(batch.id).request_counts.succeeded == 1
     [line] = list(sdk.beta.messages.batches.results(batch.id))
     assert line.custom_id == "b1" and line.result.message.content[0].text == "via beta"
+
+
+def test_tool_use_in_a_batch(sdk):
+    tool = {"name": "label", "description": "Label the text",
+            "input_schema": {"type": "object", "required": ["sentiment", "confidence"], "properties": {
+                "sentiment": {"enum": ["pos", "neg"]}, "confidence": {"type": "number", "minimum": 0.5}}}}
+    batch = sdk.messages.batches.create(requests=[
+        request("t1", "great stuff", tools=[tool], tool_choice={"type": "tool", "name": "label"})])
+    wait_ended(sdk, batch.id)
+    [line] = list(sdk.messages.batches.results(batch.id))
+    block = line.result.message.content[0]
+    assert block.type == "tool_use" and block.name == "label"
+    assert block.input["sentiment"] in ("pos", "neg") and block.input["confidence"] >= 0.5
+    assert line.result.message.stop_reason == "tool_use"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,8 +33,25 @@ _HTTP_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "
                404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large"}
 
 
-class ResultsCut(Exception):
-    """Raised inside a results stream to drop the connection (fault ``cut_results_after_bytes``)."""
+class CutStream(StreamingResponse):
+    """A results stream that stops after ``limit`` bytes and returns without finishing the response, so
+    the server drops the connection mid-body (fault ``cut_results_after_bytes``), as a broken network does.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], limit: int):
+        super().__init__(chunks, media_type="application/x-jsonl")
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        sent = 0
+        async for chunk in self.body_iterator:
+            part = bytes(chunk[: self.limit - sent])
+            if part:
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            sent += len(part)
+            if sent >= self.limit:
+                break
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -55,7 +73,8 @@ def _backend(request: Request) -> Backend:
 async def _body(request: Request) -> bytes:
     """The request body, refusing (413) as soon as it is over the service's limit."""
     limit = _backend(request).max_body_bytes
-    too_large = ServiceRequestError("Request exceeds the maximum size", status=413, error_type="request_too_large")
+    too_large = ServiceRequestError("Request exceeds the maximum size", status=413,
+                                    error_type="request_too_large")
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         raise too_large
@@ -75,7 +94,8 @@ async def create_batch(request: Request) -> Response:
 
 async def retrieve_batch(request: Request) -> Response:
     batch = request.path_params["batch_id"]
-    return json_response(await run_in_threadpool(_backend(request).retrieve, batch, base_url=_base_url(request)))
+    batch_object = await run_in_threadpool(_backend(request).retrieve, batch, base_url=_base_url(request))
+    return json_response(batch_object)
 
 
 async def list_batches(request: Request) -> Response:
@@ -90,8 +110,8 @@ def _limit(raw: str) -> int:
     try:
         limit = int(raw)
     except ValueError:
-        raise ServiceRequestError("limit: Input should be a valid integer, unable to parse string as an integer"
-                                  ) from None
+        raise ServiceRequestError(
+            "limit: Input should be a valid integer, unable to parse string as an integer") from None
     if not 1 <= limit <= 1000:
         bound = "greater than or equal to 1" if limit < 1 else "less than or equal to 1000"
         raise ServiceRequestError(f"limit: Input should be {bound}")
@@ -100,7 +120,8 @@ def _limit(raw: str) -> int:
 
 async def cancel_batch(request: Request) -> Response:
     batch = request.path_params["batch_id"]
-    return json_response(await run_in_threadpool(_backend(request).cancel, batch, base_url=_base_url(request)))
+    batch_object = await run_in_threadpool(_backend(request).cancel, batch, base_url=_base_url(request))
+    return json_response(batch_object)
 
 
 async def delete_batch(request: Request) -> Response:
@@ -112,18 +133,8 @@ async def batch_results(request: Request) -> Response:
     chunks = await run_in_threadpool(backend.results, request.path_params["batch_id"])
     cut = backend.faults.faults.cut_results_after_bytes
     if cut is not None:
-        chunks = _cut(chunks, cut)
+        return CutStream(chunks, cut)
     return StreamingResponse(chunks, media_type="application/x-jsonl")
-
-
-def _cut(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
-    sent = 0
-    for chunk in chunks:
-        if sent + len(chunk) > limit:
-            yield chunk[: limit - sent]
-            raise ResultsCut(f"results stream cut after {limit} bytes (injected fault)")
-        sent += len(chunk)
-        yield chunk
 
 
 async def create_message(request: Request) -> Response:
@@ -163,7 +174,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     message = "Not Found" if status == 404 else str(exc.detail)
-    err = ServiceRequestError(message, status=status, error_type=_HTTP_TYPES.get(status, "invalid_request_error"))
+    kind = _HTTP_TYPES.get(status, "invalid_request_error")
+    err = ServiceRequestError(message, status=status, error_type=kind)
     return error_response(err, request.scope.get("state", {}).get("request_id"))
 
 
@@ -193,6 +205,7 @@ class ApiMiddleware:
             await send(event)
 
         if scope["path"].startswith("/v1/"):
+            self.backend.last_activity = time.monotonic()
             refusal = await self._refusal(scope)
             if refusal is not None:
                 return await error_response(refusal, request_id)(scope, receive, send_with_id)
@@ -207,7 +220,8 @@ class ApiMiddleware:
         if key is None and headers.get(b"authorization", b"").lower().startswith(b"bearer "):
             key = headers[b"authorization"][7:]
         if not key:
-            return ServiceRequestError("x-api-key header is required", status=401, error_type="authentication_error")
+            return ServiceRequestError("x-api-key header is required", status=401,
+                                       error_type="authentication_error")
         if self._api_key is not None and key.decode("latin-1") != self._api_key:
             return ServiceRequestError("API key is invalid.", status=401, error_type="authentication_error")
         if b"anthropic-version" not in headers:

@@ -8,6 +8,7 @@ raised as :class:`~batchframe.errors.ServiceRequestError`, worded as the real AP
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,15 @@ class Backend:
                                "stop it or choose another --data-dir") from None
         try:
             self.store = Store(self.data_dir)
-            self.engine = engine if isinstance(engine, Engine) else make_engine(engine, **(engine_options or {}))
+            self.engine = (engine if isinstance(engine, Engine)
+                           else make_engine(engine, **(engine_options or {})))
         except BaseException:
             self._lock.release()
             raise
         self.faults = FaultInjector(faults)
         self.ttl_us = int(ttl_seconds * 1_000_000)
         self.max_body_bytes = max_body_bytes
+        self.last_activity = time.monotonic()  # of the last API call (idle exit of detached services)
         self.worker = Worker(self.store, self.engine, self.faults, concurrency=workers)
 
     def start(self) -> None:
@@ -101,7 +104,8 @@ class Backend:
     def retrieve(self, batch: str, *, base_url: str) -> dict[str, Any]:
         return batch_object(self._row(batch), base_url, now_us())
 
-    def list(self, *, before_id: str | None, after_id: str | None, limit: int, base_url: str) -> dict[str, Any]:
+    def list(self, *, before_id: str | None, after_id: str | None, limit: int,
+             base_url: str) -> dict[str, Any]:
         rows, has_more = self.store.list_batches(before_id=before_id, after_id=after_id, limit=limit)
         now = now_us()
         return list_page([batch_object(r, base_url, now) for r in rows], has_more)
@@ -163,7 +167,8 @@ _STATUS = {"invalid_request_error": 400, "authentication_error": 401, "permissio
 
 
 def _sync_error(exc: RequestInvalid) -> ServiceRequestError:
-    return ServiceRequestError(exc.message, status=_STATUS.get(exc.error_type, 400), error_type=exc.error_type)
+    status = _STATUS.get(exc.error_type, 400)
+    return ServiceRequestError(exc.message, status=status, error_type=exc.error_type)
 
 
 def _json(body: bytes) -> Any:
@@ -197,7 +202,8 @@ def parse_create(body: bytes) -> list[tuple[str, bytes]]:
     if not items:
         raise _bad("requests: List should have at least 1 item after validation, not 0")
     if len(items) > MAX_REQUESTS:
-        raise _bad(f"requests: List should have at most {MAX_REQUESTS} items after validation, not {len(items)}")
+        raise _bad(f"requests: List should have at most {MAX_REQUESTS} items after validation, "
+                   f"not {len(items)}")
     out: list[tuple[str, bytes]] = []
     seen: set[str] = set()
     dumps, match = orjson.dumps, _CUSTOM_ID.fullmatch
@@ -213,7 +219,8 @@ def parse_create(body: bytes) -> list[tuple[str, bytes]]:
             extra = sorted(set(params) - PARAMS_KEYS)[0]
             raise _bad(f"requests.{i}.params.{extra}: Extra inputs are not permitted")
         if cid in seen:
-            raise _bad(f"requests: custom_id's must be unique within a batch. Duplicate custom_id found: {cid}")
+            raise _bad("requests: custom_id's must be unique within a batch. "
+                       f"Duplicate custom_id found: {cid}")
         seen.add(cid)
         out.append((cid, dumps(params)))
     return out

@@ -17,16 +17,22 @@ def add_parser(subparsers: Any) -> None:
     """Register ``serve`` on the ``batchframe`` command."""
     p = subparsers.add_parser("serve", help="run the local Message Batches service",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", help="folder of the SQLite state (default: $BATCHFRAME_DATA_DIR or a per-user folder)")
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--data-dir",
+                   help="folder of the SQLite state (default: $BATCHFRAME_DATA_DIR or a per-user folder)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (0 = any free port; default 8765)")
-    p.add_argument("--engine", default="echo", help="engine answering requests: echo, openai-compatible, llama")
+    p.add_argument("--engine", default="echo",
+                   help="engine answering requests: echo, openai-compatible, llama")
     p.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
                    help="engine option (VALUE parsed as JSON when it can be), e.g. latency=0.05; repeatable")
     p.add_argument("--require-api-key", action="store_true",
                    help=f"only accept the key in ${API_KEY_ENV} (any other key gets 401)")
-    p.add_argument("--ttl-seconds", type=float, default=86400, help="batch expiry after creation (default 24 h)")
+    p.add_argument("--ttl-seconds", type=float, default=86400,
+                   help="batch expiry after creation (default 24 h)")
     p.add_argument("--workers", type=int, help="requests processed at once (default: the engine's own)")
+    p.add_argument("--idle-exit-seconds", type=float,
+                   help="exit after this long without API calls once no batch is unfinished (default: never)")
     p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="bodies over this get 413")
     faults = p.add_argument_group("fault injection (off by default; for testing clients)")
     faults.add_argument("--fault-http-error-rate", type=float, default=0.0)
@@ -81,12 +87,14 @@ def run(args: argparse.Namespace) -> int:
         if not api_key:
             raise SystemExit(f"batchframe serve: --require-api-key needs the key in ${API_KEY_ENV}")
     data_dir = args.data_dir or default_data_dir()
-    backend = Backend(data_dir=data_dir, engine=args.engine, engine_options=engine_options(args.engine_option),
+    backend = Backend(data_dir=data_dir, engine=args.engine,
+                      engine_options=engine_options(args.engine_option),
                       faults=faults_from(args), ttl_seconds=args.ttl_seconds, workers=args.workers,
                       max_body_bytes=args.max_body_bytes)
 
     def ready(base_url: str) -> None:
         print(f"batchframe serve: {base_url} (engine {args.engine}, data dir {backend.data_dir})", flush=True)
 
-    run_forever(backend, host=args.host, port=args.port, api_key=api_key, on_ready=ready)
+    run_forever(backend, host=args.host, port=args.port, api_key=api_key, on_ready=ready,
+                idle_exit_seconds=args.idle_exit_seconds)
     return 0

@@ -1,8 +1,7 @@
 """Fault injection for the local service: off by default, switched on by tests and CLI options.
 
 A :class:`Faults` value says what goes wrong; a :class:`FaultInjector` holds the current value (it can be
-swapped while the service runs) and draws the random decisions from seeded generators, one per thread
-that asks, so runs with a seed repeat.
+swapped while the service runs) and draws the random decisions from seeded generators.
 """
 
 from __future__ import annotations
@@ -67,7 +66,8 @@ class Faults:
                 raise ValueError(f"{name} must be between 0 and 1")
         unknown = set(self.http_error_statuses) - set(_HTTP_ERRORS)
         if unknown:
-            raise ValueError(f"http_error_statuses: unsupported {sorted(unknown)}; use {sorted(_HTTP_ERRORS)}")
+            raise ValueError(f"http_error_statuses: unsupported {sorted(unknown)}; "
+                             f"use {sorted(_HTTP_ERRORS)}")
 
     @property
     def active(self) -> bool:
@@ -76,31 +76,33 @@ class Faults:
 
 
 class FaultInjector:
-    """The service's current faults, replaceable at run time with :meth:`set`."""
+    """The service's current faults, replaceable at run time with :meth:`set`.
+
+    API calls and batch requests draw from two generators seeded from ``Faults.seed``, so with a seed the
+    sequence of injected errors repeats from run to run.
+    """
 
     def __init__(self, faults: Faults | None = None):
-        self._local = threading.local()
+        self._lock = threading.Lock()
         self.set(faults or Faults())
 
     def set(self, faults: Faults) -> None:
         """Switch to new faults (takes effect on the next call and the next request processed)."""
-        self.faults = faults
-        self._generation = getattr(self, "_generation", 0) + 1
-
-    def _rng(self) -> random.Random:
-        local = self._local
-        if getattr(local, "generation", None) != self._generation:
-            seed = self.faults.seed
-            local.rng = random.Random(None if seed is None else f"{seed}-{threading.current_thread().name}")
-            local.generation = self._generation
-        return local.rng
+        with self._lock:
+            seed = faults.seed
+            self._http_rng = random.Random(None if seed is None else f"{seed}-http")
+            self._request_rng = random.Random(None if seed is None else f"{seed}-requests")
+            self.faults = faults
 
     def http_error(self) -> ServiceRequestError | None:
         """The injected error for this API call, or None to serve it."""
         f = self.faults
-        if not f.http_error_rate or self._rng().random() >= f.http_error_rate:
+        if not f.http_error_rate:
             return None
-        status = self._rng().choice(f.http_error_statuses)
+        with self._lock:
+            if self._http_rng.random() >= f.http_error_rate:
+                return None
+            status = self._http_rng.choice(f.http_error_statuses)
         error_type, message = _HTTP_ERRORS[status]
         headers = {}
         if status == 429:
@@ -111,6 +113,9 @@ class FaultInjector:
     def request_error(self) -> tuple[str, str] | None:
         """(error_type, message) for a batch request to fail with, or None to process it."""
         f = self.faults
-        if not f.request_error_rate or self._rng().random() >= f.request_error_rate:
+        if not f.request_error_rate:
             return None
+        with self._lock:
+            if self._request_rng.random() >= f.request_error_rate:
+                return None
         return f.request_error_type, f"Injected {f.request_error_type} for this request."

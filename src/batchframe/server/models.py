@@ -28,7 +28,8 @@ _CLAUDE: dict[str, tuple[str, int]] = {
     "claude-3-opus-latest": ("claude-3-opus-20240229", 4096),
 }
 #: Every accepted Claude id (alias or dated) -> (dated id, max output tokens).
-CLAUDE_MODELS: dict[str, tuple[str, int]] = {**_CLAUDE, **{dated: (dated, cap) for dated, cap in _CLAUDE.values()}}
+CLAUDE_MODELS: dict[str, tuple[str, int]] = {
+    **_CLAUDE, **{dated: (dated, cap) for dated, cap in _CLAUDE.values()}}
 #: Cap on max_tokens for the engine's own model names.
 ENGINE_MAX_TOKENS = 64000
 
@@ -77,11 +78,13 @@ def check_params(params: Any, engine_models: tuple[str, ...], *, batch: bool = T
     model, cap = _resolve_model(params["model"], engine_models)
     _check_max_tokens(params["max_tokens"], cap, model, batch=batch)
     if params.get("stream"):
-        raise RequestInvalid("invalid_request_error", "stream: Streaming is not supported in Message Batches.")
+        raise RequestInvalid("invalid_request_error",
+                             "stream: Streaming is not supported in Message Batches.")
     check_messages(params["messages"])
     stops = params.get("stop_sequences")
     if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) for s in stops)):
-        raise RequestInvalid("invalid_request_error", "stop_sequences: Input should be a valid list of strings")
+        raise RequestInvalid("invalid_request_error",
+                             "stop_sequences: Input should be a valid list of strings")
     return model
 
 

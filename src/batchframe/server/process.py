@@ -19,6 +19,11 @@ from .faults import Faults
 from .runner import API_KEY_ENV, LocalService, default_data_dir, healthy, recorded
 
 LOG_FILE = "serve.log"
+#: A detached service exits after this long without API calls once no batch is unfinished (or when its
+#: data dir is deleted); ``ensure_running`` starts a new one when needed.
+#: Override with $BATCHFRAME_SERVICE_IDLE_SECONDS.
+IDLE_ENV = "BATCHFRAME_SERVICE_IDLE_SECONDS"
+DEFAULT_IDLE_SECONDS = 3600.0
 
 
 class ProcessService(LocalService):
@@ -41,7 +46,7 @@ class ProcessService(LocalService):
 def serve_args(*, data_dir: Path, engine: str = "echo", engine_options: dict[str, Any] | None = None,
                port: int = 0, api_key: str | None = None, faults: Faults | None = None,
                ttl_seconds: float = 86400, workers: int | None = None,
-               max_body_bytes: int | None = None) -> list[str]:
+               max_body_bytes: int | None = None, idle_exit_seconds: float | None = None) -> list[str]:
     """The ``batchframe serve`` command line for these options (the key travels in the environment).
 
     Examples
@@ -55,6 +60,8 @@ def serve_args(*, data_dir: Path, engine: str = "echo", engine_options: dict[str
         args += ["--workers", str(workers)]
     if max_body_bytes is not None:
         args += ["--max-body-bytes", str(max_body_bytes)]
+    if idle_exit_seconds is not None:
+        args += ["--idle-exit-seconds", repr(float(idle_exit_seconds))]
     if api_key is not None:
         args += ["--require-api-key"]
     if faults is not None:
@@ -88,10 +95,12 @@ def _env(api_key: str | None) -> dict[str, str]:
 
 def spawn(*, data_dir: str | Path, engine: str = "echo", engine_options: dict[str, Any] | None = None,
           port: int = 0, api_key: str | None = None, faults: Faults | None = None, ttl_seconds: float = 86400,
-          workers: int | None = None, max_body_bytes: int | None = None, timeout: float = 120.0) -> LocalService:
+          workers: int | None = None, max_body_bytes: int | None = None,
+          idle_exit_seconds: float | None = None, timeout: float = 120.0) -> LocalService:
     """Run ``batchframe serve`` in a child process and wait until it answers ``/health``.
 
-    Options are those of :func:`serve_in_thread`. Its output goes to ``<data_dir>/serve.log``.
+    Options are those of :func:`serve_in_thread`, plus ``idle_exit_seconds`` (exit after that long without
+    API calls once no batch is unfinished). Its output goes to ``<data_dir>/serve.log``.
 
     Examples
     --------
@@ -104,7 +113,7 @@ def spawn(*, data_dir: str | Path, engine: str = "echo", engine_options: dict[st
     data_dir.mkdir(parents=True, exist_ok=True)
     args = serve_args(data_dir=data_dir, engine=engine, engine_options=engine_options, port=port,
                       api_key=api_key, faults=faults, ttl_seconds=ttl_seconds, workers=workers,
-                      max_body_bytes=max_body_bytes)
+                      max_body_bytes=max_body_bytes, idle_exit_seconds=idle_exit_seconds)
     with open(data_dir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=_env(api_key))
@@ -164,7 +173,9 @@ def ensure_running(*, data_dir: str | Path | None = None, engine: str | None = N
                    engine_options: dict[str, Any] | None = None, timeout: float = 300.0) -> str:
     """Base URL of a live service for ``data_dir``: the recorded one if healthy, else a new detached one.
 
-    The new service outlives this process (a notebook kernel can restart and find it again).
+    The new service outlives this process (a notebook kernel can restart and find it again). It exits by
+    itself after ``$BATCHFRAME_SERVICE_IDLE_SECONDS`` (default 1 h) without API calls once no batch is
+    unfinished, or when its data dir is deleted; state stays in the data dir for the next one.
 
     Raises
     ------
@@ -183,10 +194,11 @@ def ensure_running(*, data_dir: str | Path | None = None, engine: str | None = N
         status = healthy(info["base_url"], data_dir) if info else None
         if info and status:
             if engine is not None and status.get("engine") != engine:
-                raise ServiceError(f"a batchframe service with engine {status.get('engine')!r} already runs on "
-                                   f"{data_dir} (pid {info.get('pid')}); stop it to use engine {engine!r}")
+                raise ServiceError(f"a batchframe service with engine {status.get('engine')!r} already runs "
+                                   f"on {data_dir} (pid {info.get('pid')}); stop it to use engine {engine!r}")
             return info["base_url"]
-        args = serve_args(data_dir=data_dir, engine=engine or "echo", engine_options=engine_options)
+        args = serve_args(data_dir=data_dir, engine=engine or "echo", engine_options=engine_options,
+                          idle_exit_seconds=float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_SECONDS)))
         launched = subprocess.run([sys.executable, "-c", _LAUNCHER, str(data_dir / LOG_FILE), *args],
                                   capture_output=True, text=True, env=_env(None), timeout=60, check=True)
         pid = int(launched.stdout.strip())

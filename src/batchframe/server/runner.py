@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -64,13 +65,15 @@ class LocalService:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.base_url} data_dir={str(self.data_dir)!r} engine={self.engine!r}>"
+        name = type(self).__name__
+        return f"<{name} {self.base_url} data_dir={str(self.data_dir)!r} engine={self.engine!r}>"
 
 
 class ThreadService(LocalService):
     """uvicorn serving in a daemon thread of this process."""
 
-    def __init__(self, backend: Backend, server: uvicorn.Server, thread: threading.Thread, sock: socket.socket):
+    def __init__(self, backend: Backend, server: uvicorn.Server, thread: threading.Thread,
+                 sock: socket.socket):
         host, port = sock.getsockname()[:2]
         super().__init__(f"http://{host}:{port}", backend.data_dir, backend.engine.name)
         self.backend, self._server, self._thread, self._sock = backend, server, thread, sock
@@ -90,10 +93,11 @@ class ThreadService(LocalService):
         self.backend.close()
 
 
-def serve_in_thread(*, data_dir: str | Path, engine: str = "echo", engine_options: dict[str, Any] | None = None,
-                    port: int = 0, api_key: str | None = None, faults: Faults | None = None,
-                    ttl_seconds: float = 86400, workers: int | None = None,
-                    max_body_bytes: int = MAX_BODY_BYTES, host: str = "127.0.0.1") -> LocalService:
+def serve_in_thread(*, data_dir: str | Path, engine: str = "echo",
+                    engine_options: dict[str, Any] | None = None, port: int = 0,
+                    api_key: str | None = None, faults: Faults | None = None, ttl_seconds: float = 86400,
+                    workers: int | None = None, max_body_bytes: int = MAX_BODY_BYTES,
+                    host: str = "127.0.0.1") -> LocalService:
     """Start the service in a background thread on a free 127.0.0.1 port.
 
     Parameters
@@ -116,7 +120,7 @@ def serve_in_thread(*, data_dir: str | Path, engine: str = "echo", engine_option
 
     Examples
     --------
-    >>> with serve_in_thread(data_dir=tmp_path, engine_options={"latency": 0.01}) as service:  # doctest: +SKIP
+    >>> with serve_in_thread(data_dir=tmp_path) as service:  # doctest: +SKIP
     ...     print(service.base_url)
     http://127.0.0.1:38211
     """
@@ -168,15 +172,26 @@ def _wait_started(server: uvicorn.Server, thread: threading.Thread, timeout: flo
 
 
 def run_forever(backend: Backend, *, host: str, port: int, api_key: str | None,
-                on_ready: Any = None) -> None:
-    """Serve in this thread until SIGINT/SIGTERM (the ``batchframe serve`` command)."""
+                on_ready: Any = None, idle_exit_seconds: float | None = None) -> None:
+    """Serve in this thread until SIGINT/SIGTERM (the ``batchframe serve`` command).
+
+    With ``idle_exit_seconds``, also stop once no API call came for that long and no batch is unfinished,
+    or as soon as the data dir is gone: a detached service then never outlives its use.
+    """
     sock = _bind(host, port)
     address = sock.getsockname()
     base_url = f"http://{address[0]}:{address[1]}"
     server = uvicorn.Server(_config(backend, api_key))
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default action that would
+    # kill the process before the clean-up below. Shutting down is already under way, so ignore it.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         ready = threading.Thread(target=_announce, args=(server, backend, base_url, on_ready), daemon=True)
         ready.start()
+        if idle_exit_seconds is not None:
+            threading.Thread(target=_exit_when_idle, args=(server, backend, idle_exit_seconds),
+                             daemon=True).start()
         server.run(sockets=[sock])
     finally:
         sock.close()
@@ -192,6 +207,14 @@ def _announce(server: uvicorn.Server, backend: Backend, base_url: str, on_ready:
         record(backend.data_dir, os.getpid(), base_url, backend.engine.name)
         if on_ready is not None:
             on_ready(base_url)
+
+
+def _exit_when_idle(server: uvicorn.Server, backend: Backend, idle_seconds: float) -> None:
+    while not server.should_exit:  # ends with the server
+        time.sleep(min(5.0, max(0.05, idle_seconds / 4)))
+        idle = time.monotonic() - backend.last_activity
+        if not backend.data_dir.exists() or (idle > idle_seconds and not backend.store.has_pending()):
+            server.should_exit = True
 
 
 # -- service.json --------------------------------------------------------------------------------------------

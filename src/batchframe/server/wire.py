@@ -52,7 +52,7 @@ def message(completion: Completion, model: str, *, service_tier: str) -> dict[st
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": completion.content,
+        "content": [_full_block(b) for b in completion.content],
         "stop_reason": completion.stop_reason,
         "stop_sequence": completion.stop_sequence,
         "stop_details": None,
@@ -68,6 +68,16 @@ def message(completion: Completion, model: str, *, service_tier: str) -> dict[st
             "inference_geo": "not_available",
         },
     }
+
+
+def _full_block(block: dict[str, Any]) -> dict[str, Any]:
+    # The spec requires these fields on response blocks; engines may leave them out.
+    kind = block.get("type")
+    if kind == "text" and "citations" not in block:
+        return {**block, "citations": None}
+    if kind == "tool_use" and "caller" not in block:
+        return {**block, "caller": {"type": "direct"}}
+    return block
 
 
 def error_envelope(error_type: str, message: str, request_id: str | None) -> dict[str, Any]:

@@ -30,7 +30,8 @@ _MAX_IDLE_WAIT = 1.0  # seconds; also bounds how late an expiry is noticed
 class Worker:
     """Processes the queue in a background thread; :meth:`wake` after adding work or canceling."""
 
-    def __init__(self, store: Store, engine: Engine, faults: FaultInjector, *, concurrency: int | None = None):
+    def __init__(self, store: Store, engine: Engine, faults: FaultInjector, *,
+                 concurrency: int | None = None):
         self.store = store
         self.engine = engine
         self.faults = faults
@@ -99,7 +100,8 @@ class Worker:
             todo.append((rid, seq, cid, self.model_for(params, model), params))
         for (rid, seq, cid, model, _), answer in zip(todo, self._complete([t[4] for t in todo]), strict=True):
             if isinstance(answer, Completion):
-                out.append((rid, seq, "succeeded", succeeded_line(cid, message(answer, model, service_tier="batch"))))
+                line = succeeded_line(cid, message(answer, model, service_tier="batch"))
+                out.append((rid, seq, "succeeded", line))
             else:
                 out.append((rid, seq, "errored", errored_line(cid, answer.error_type, answer.message,
                                                               random_id("req_"))))
@@ -111,7 +113,8 @@ class Worker:
         try:
             answers = self.engine.complete_many(batch)
             if len(answers) != len(batch):
-                raise RuntimeError(f"engine {self.engine.name!r} returned {len(answers)} answers for {len(batch)}")
+                raise RuntimeError(f"engine {self.engine.name!r} returned {len(answers)} answers "
+                                   f"for {len(batch)} requests")
             return answers
         except Exception:  # an engine bug must not kill the worker: the chunk becomes api_error lines
             log.exception("engine %r failed on a chunk of %d requests", self.engine.name, len(batch))

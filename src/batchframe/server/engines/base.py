@@ -22,7 +22,7 @@ from ...errors import ServiceError
 class Completion:
     """What an engine produced for one request."""
 
-    content: list[dict[str, Any]]  # Messages content blocks: {"type": "text", ...} / {"type": "tool_use", ...}
+    content: list[dict[str, Any]]  # content blocks: {"type": "text", ...} / {"type": "tool_use", ...}
     stop_reason: str  # "end_turn" | "max_tokens" | "stop_sequence" | "tool_use"
     input_tokens: int
     output_tokens: int
@@ -80,7 +80,7 @@ class Engine(ABC):
 
         return input_tokens(params)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
         """Release resources (model weights, HTTP clients)."""
 
 

@@ -49,7 +49,7 @@ class EchoEngine(Engine):
 
     name: ClassVar[str] = "echo"
     model_ids: ClassVar[tuple[str, ...]] = ("echo",)
-    max_concurrency: ClassVar[int] = 256
+    max_concurrency: ClassVar[int] = 1024
 
     def __init__(self, *, latency: float = 0.0, max_concurrency: int | None = None):
         self.latency = float(latency)

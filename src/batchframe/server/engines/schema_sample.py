@@ -13,7 +13,8 @@ import zlib
 from typing import Any
 
 _FORMATS = {"date": "2024-01-01", "date-time": "2024-01-01T00:00:00Z", "time": "00:00:00",
-            "email": "echo@example.com", "uri": "https://example.com/", "uuid": "00000000-0000-4000-8000-000000000000"}
+            "email": "echo@example.com", "uri": "https://example.com/",
+            "uuid": "00000000-0000-4000-8000-000000000000"}
 
 
 def sample(schema: Any, seed: str, *, root: Any = None, depth: int = 0) -> Any:

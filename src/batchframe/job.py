@@ -1,0 +1,308 @@
+"""The Job: one submit call, its shards (remote batches) and attempts, persisted in the job store.
+
+Every method re-reads the manifest under the job's file lock, so two processes (or a notebook and a
+terminal) can work on one job. The provider connection is opened per operation and closed after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .build import RequestSet
+from .errors import APIError, JobError, JobTimeoutError, TransportError
+from .harvest import harvest_shard
+from .http import RetryPolicy
+from .manifest import iter_shards, job_status, now, record_batch
+from .merge import DEFAULT_PREFIX, HARVEST_SCHEMA, combine, merge_into, to_frame
+from .pricing import batch_cost
+from .progress import TextProgress
+from .providers import Endpoint, Provider, provider_class
+from .shard import shard_body
+from .status import JobStatus
+from .store import Store
+
+_INTERRUPTED = ("\nStopped waiting for job {name!r}. Its remote batches were NOT canceled and keep running; "
+                "re-attach later with Job.open({name!r}) (then .wait() / .results()), or cancel with job.cancel().")
+
+
+class Job:
+    """A submitted DataFrame: shards on a provider, and their results in the job store.
+
+    Examples
+    --------
+    >>> job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=64,
+    ...                       provider="local")  # doctest: +SKIP
+    >>> job.wait(poll_interval=1).counts  # doctest: +SKIP
+    {'processing': 0, 'succeeded': 2, 'errored': 0, 'canceled': 0, 'expired': 0}
+    >>> df.batch.merge(job)  # doctest: +SKIP
+    """
+
+    def __init__(self, name: str, *, store: Store | None = None, endpoint: Endpoint | None = None,
+                 retry: RetryPolicy | None = None):
+        self.store = store or Store()
+        self._manifest = self.store.read_manifest(name)
+        self._endpoint = endpoint
+        self._retry = retry or RetryPolicy()
+        self._api_key: str | None = None
+
+    @classmethod
+    def open(cls, name: str, *, store: str | Store | None = None, api_key: str | None = None,
+             retry: RetryPolicy | None = None) -> Job:
+        """Re-attach to a job of the store by name (from any process); no network.
+
+        The API key comes from ``api_key`` or the environment (it is never stored); the provider and
+        base URL from the manifest.
+
+        Examples
+        --------
+        >>> job = Job.open("reviews")  # doctest: +SKIP
+        """
+        job = cls(name, store=store if isinstance(store, Store) else Store(store), retry=retry)
+        job._api_key = api_key
+        return job
+
+    def __repr__(self) -> str:
+        status = self.status
+        return (f"Job(name={self.name!r}, provider={self.provider_name!r}, model={self.model!r}, "
+                f"state={status.state!r}, rows={status.n_rows})")
+
+    def _ipython_display_(self) -> None:
+        """In Jupyter: the live widget (returns at once, updates itself); elsewhere: the status as text."""
+        from .widget import display_job
+
+        display_job(self)
+
+    @property
+    def name(self) -> str:
+        return self._manifest["name"]
+
+    @property
+    def provider_name(self) -> str:
+        return self._manifest["provider"]
+
+    @property
+    def model(self) -> str:
+        return self._manifest["model"]
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A copy of the last manifest read (plain JSON data)."""
+        return _copy(self._manifest)
+
+    @property
+    def status(self) -> JobStatus:
+        """Last known status, from the manifest; no network. :meth:`refresh` asks the provider."""
+        return job_status(self._manifest)
+
+    # -- network steps --------------------------------------------------------------------------------
+    @contextmanager
+    def _session(self) -> Iterator[tuple[dict[str, Any], Provider]]:
+        """Hold the job lock, re-read the manifest and open the provider for one operation."""
+        with self.store.lock(self.name):
+            self._manifest = self.store.read_manifest(self.name)
+            with provider_class(self.provider_name)(self._resolve(), retry=self._retry) as provider:
+                yield self._manifest, provider
+
+    def _resolve(self) -> Endpoint:
+        if self._endpoint is None:
+            m = self._manifest
+            options = {"data_dir": m["data_dir"]} if m.get("data_dir") else {}
+            base_url = None if options else m["base_url"]
+            self._endpoint = provider_class(m["provider"]).resolve(api_key=self._api_key, base_url=base_url,
+                                                                   **options)
+        return self._endpoint
+
+    def _save(self) -> None:
+        self._manifest["updated_at"] = now()
+        self.store.write_manifest(self.name, self._manifest)
+
+    def send_unsent(self, requests: RequestSet | None = None) -> JobStatus:
+        """Send every shard that has no remote batch yet (``planned``, or ``failed`` = refused).
+
+        Shards left ``creating`` by an interrupted process are not resent: a batch may exist for them.
+        """
+        with self._session() as (manifest, provider):
+            for attempt, shard in iter_shards(manifest):
+                if shard["state"] in ("planned", "failed"):
+                    self._send_shard(provider, attempt, shard, requests if attempt == 1 else None)
+        return self.status
+
+    def _send_shard(self, provider: Provider, attempt: int, shard: dict, requests: RequestSet | None) -> None:
+        lines = self._shard_lines(attempt, shard["index"], requests)
+        shard.update(state="creating", intent_at=now(), error=None)
+        self._save()  # persisted BEFORE the POST: a crash after it is detectable
+        try:
+            batch = provider.create(shard_body(lines))
+        except APIError as exc:
+            shard.update(state="failed", error={"status": exc.status, "type": exc.error_type,
+                                                "message": exc.message, "request_id": exc.request_id})
+            self._save()
+            raise
+        except TransportError as exc:
+            shard.update(state="creating" if exc.maybe_sent else "planned", error={"message": str(exc)})
+            self._save()
+            raise
+        record_batch(shard, batch)
+        self._save()  # the batch id, right after the POST
+
+    def _shard_lines(self, attempt: int, index: int, requests: RequestSet | None) -> list[bytes]:
+        if requests is not None:  # still in memory from this submit: shards are consecutive runs of bodies
+            shards = self._manifest["attempts"][0]["shards"]
+            start = sum(s["n_requests"] for s in shards[:index])
+            return requests.bodies[start:start + shards[index]["n_requests"]]
+        table = self.store.read_table(self.store.requests_path(self.name, attempt), columns=["shard", "body"])
+        table = table.filter(pc.equal(table.column("shard"), index))
+        return table.column("body").to_pylist()
+
+    def refresh(self) -> JobStatus:
+        """Ask the provider about every running shard; download and persist the results of ended ones.
+
+        Examples
+        --------
+        >>> job.refresh().state  # doctest: +SKIP
+        'in_progress'
+        """
+        with self._session() as (manifest, provider):
+            for attempt, shard in iter_shards(manifest):
+                if shard["state"] == "submitted":
+                    record_batch(shard, provider.retrieve(shard["batch_id"]))
+                    self._save()
+                if shard["state"] == "ended":
+                    shard.update(harvest_shard(provider, self.store, manifest, attempt, shard))
+                    self._save()
+        return self.status
+
+    def wait(self, poll_interval: float = 10.0, timeout: float | None = None) -> JobStatus:
+        """Block until every shard has ended and its results are stored; show a progress bar.
+
+        Ctrl-C stops waiting and says so; it does not cancel the remote batches.
+
+        Parameters
+        ----------
+        poll_interval : float
+            Seconds between refreshes.
+        timeout : float, optional
+            Raise :class:`batchframe.errors.JobTimeoutError` after this many seconds.
+
+        Examples
+        --------
+        >>> job.wait(poll_interval=5, timeout=3600).state  # doctest: +SKIP
+        'ended'
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = TextProgress(self.name, total=sum(s.n_requests for s in self.status.shards))
+        ok = False
+        try:
+            while True:
+                status = self.refresh()
+                bar.update(status)
+                if self._finished(status):
+                    ok = status.counts["succeeded"] == sum(s.n_requests for s in status.shards)
+                    return status
+                time.sleep(self._pause(poll_interval, deadline, timeout))
+        except KeyboardInterrupt:
+            print(_INTERRUPTED.format(name=self.name), file=sys.stderr)
+            raise
+        finally:
+            bar.close(ok=ok)
+
+    async def wait_async(self, poll_interval: float = 10.0, timeout: float | None = None) -> JobStatus:
+        """Like :meth:`wait` without blocking the event loop (refreshes run in a worker thread).
+
+        Examples
+        --------
+        >>> status = await job.wait_async(poll_interval=5)  # doctest: +SKIP
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = await asyncio.to_thread(self.refresh)
+            if self._finished(status):
+                return status
+            await asyncio.sleep(self._pause(poll_interval, deadline, timeout))
+
+    def _finished(self, status: JobStatus) -> bool:
+        if status.state == "unsent":
+            bad = [s for _, s in iter_shards(self._manifest) if s["state"] in ("planned", "creating", "failed")]
+            raise JobError(f"job {self.name!r}: shard {bad[0]['index']} has no remote batch (state "
+                           f"{bad[0]['state']!r}, {bad[0].get('error')}); submit again to send it")
+        return status.ended
+
+    def _pause(self, poll_interval: float, deadline: float | None, timeout: float | None) -> float:
+        if deadline is None:
+            return poll_interval
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise JobTimeoutError(f"job {self.name!r} still running after {timeout} s; its batches keep running "
+                                  f"(re-attach with Job.open({self.name!r}))")
+        return min(poll_interval, left)
+
+    def cancel(self) -> JobStatus:
+        """Ask the provider to cancel every shard still running. Rows already done keep their results.
+
+        Examples
+        --------
+        >>> job.cancel().state  # doctest: +SKIP
+        'canceling'
+        """
+        with self._session() as (manifest, provider):
+            for _, shard in iter_shards(manifest):
+                if shard["state"] == "submitted" and shard.get("processing_status") == "in_progress":
+                    record_batch(shard, provider.cancel(shard["batch_id"]))
+                    self._save()
+        return self.status
+
+    # -- results ----------------------------------------------------------------------------------------
+    def results(self, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
+        """The result columns, one row per source row, indexed like the submitted frame.
+
+        Rows not harvested yet are ``pending``; rows never sent are ``skipped``.
+
+        Examples
+        --------
+        >>> job.results()["llm_status"].value_counts()  # doctest: +SKIP
+        """
+        with self.store.lock(self.name):
+            self._manifest = self.store.read_manifest(self.name)
+            source = self.store.read_table(self.store.requests_path(self.name, 1), columns=["position", "shard"])
+            tables = [self.store.read_table(self.store.job_dir(self.name) / s["results_file"],
+                                            columns=HARVEST_SCHEMA.names)
+                      for _, s in iter_shards(self._manifest) if s["state"] == "harvested"]
+        skipped = source.column("shard").to_numpy() < 0
+        index = source.to_pandas().index  # the index columns come back through the pandas metadata
+        return to_frame(combine(len(skipped), skipped, tables, pricer=_price), index, prefix)
+
+    def merge(self, df: pd.DataFrame, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
+        """``df`` with the result columns added (see :func:`batchframe.merge.merge_into`)."""
+        return merge_into(df, self.results(prefix=prefix))
+
+    def batch_ids(self) -> list[str]:
+        """Remote batch ids of every shard that has one."""
+        return [s["batch_id"] for _, s in iter_shards(self._manifest) if s.get("batch_id")]
+
+
+def _price(aligned: pa.Table) -> pa.Array:
+    """Batch cost per row (null when there is no usage or the model has no known price)."""
+    frame = aligned.select(["model", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+                            "cache_read_input_tokens", "cache_creation_1h_input_tokens"]).to_pandas(
+        types_mapper=pd.ArrowDtype)
+    cost = batch_cost(frame["model"], input_tokens=frame["input_tokens"], output_tokens=frame["output_tokens"],
+                      cache_creation_input_tokens=frame["cache_creation_input_tokens"],
+                      cache_read_input_tokens=frame["cache_read_input_tokens"],
+                      cache_creation_1h_input_tokens=frame["cache_creation_1h_input_tokens"])
+    return pa.array(cost.to_numpy(dtype="float64", na_value=np.nan), pa.float64(),
+                    mask=cost.isna().to_numpy(dtype=bool))
+
+
+def _copy(data: Any) -> Any:
+    return copy.deepcopy(data)

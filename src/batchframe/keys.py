@@ -1,0 +1,75 @@
+"""Row keys: the custom_id of every request, and the way back from a custom_id to a row.
+
+A custom_id must match ``^[a-zA-Z0-9_-]{1,64}$`` and be unique within a batch, while index labels can
+be anything (unicode, spaces, timestamps, tuples, duplicates). So batchframe never puts a label in a
+custom_id: it keys rows **by position** in the submitted frame.
+
+* Attempt 1 sends row ``p`` (0-based position) as ``r{p}``, e.g. ``r0``, ``r41``.
+* A later attempt ``a`` (a retry) sends it as ``r{p}-a{a}``.
+
+The mapping custom_id -> position -> index label is also persisted with the requests (``requests.parquet``
+in the job store), and results are matched through that persisted table, never by result order. Because
+keys are positions, duplicate index labels cannot mis-map a row.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: The API's custom_id rule.
+CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def custom_id(position: int, attempt: int = 1) -> str:
+    """The custom_id of the row at ``position`` in ``attempt``.
+
+    Examples
+    --------
+    >>> custom_id(7)
+    'r7'
+    >>> custom_id(7, attempt=2)
+    'r7-a2'
+    """
+    if position < 0 or attempt < 1:
+        raise ValueError(f"bad position {position} / attempt {attempt}")
+    return f"r{position}" if attempt == 1 else f"r{position}-a{attempt}"
+
+
+def custom_ids(positions: np.ndarray, attempt: int = 1) -> list[str]:
+    """custom_ids of many positions at once.
+
+    Examples
+    --------
+    >>> custom_ids(np.array([0, 2]))
+    ['r0', 'r2']
+    """
+    suffix = "" if attempt == 1 else f"-a{attempt}"
+    return [f"r{p}{suffix}" for p in positions.tolist()]
+
+
+def positions_of(ids: pa.Array | list[str], known: pa.Array, known_positions: np.ndarray) -> np.ndarray:
+    """Row positions of ``ids`` looked up in the persisted mapping; -1 where an id is unknown.
+
+    The lookup goes through the mapping that was sent (``known`` -> ``known_positions``), so an id the
+    job never sent can never land on a row.
+
+    Examples
+    --------
+    >>> positions_of(["r2", "zz", "r0"], pa.array(["r0", "r2"]), np.array([0, 2]))
+    array([ 2, -1,  0])
+    """
+    idx = pc.index_in(pa.array(ids, type=pa.string()), value_set=known.cast(pa.string()))
+    idx_np = idx.to_numpy(zero_copy_only=False)
+    out = np.full(len(idx), -1, dtype=np.int64)
+    valid = ~pd_isnull(idx_np)
+    out[valid] = known_positions[idx_np[valid].astype(np.int64)]
+    return out
+
+
+def pd_isnull(values: np.ndarray) -> np.ndarray:
+    # index_in returns a nullable int array; to_numpy makes nulls NaN (float).
+    return np.isnan(values) if values.dtype.kind == "f" else np.zeros(len(values), dtype=bool)

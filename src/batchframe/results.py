@@ -1,0 +1,205 @@
+"""Results JSONL -> Arrow, streamed.
+
+Bytes are split on ``b"\\n"`` only (never ``str.splitlines``: an answer may contain U+2028); a trailing
+``\\r`` is whitespace. Blocks of complete lines are parsed straight into Arrow by pyarrow's JSON reader
+(:mod:`batchframe.results_arrow`); a block it refuses goes line by line through orjson, each line reduced
+at once to a tuple of scalars. Only Arrow tables are kept, never one Python object per line.
+
+Columns (:data:`RESULT_SCHEMA`): ``custom_id``, ``status`` (the line's ``result.type``), ``text`` (text
+blocks joined), ``stop_reason``, token counts (``cache_creation_1h_input_tokens`` is the 1-hour share of cache writes), ``error_type``/``error_message`` (from the error envelope
+``result.error.error``), ``model``, ``message_id`` and ``tool_use`` (the ``input`` of a tool_use block as
+JSON; a JSON list of inputs when there are several).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+
+from .results_arrow import parse_block
+
+RESULT_SCHEMA = pa.schema([
+    ("custom_id", pa.string()),
+    ("status", pa.string()),
+    ("text", pa.string()),
+    ("stop_reason", pa.string()),
+    ("input_tokens", pa.int64()),
+    ("output_tokens", pa.int64()),
+    ("cache_creation_input_tokens", pa.int64()),
+    ("cache_read_input_tokens", pa.int64()),
+    ("cache_creation_1h_input_tokens", pa.int64()),
+    ("error_type", pa.string()),
+    ("error_message", pa.string()),
+    ("model", pa.string()),
+    ("message_id", pa.string()),
+    ("tool_use", pa.string()),
+])
+_TYPES = [f.type for f in RESULT_SCHEMA]
+_EMPTY: dict = {}
+_NONE_TAIL = (None,) * 12
+
+
+class ResultParser:
+    """Incremental JSONL parser: ``feed`` byte chunks of any size, then ``finish`` for the table.
+
+    Bytes are gathered up to ``chunk_bytes``, cut after the last ``\\n``, and each block of complete
+    lines is parsed at once (:mod:`batchframe.results_arrow`), falling back to orjson line by line.
+
+    Attributes
+    ----------
+    n_bad_lines : int
+        Complete lines that were not a result object (skipped, counted).
+    truncated : bool
+        The stream ended inside a line that does not parse (a cut download).
+
+    Examples
+    --------
+    >>> p = ResultParser()
+    >>> p.feed(b'{"custom_id":"r0","result":{"type":"expired"}}\\r\\n{"custom_id":"r1",')
+    >>> p.feed(b'"result":{"type":"canceled"}}\\n')
+    >>> p.finish().column("status").to_pylist()
+    ['expired', 'canceled']
+    """
+
+    def __init__(self, chunk_bytes: int = 8 << 20):
+        self.chunk_bytes = chunk_bytes
+        self.n_bad_lines = 0
+        self.truncated = False
+        self.table: pa.Table | None = None
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._batches: list[pa.Table] = []
+
+    def feed(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= self.chunk_bytes:
+            buf = b"".join(self._pending)
+            cut = buf.rfind(b"\n") + 1
+            self._parse(buf[:cut])
+            self._pending, self._size = [buf[cut:]], len(buf) - cut
+
+    def finish(self) -> pa.Table:
+        buf = b"".join(self._pending)
+        self._pending, self._size = [], 0
+        cut = buf.rfind(b"\n") + 1
+        self._parse(buf[:cut])
+        tail = buf[cut:]
+        if tail.strip():
+            try:  # a last line without "\n" is fine if it is whole
+                orjson.loads(tail)
+                self._parse(tail + b"\n")
+            except orjson.JSONDecodeError:
+                self.truncated = True
+        self.table = pa.concat_tables(self._batches) if self._batches else RESULT_SCHEMA.empty_table()
+        return self.table
+
+    def _parse(self, block: bytes) -> None:
+        if not block.strip():
+            return
+        parsed = parse_block(block, RESULT_SCHEMA)
+        if parsed is None:
+            parsed = _parse_lines(block)
+        table, bad = parsed
+        self.n_bad_lines += bad
+        if table.num_rows:
+            self._batches.append(table)
+
+
+def _parse_lines(block: bytes) -> tuple[pa.Table, int]:
+    """The line-by-line path: orjson per line, each reduced at once to a tuple of scalars."""
+    rows, bad, loads = [], 0, orjson.loads
+    for line in block.split(b"\n"):
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        if not line.strip():
+            continue
+        try:
+            rows.append(_row(loads(line)))
+        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
+            bad += 1
+    if not rows:
+        return RESULT_SCHEMA.empty_table(), bad
+    arrays = [pa.array(values, type=typ) for values, typ in zip(zip(*rows), _TYPES)]
+    return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA), bad
+
+
+def _row(rec: dict) -> tuple:
+    """One result line as a tuple in :data:`RESULT_SCHEMA` order. Lenient: optional fields may be absent."""
+    cid = rec["custom_id"]
+    res = rec["result"]
+    if not isinstance(cid, str):
+        raise TypeError("custom_id is not a string")
+    kind = res.get("type")
+    if kind == "succeeded":
+        msg = res.get("message") or {}
+        usage = msg.get("usage") or {}
+        text, tool = _content(msg.get("content") or ())
+        return (cid, kind, text, msg.get("stop_reason"), usage.get("input_tokens"), usage.get("output_tokens"),
+                usage.get("cache_creation_input_tokens"), usage.get("cache_read_input_tokens"),
+                (usage.get("cache_creation") or _EMPTY).get("ephemeral_1h_input_tokens"), None, None,
+                msg.get("model"), msg.get("id"), tool)
+    if kind == "errored":
+        envelope = res.get("error") or {}
+        inner = envelope.get("error")
+        inner = inner if isinstance(inner, dict) else envelope  # tolerate an unwrapped error object
+        return (cid, kind, None, None, None, None, None, None, None, inner.get("type"), inner.get("message"),
+                None, None, None)
+    return (cid, kind, *_NONE_TAIL)
+
+
+def _content(blocks) -> tuple[str | None, str | None]:
+    texts, tools = [], []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "tool_use":
+            tools.append(block.get("input"))
+    text = "".join(texts) if texts else None
+    if not tools:
+        return text, None
+    return text, orjson.dumps(tools[0] if len(tools) == 1 else tools).decode()
+
+
+def parse_results(chunks: Iterable[bytes], *, chunk_bytes: int = 8 << 20) -> ResultParser:
+    """Parse an iterable of byte chunks; returns the finished parser (``.table``, ``.truncated``).
+
+    Examples
+    --------
+    >>> parse_results([b'{"custom_id":"a","result":{"type":"expired"}}\\n']).table.num_rows
+    1
+    """
+    parser = ResultParser(chunk_bytes)
+    for chunk in chunks:
+        parser.feed(chunk)
+    parser.finish()
+    return parser
+
+
+def dedupe(table: pa.Table) -> pa.Table:
+    """Keep the first row of every custom_id (a result re-downloaded after a cut stream counts once).
+
+    Examples
+    --------
+    >>> t = parse_results([b'{"custom_id":"a","result":{"type":"expired"}}\\n'] * 2).table
+    >>> dedupe(t).num_rows
+    1
+    """
+    ids = table.column("custom_id").to_numpy(zero_copy_only=False)
+    dup = pd.Index(ids).duplicated(keep="first")
+    return table.filter(pa.array(~dup)) if dup.any() else table
+
+
+def empty_results() -> pa.Table:
+    """A zero-row results table."""
+    return RESULT_SCHEMA.empty_table()
+
+
+def ids_array(table: pa.Table) -> np.ndarray:
+    """The custom_ids of a results table as a NumPy object array."""
+    return table.column("custom_id").to_numpy(zero_copy_only=False)

@@ -1,0 +1,209 @@
+"""The job store: one folder per job under ``$BATCHFRAME_STORE`` (default ``./.batchframe``).
+
+::
+
+    <root>/
+      <job name>/
+        manifest.json                 provider, base URL, model, fingerprint, attempts -> shards
+        requests.parquet              attempt 1: index, position, custom_id, shard, body (one row per frame row)
+        requests-a<N>.parquet         attempt N > 1 (retries): position, custom_id, shard, body
+        results/a<N>-s<MMMM>.parquet  one file per harvested shard, index preserved
+        job.lock                      filelock held while a process changes the job
+
+Every write goes to a temporary file in the same folder and is renamed over the target, so a crash
+leaves either the old file or the new one, never half of one. The API key is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import filelock
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError, JobError, JobNotFoundError
+
+MANIFEST = "manifest.json"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: Seconds to wait for another process that holds a job's lock.
+LOCK_TIMEOUT = 60.0
+
+
+def default_root() -> Path:
+    """``$BATCHFRAME_STORE`` or ``./.batchframe``.
+
+    Examples
+    --------
+    >>> default_root().name  # doctest: +SKIP
+    '.batchframe'
+    """
+    return Path(os.environ.get("BATCHFRAME_STORE") or ".batchframe")
+
+
+def validate_name(name: str) -> str:
+    """A job name is a folder name: letters, digits, ``.``, ``_``, ``-``; no separators, no traversal.
+
+    Examples
+    --------
+    >>> validate_name("reviews-2024")
+    'reviews-2024'
+    >>> validate_name("../etc")
+    Traceback (most recent call last):
+    ...
+    batchframe.errors.InputError: job name '../etc' is not allowed: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise InputError(f"job name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
+    return name
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    Examples
+    --------
+    >>> atomic_write_bytes(Path(tempfile.mkdtemp()) / "x.json", b"{}")
+    """
+    with _temporary(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+@contextmanager
+def _temporary(path: Path) -> Iterator[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(name)
+        os.replace(name, path)
+    finally:
+        if os.path.exists(name):
+            os.unlink(name)
+
+
+class Store:
+    """A job store folder.
+
+    Examples
+    --------
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.names()
+    []
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def job_dir(self, name: str) -> Path:
+        return self.root / validate_name(name)
+
+    def exists(self, name: str) -> bool:
+        return (self.job_dir(name) / MANIFEST).is_file()
+
+    def names(self) -> list[str]:
+        """Names of every job with a manifest, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob(f"*/{MANIFEST}"))
+
+    # -- locks ---------------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self, name: str | None = None) -> Iterator[None]:
+        """Hold the lock of one job, or of the whole store (name None) while choosing a new job's name."""
+        folder = self.job_dir(name) if name else self.root
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(folder / ("job.lock" if name else "store.lock")), timeout=LOCK_TIMEOUT)
+        try:
+            with lock:
+                yield
+        except filelock.Timeout as exc:
+            what = f"job {name!r}" if name else f"store {str(self.root)!r}"
+            raise JobError(f"{what} is locked by another process (waited {LOCK_TIMEOUT:.0f} s)") from exc
+
+    # -- manifest ------------------------------------------------------------------------------------
+    def read_manifest(self, name: str) -> dict[str, Any]:
+        path = self.job_dir(name) / MANIFEST
+        try:
+            return json.loads(path.read_bytes())
+        except FileNotFoundError:
+            known = ", ".join(self.names()[:10]) or "none"
+            raise JobNotFoundError(f"no job named {name!r} in {str(self.root)!r} (jobs: {known})") from None
+        except json.JSONDecodeError as exc:
+            raise JobError(f"manifest of job {name!r} is corrupt: {exc}") from exc
+
+    def write_manifest(self, name: str, manifest: dict[str, Any]) -> None:
+        data = json.dumps(manifest, indent=1, sort_keys=False, default=str).encode()
+        atomic_write_bytes(self.job_dir(name) / MANIFEST, data)
+
+    def find_fingerprint(self, fingerprint: str) -> str | None:
+        """Name of the newest job whose request fingerprint is ``fingerprint``, if any."""
+        found = []
+        for name in self.names():
+            try:
+                manifest = self.read_manifest(name)
+            except JobError:
+                continue
+            if manifest.get("fingerprint") == fingerprint:
+                found.append((manifest.get("created_at", ""), name))
+        return max(found)[1] if found else None
+
+    # -- parquet -------------------------------------------------------------------------------------
+    def requests_path(self, name: str, attempt: int = 1) -> Path:
+        file = "requests.parquet" if attempt == 1 else f"requests-a{attempt}.parquet"
+        return self.job_dir(name) / file
+
+    def results_path(self, name: str, attempt: int, shard: int) -> Path:
+        return self.job_dir(name) / "results" / f"a{attempt}-s{shard:04d}.parquet"
+
+    def write_table(self, path: Path, table: pa.Table, metadata: dict[str, Any] | None = None) -> None:
+        """Write a Parquet file atomically, adding ``metadata`` under the ``batchframe`` key."""
+        if metadata is not None:
+            meta = dict(table.schema.metadata or {})
+            meta[b"batchframe"] = json.dumps(metadata, default=str).encode()
+            table = table.replace_schema_metadata(meta)
+        with _temporary(path) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+
+    def read_table(self, path: Path, columns: list[str] | None = None) -> pa.Table:
+        try:
+            return pq.read_table(path, columns=columns, use_pandas_metadata=True)
+        except FileNotFoundError as exc:
+            raise JobError(f"missing file {str(path)!r} in the job store") from exc
+
+
+def table_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``batchframe`` key-value metadata of a Parquet file written by the store.
+
+    Examples
+    --------
+    >>> table_metadata("results.parquet")["job"]  # doctest: +SKIP
+    'reviews'
+    """
+    raw = pq.read_schema(path).metadata or {}
+    return json.loads(raw.get(b"batchframe", b"{}"))
+
+
+def check_index_storable(index: Any) -> None:
+    """Refuse an index Parquet cannot hold (mixed object types), with what to do instead."""
+    import pandas as pd
+
+    try:
+        pa.Table.from_pandas(pd.DataFrame(index=index[:1000]), preserve_index=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"the frame's index cannot be stored in Parquet ({exc}); convert it, e.g. "
+                         "df.index = df.index.astype(str), or df.reset_index()") from exc

@@ -1,0 +1,160 @@
+"""``df.batch.submit``: build, fingerprint, persist, then send shard by shard.
+
+Idempotency: the fingerprint (provider identity + every request body) is stored in the manifest. A
+submit whose fingerprint is already in the store returns that job and sends only the shards it never
+managed to send (none, normally), so a re-run cell never pays twice. ``new=True`` asks for a new job.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .build import RequestSet, build_requests, preview
+from .errors import InputError, JobError
+from .http import RetryPolicy
+from .job import Job
+from .manifest import FORMAT, now, shard_record
+from .providers import Endpoint, provider_class, resolve_endpoint
+from .shard import ShardLimits, body_size, plan_shards
+from .store import Store, check_index_storable, validate_name
+
+
+def submit(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str, name: str | None = None,
+           provider: str | None = None, api_key: str | None = None, base_url: str | None = None,
+           new: bool = False, max_batch_requests: int | None = None, max_batch_bytes: int | None = None,
+           store: str | Store | None = None, provider_options: dict[str, Any] | None = None,
+           retry: RetryPolicy | None = None, **params: Any) -> Job:
+    """Send every row of ``df`` as Message Batches requests and return the :class:`Job`.
+
+    Parameters
+    ----------
+    df : DataFrame
+    prompt, model, max_tokens, **params
+        See :func:`batchframe.build.build_requests` (templates, per-row columns, documents, images).
+    name : str, optional
+        Job name (a folder of the job store); generated when omitted.
+    provider : {"anthropic", "local"}, optional
+        Default ``$BATCHFRAME_PROVIDER`` or ``"anthropic"`` (which needs ``ANTHROPIC_API_KEY``).
+    api_key, base_url : str, optional
+        Override ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``. The key is never stored.
+    new : bool
+        Submit again even if the same requests were already submitted (pays again).
+    max_batch_requests, max_batch_bytes : int, optional
+        Lower the per-batch limits (defaults: the provider's, 100,000 requests and 256 MB).
+    store : str or Store, optional
+        Job store folder (default ``$BATCHFRAME_STORE`` or ``./.batchframe``).
+    provider_options : dict, optional
+        Extra settings of the provider (for ``local``: ``data_dir``, ``engine``).
+    retry : RetryPolicy, optional
+        Retries and backoff of every HTTP call of this job (in this process).
+
+    Examples
+    --------
+    >>> job = df.batch.submit(prompt="Summarize: {text}", model="claude-haiku-4-5", max_tokens=200,
+    ...                       provider="local")  # doctest: +SKIP
+    >>> job.wait()  # doctest: +SKIP
+    """
+    endpoint = resolve_endpoint(provider, api_key=api_key, base_url=base_url, **(provider_options or {}))
+    limits = _limits(endpoint, max_batch_requests, max_batch_bytes)
+    requests = build_requests(df, prompt=prompt, model=model, max_tokens=max_tokens, **params)
+    if requests.n_sent == 0:
+        raise InputError(f"no row to send: all {requests.n_rows} prompts are empty (NaN, None or blank)")
+    check_index_storable(df.index)
+    store = store if isinstance(store, Store) else Store(store)
+    fingerprint = requests.fingerprint(endpoint.identity)
+    with store.lock():
+        existing = None if new else store.find_fingerprint(fingerprint)
+        fresh = existing is None or _never_sent(store, existing)
+        job_name = existing or _new_name(store, name, fingerprint, new)
+        if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
+            _persist_new(store, job_name, df.index, requests, limits, endpoint, fingerprint, prompt)
+    job = Job(job_name, store=store, endpoint=endpoint, retry=retry)
+    job.send_unsent(requests if fresh else None)
+    return job
+
+
+def _never_sent(store: Store, name: str) -> bool:
+    """True when every shard of the job is ``planned`` or ``failed`` (refused): nothing exists remotely."""
+    with store.lock(name):
+        manifest = store.read_manifest(name)
+    return all(s["state"] in ("planned", "failed") for a in manifest["attempts"] for s in a["shards"])
+
+
+def requests_preview(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str,
+                     **params: Any) -> pd.DataFrame:
+    """Dry run: the request of every row (``custom_id``, ``params``, ``skipped``); nothing is sent.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"q": ["hi", None]})
+    >>> requests_preview(df, prompt="q", model="claude-haiku-4-5", max_tokens=8)["skipped"].tolist()
+    [False, True]
+    """
+    for key in ("name", "provider", "api_key", "base_url", "new", "max_batch_requests", "max_batch_bytes",
+                "store", "provider_options", "retry"):
+        params.pop(key, None)
+    requests = build_requests(df, prompt=prompt, model=model, max_tokens=max_tokens, **params)
+    return preview(requests, df.index)
+
+
+def _limits(endpoint: Endpoint, max_requests: int | None, max_bytes: int | None) -> ShardLimits:
+    own = provider_class(endpoint.provider).limits()
+    wanted = ShardLimits(max_requests=max_requests or own.max_requests, max_bytes=max_bytes or own.max_bytes)
+    return wanted.within(own)
+
+
+def _new_name(store: Store, name: str | None, fingerprint: str, new: bool) -> str:
+    if name is not None:
+        validate_name(name)
+        if store.exists(name):
+            raise JobError(f"job {name!r} already exists with other requests; choose another name, or open it "
+                           f"with Job.open({name!r})")
+        return name
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    base = f"job-{stamp}-{fingerprint[:8]}"
+    candidate, n = base, 1
+    while store.exists(candidate):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def _persist_new(store: Store, name: str, index: pd.Index, requests: RequestSet, limits: ShardLimits,
+                 endpoint: Endpoint, fingerprint: str, prompt: str) -> None:
+    """Write requests.parquet and the manifest (all shards ``planned``) before anything is sent."""
+    sizes = np.fromiter((len(b) for b in requests.bodies), dtype=np.int64, count=requests.n_sent)
+    ranges = plan_shards(sizes, limits)
+    shard_of = np.full(requests.n_rows, -1, dtype=np.int32)
+    for i, (start, stop) in enumerate(ranges):
+        shard_of[requests.positions[start:stop]] = i
+    with store.lock(name):
+        store.write_table(store.requests_path(name, 1), _requests_table(index, requests, shard_of),
+                          metadata={"job": name, "provider": endpoint.provider, "model": requests.model})
+        shards = [shard_record(i, stop - start, body_size(sizes[start:stop])) for i, (start, stop) in enumerate(ranges)]
+        store.write_manifest(name, {
+            "format": FORMAT, "name": name, "provider": endpoint.provider, "identity": endpoint.identity,
+            "base_url": endpoint.base_url, "data_dir": endpoint.data_dir, "model": requests.model,
+            "fingerprint": fingerprint, "created_at": now(), "n_rows": requests.n_rows,
+            "n_skipped": int(requests.skipped.sum()), "request": {"prompt": prompt},
+            "limits": {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes},
+            "attempts": [{"attempt": 1, "created_at": now(), "reason": "submit", "n_requests": requests.n_sent,
+                          "requests_file": store.requests_path(name, 1).name, "shards": shards}]})
+
+
+def _requests_table(index: pd.Index, requests: RequestSet, shard_of: np.ndarray) -> pa.Table:
+    """One row per source row: index labels, position, custom_id, shard (-1 = skipped), body."""
+    n = requests.n_rows
+    ids: list = [None] * n
+    bodies: list = [None] * n
+    for pos, cid, body in zip(requests.positions.tolist(), requests.custom_ids, requests.bodies):
+        ids[pos], bodies[pos] = cid, body
+    frame = pd.DataFrame({"position": np.arange(n, dtype=np.int64)}, index=index)
+    table = pa.Table.from_pandas(frame, preserve_index=True)
+    table = table.append_column("custom_id", pa.array(ids, pa.string()))
+    table = table.append_column("shard", pa.array(shard_of, pa.int32()))
+    return table.append_column("body", pa.array(bodies, pa.binary()))

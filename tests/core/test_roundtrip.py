@@ -1,0 +1,157 @@
+"""Submit -> wait -> merge against the local service over loopback HTTP."""
+
+import asyncio
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import KEY, raw_results, remote_batches, submit, values
+
+import batchframe
+from batchframe.store import table_metadata
+
+INDEXES = {
+    "string": pd.Index(["first row", "zweite Zeile ü", "第三", "x/../y", "spaces  and\ttabs"], name="key"),
+    "multi": pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 9)], names=["grp", "n"]),
+    "datetime": pd.date_range("2024-03-10 01:30", periods=5, freq="37min", tz="America/New_York", name="ts"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(INDEXES))
+def test_round_trip_keeps_the_index_and_puts_each_answer_on_its_row(service, kind):
+    index = INDEXES[kind]
+    df = pd.DataFrame({"q": ["alpha one", None, "gamma\u2028three", "delta four", ""], "other": range(5)},
+                      index=index)
+    job = submit(df, service)
+    status = job.wait(poll_interval=0.05, timeout=60)
+    assert status.state == "ended" and status.counts["succeeded"] == 3 and status.n_skipped == 2
+    merged = df.batch.merge(job)
+    assert merged.index.equals(df.index) and list(merged.columns[:2]) == ["q", "other"]
+    assert merged["llm_status"].tolist() == ["succeeded", "skipped", "succeeded", "succeeded", "skipped"]
+    assert values(merged["llm_text"])[0::2] == ["alpha one", "gamma\u2028three", None]
+    assert merged["llm_text"].iloc[3] == "delta four"
+    assert values(merged["llm_custom_id"]) == ["r0", None, "r2", "r3", None]
+    assert set(merged["llm_batch_id"].dropna()) == set(job.batch_ids())
+    assert (merged["llm_input_tokens"].dropna() > 0).all() and merged["llm_model"].notna().sum() == 3
+    assert isinstance(merged["llm_status"].dtype, pd.ArrowDtype)
+
+
+def test_results_served_shuffled_land_on_the_right_rows(service):
+    n = 300
+    df = pd.DataFrame({"q": [f"row number {i} says {i * 7}" for i in range(n)]},
+                      index=pd.Index([f"id-{i:04d}" for i in range(n)][::-1]))
+    job = submit(df, service)
+    job.wait(poll_interval=0.05, timeout=60)
+    order = raw_results(service, job.batch_ids()[0])
+    assert order != sorted(order, key=lambda c: int(c[1:]))  # the service really shuffles
+    merged = df.batch.merge(job)
+    assert (merged["llm_text"] == merged["q"]).all()
+    assert merged["llm_custom_id"].tolist() == [f"r{i}" for i in range(n)]
+
+
+def test_rerunning_the_same_submit_creates_no_new_remote_batch(service):
+    df = pd.DataFrame({"q": ["a", "b", "c"]})
+    first = submit(df, service, max_batch_requests=2)
+    assert len(remote_batches(service)) == 2
+    again = submit(df, service, max_batch_requests=2)
+    assert again.name == first.name and len(remote_batches(service)) == 2
+    again.wait(poll_interval=0.05, timeout=60)
+    submit(df, service, max_batch_requests=2).wait(poll_interval=0.05, timeout=60)
+    assert len(remote_batches(service)) == 2
+    paid_again = submit(df, service, max_batch_requests=2, new=True)
+    assert paid_again.name != first.name and len(remote_batches(service)) == 4
+
+
+def test_a_different_request_is_a_different_job(service):
+    df = pd.DataFrame({"q": ["a"]})
+    a, b = submit(df, service), submit(df, service, max_tokens=65)
+    assert a.name != b.name and len(remote_batches(service)) == 2
+
+
+def test_shards_by_request_count_and_merges_across_shards(service):
+    df = pd.DataFrame({"q": [f"q{i}" for i in range(1001)]})
+    job = submit(df, service, max_batch_requests=400)
+    assert [s.n_requests for s in job.status.shards] == [400, 400, 201]
+    assert len(remote_batches(service)) == 3
+    job.wait(poll_interval=0.05, timeout=60)
+    merged = df.batch.merge(job)
+    assert (merged["llm_text"] == merged["q"]).all() and merged["llm_batch_id"].nunique() == 3
+
+
+def test_bodies_over_the_byte_limit_shard_by_bytes(service):
+    df = pd.DataFrame({"q": [f"{i} " + "word " * 400 for i in range(30)]})  # ~2 KB per body
+    job = submit(df, service, max_batch_bytes=10_000)
+    sizes = [s["n_bytes"] for s in job.manifest["attempts"][0]["shards"]]
+    assert len(sizes) >= 6 and max(sizes) <= 10_000
+    assert sum(b["request_counts"]["processing"] + b["request_counts"]["succeeded"]
+               for b in remote_batches(service)) == 30
+    job.wait(poll_interval=0.05, timeout=60)
+    assert (df.batch.merge(job)["llm_status"] == "succeeded").all()
+
+
+@pytest.mark.slow
+def test_250001_rows_shard_into_3_batches(service_factory):
+    service = service_factory(engine_options={"latency": 0.0})
+    df = pd.DataFrame({"q": np.char.add("q", np.arange(250_001).astype(str)).astype(object)})
+    job = submit(df, service, max_tokens=4)
+    batches = remote_batches(service)
+    assert sorted(sum(b["request_counts"].values()) for b in batches) == [50_001, 100_000, 100_000]
+    assert [s.n_requests for s in job.status.shards] == [100_000, 100_000, 50_001]
+
+
+def test_job_reopens_by_name_and_exports_parquet_with_metadata(service, tmp_path):
+    df = pd.DataFrame({"q": ["a", "b"]}, index=pd.Index(["x", "y"], name="k"))
+    job = submit(df, service)
+    job.wait(poll_interval=0.05, timeout=60)
+    again = batchframe.Job.open(job.name, api_key=KEY)
+    assert again.status.state == "ended"
+    pd.testing.assert_frame_equal(again.results(), job.results())
+    out = tmp_path / "answers.parquet"
+    df.batch.to_parquet(out, job)
+    back = pd.read_parquet(out)
+    assert back.index.equals(df.index) and back["llm_text"].tolist() == ["a", "b"]
+    meta = table_metadata(out)
+    assert meta["job"] == job.name and meta["batch_ids"] == job.batch_ids() and meta["model"] == "claude-haiku-4-5"
+    shard_file = job.store.job_dir(job.name) / job.manifest["attempts"][0]["shards"][0]["results_file"]
+    assert table_metadata(shard_file)["batch_ids"] == job.batch_ids()
+    assert pd.read_parquet(shard_file).index.isin(df.index).all()
+
+
+def test_wait_async(service):
+    df = pd.DataFrame({"q": ["a", "b"]})
+    job = submit(df, service)
+    status = asyncio.run(job.wait_async(poll_interval=0.05, timeout=60))
+    assert status.ended and job.results()["llm_status"].tolist() == ["succeeded", "succeeded"]
+
+
+def test_wait_timeout_leaves_the_batch_running(service_factory):
+    service = service_factory(engine_options={"latency": 2})
+    job = submit(pd.DataFrame({"q": ["slow"]}), service)
+    with pytest.raises(batchframe.JobTimeoutError, match="keep running"):
+        job.wait(poll_interval=0.05, timeout=0.3)
+    assert remote_batches(service)[0]["processing_status"] == "in_progress"
+    assert job.results()["llm_status"].tolist() == ["pending"]
+
+
+def test_ctrl_c_stops_waiting_without_canceling(service_factory, monkeypatch, capsys):
+    service = service_factory(engine_options={"latency": 2})
+    job = submit(pd.DataFrame({"q": ["slow"]}), service)
+
+    def interrupt(_seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("batchframe.job.time.sleep", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        job.wait(poll_interval=0.05)
+    assert "NOT canceled" in capsys.readouterr().err
+    assert remote_batches(service)[0]["processing_status"] == "in_progress"
+
+
+def test_cancel_marks_unfinished_rows_canceled(service_factory):
+    service = service_factory(engine_options={"latency": 0.5}, workers=1)
+    df = pd.DataFrame({"q": ["a", "b", "c", "d"]})
+    job = submit(df, service)
+    assert job.cancel().state in ("canceling", "ended")
+    job.wait(poll_interval=0.05, timeout=60)
+    statuses = job.results()["llm_status"]
+    assert set(statuses) <= {"canceled", "succeeded"} and (statuses == "canceled").sum() >= 2

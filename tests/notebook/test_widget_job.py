@@ -1,0 +1,96 @@
+"""The widget and the text fallback with a real Job against the local service on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+import batchframe  # noqa: F401  (registers df.batch)
+from batchframe.monitor import Backoff
+from batchframe.widget import JobWidget, display_job
+
+FAST = Backoff(initial=0.1, factor=1.5, maximum=0.5)
+
+
+def _submit(service, n, name):
+    df = pd.DataFrame({"q": [f"question {i}" for i in range(n)]}, index=[f"row-{i}" for i in range(n)])
+    return df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=8, name=name, provider="local",
+                           base_url=service.base_url)
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_widget_follows_a_job_until_it_ends(service_factory):
+    service = service_factory(engine_options={"latency": 0.2, "max_concurrency": 1})
+    job = _submit(service, 8, "follow")
+    view = JobWidget(job, backoff=FAST).start()
+    try:
+        assert view.monitor.running
+        assert view.monitor.join(timeout=30)
+        assert view.monitor.stop_reason == "ended" and view.monitor.polls >= 2
+        html = view.view.value
+        assert 'data-state="ended"' in html and 'data-outcome="success"' in html
+        assert view.status.counts["succeeded"] == 8 and view.status.counts["processing"] == 0
+        assert 'title="succeeded: 8"' in html and "8/8" in html
+        assert view.cancel_button.disabled
+        assert "batchframe-monitor" not in [t.name for t in threading.enumerate()]
+    finally:
+        view.close()
+
+
+def test_cancel_asks_first_then_cancels(service_factory):
+    service = service_factory(engine_options={"latency": 0.5, "max_concurrency": 1})
+    job = _submit(service, 20, "cancel-me")
+    view = JobWidget(job, backoff=FAST).start()
+    try:
+        view.cancel_button.click()
+        assert view.confirm.layout.display == "flex"
+        view.keep_button.click()
+        assert view.confirm.layout.display == "none"
+        time.sleep(0.3)
+        assert view.status.state == "in_progress"  # "No" left the batch alone
+        view.cancel_button.click()
+        view.confirm_button.click()
+        assert view.cancel_button.disabled
+        assert view.monitor.join(timeout=30) and view.monitor.stop_reason == "ended"
+        counts = view.status.counts
+        assert counts["canceled"] > 0 and counts["processing"] == 0
+        assert counts["canceled"] + counts["succeeded"] == 20
+        assert 'data-outcome="failure"' in view.view.value and "#c62828" in view.view.value
+    finally:
+        view.close()
+
+
+def test_refresh_button_polls_a_stopped_monitor(service):
+    job = _submit(service, 3, "refresh")
+    view = JobWidget(job, backoff=FAST)  # not started: Refresh polls once in a short thread
+    view.refresh_button.click()
+    assert _wait_for(lambda: "checked at" in view.message.value)
+    assert _wait_for(lambda: (view.refresh_button.click(), view.status.ended)[1])
+    assert 'data-state="ended"' in view.view.value
+
+
+def test_display_outside_jupyter_prints_text(service, capsys):
+    job = _submit(service, 3, "text")
+    job.wait(poll_interval=0.2, timeout=30)
+    assert display_job(job) is None
+    out = capsys.readouterr().out
+    assert out.startswith("batch job 'text' · provider local · model claude-haiku-4-5 · ended\n")
+    assert "3/3  succeeded 3 · errored 0" in out
+
+
+@pytest.mark.skipif(not hasattr(batchframe.Job, "_ipython_display_"), reason="Job has no display hook yet")
+def test_job_display_hook_falls_back_to_text(service, capsys):
+    job = _submit(service, 2, "hook")
+    job._ipython_display_()
+    assert "batch job 'hook' · provider local" in capsys.readouterr().out

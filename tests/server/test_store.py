@@ -1,0 +1,38 @@
+"""The SQLite store: named append-only migrations, and a data dir that only one service may hold."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from batchframe.errors import ServiceError
+from batchframe.server import serve_in_thread
+from batchframe.server.migrations import MIGRATIONS, migrate
+from batchframe.server.store import Store
+
+
+def test_migrations_are_named_recorded_and_resume_where_they_stopped(tmp_path):
+    path = tmp_path / "batches.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    name, sql = MIGRATIONS[0]
+    for statement in filter(str.strip, sql.split(";")):
+        db.execute(statement)
+    db.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))  # an older version's database
+    assert migrate(db) == [n for n, _ in MIGRATIONS[1:]]
+    assert migrate(db) == []
+    recorded = [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY name")]
+    assert recorded == [n for n, _ in MIGRATIONS]
+    db.close()
+    store = Store(tmp_path)  # opening again applies nothing and keeps working
+    assert store.get_batch("msgbatch_x") is None
+    store.close()
+
+
+def test_one_service_per_data_dir(tmp_path):
+    with serve_in_thread(data_dir=tmp_path):
+        with pytest.raises(ServiceError, match="already runs on"):
+            serve_in_thread(data_dir=tmp_path)
+    with serve_in_thread(data_dir=tmp_path) as again:  # released at stop
+        assert again.base_url.startswith("http://127.0.0.1:")
