@@ -125,7 +125,7 @@ def build_requests(
     common = {k: v for k, v in params.items() if k not in per_row}
     positions = np.flatnonzero(~skip)
     ids = _custom_ids(positions, attempt)
-    bodies = [_body(df, p, cid, texts[p], common, per_row, blocks) for p, cid in zip(positions.tolist(), ids)]
+    bodies = _serialize(df, positions.tolist(), ids, texts, common, per_row, blocks)
     return RequestSet(len(df), model, positions.astype(np.int64), ids, bodies, skip)
 
 
@@ -206,22 +206,42 @@ def _per_row_params(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, tuple
     return out
 
 
-def _body(df, pos, cid, text, common, per_row, blocks) -> bytes:
-    params = dict(common)
+def _serialize(df, positions, ids, texts, common, per_row, blocks) -> list[bytes]:
+    """Request lines, assembled from pre-serialized parts: the parameters shared by every row are dumped
+    once, so a row costs one ``orjson.dumps`` of its prompt (plus its own per-row values)."""
+    dumps = orjson.dumps
+    head = b'","params":' + _dump(df, None, common)[:-1]  # '{"model":...' still open; "model" is always there
+    msg, end = b',"messages":[{"role":"user","content":', b"}]}}"
+    if not per_row and not blocks:
+        return [b"".join((b'{"custom_id":"', cid.encode(), head, msg, dumps(texts[p]), end))
+                for p, cid in zip(positions, ids)]
+    return [b"".join((b'{"custom_id":"', cid.encode(), head, _row_params(df, p, per_row), msg,
+                      _dump(df, p, _content(p, texts[p], blocks)), end)) for p, cid in zip(positions, ids)]
+
+
+def _row_params(df, pos: int, per_row) -> bytes:
+    parts = []
     for key, (values, missing) in per_row.items():
         if missing[pos]:
             if key == "max_tokens":
                 raise InputError(f"max_tokens is missing for row {df.index[pos]!r} (position {pos})")
             continue
         value = values[pos]
-        params[key] = int(value) if key in _INTEGER else value
+        parts.append(b"," + orjson.dumps(key) + b":" + _dump(df, pos, int(value) if key in _INTEGER else value))
+    return b"".join(parts)
+
+
+def _content(pos: int, text: str, blocks) -> str | list:
     attachments = [block for make in blocks if (block := make(pos)) is not None]
-    content = [*attachments, {"type": "text", "text": text}] if attachments else text
-    params["messages"] = [{"role": "user", "content": content}]
+    return [*attachments, {"type": "text", "text": text}] if attachments else text
+
+
+def _dump(df, pos: int | None, value: Any) -> bytes:
     try:
-        return orjson.dumps({"custom_id": cid, "params": params})
+        return orjson.dumps(value)
     except TypeError as exc:
-        raise InputError(f"row {df.index[pos]!r}: a parameter value cannot be sent as JSON ({exc})") from exc
+        where = "a parameter" if pos is None else f"row {df.index[pos]!r}: a parameter"
+        raise InputError(f"{where} value cannot be sent as JSON ({exc})") from exc
 
 
 def _as_list(columns: str | Sequence[str] | None) -> list[str]:

@@ -1,9 +1,9 @@
 """Results JSONL -> Arrow, streamed.
 
-Bytes are split on ``b"\\n"`` only (never ``str.splitlines``: an answer may contain U+2028), a trailing
-``\\r`` is stripped, each line is parsed with orjson and reduced at once to a tuple of scalars, and every
-``chunk_rows`` lines the tuples become Arrow arrays. Only Arrow record batches are kept, never one Python
-object per line.
+Bytes are split on ``b"\\n"`` only (never ``str.splitlines``: an answer may contain U+2028); a trailing
+``\\r`` is whitespace. Blocks of complete lines are parsed straight into Arrow by pyarrow's JSON reader
+(:mod:`batchframe.results_arrow`); a block it refuses goes line by line through orjson, each line reduced
+at once to a tuple of scalars. Only Arrow tables are kept, never one Python object per line.
 
 Columns (:data:`RESULT_SCHEMA`): ``custom_id``, ``status`` (the line's ``result.type``), ``text`` (text
 blocks joined), ``stop_reason``, token counts (``cache_creation_1h_input_tokens`` is the 1-hour share of cache writes), ``error_type``/``error_message`` (from the error envelope
@@ -19,6 +19,8 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+
+from .results_arrow import parse_block
 
 RESULT_SCHEMA = pa.schema([
     ("custom_id", pa.string()),
@@ -44,6 +46,9 @@ _NONE_TAIL = (None,) * 12
 class ResultParser:
     """Incremental JSONL parser: ``feed`` byte chunks of any size, then ``finish`` for the table.
 
+    Bytes are gathered up to ``chunk_bytes``, cut after the last ``\\n``, and each block of complete
+    lines is parsed at once (:mod:`batchframe.results_arrow`), falling back to orjson line by line.
+
     Attributes
     ----------
     n_bad_lines : int
@@ -60,54 +65,75 @@ class ResultParser:
     ['expired', 'canceled']
     """
 
-    def __init__(self, chunk_rows: int = 8192):
-        self.chunk_rows = chunk_rows
+    def __init__(self, chunk_bytes: int = 8 << 20):
+        self.chunk_bytes = chunk_bytes
         self.n_bad_lines = 0
         self.truncated = False
-        self._tail = b""
-        self._lines: list[bytes] = []
-        self._batches: list[pa.RecordBatch] = []
+        self.table: pa.Table | None = None
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._batches: list[pa.Table] = []
 
     def feed(self, data: bytes) -> None:
-        lines = (self._tail + data).split(b"\n") if self._tail else data.split(b"\n")
-        self._tail = lines.pop()
-        self._lines.extend(lines)
-        if len(self._lines) >= self.chunk_rows:
-            self._flush()
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= self.chunk_bytes:
+            buf = b"".join(self._pending)
+            cut = buf.rfind(b"\n") + 1
+            self._parse(buf[:cut])
+            self._pending, self._size = [buf[cut:]], len(buf) - cut
 
     def finish(self) -> pa.Table:
-        if self._tail.strip():
+        buf = b"".join(self._pending)
+        self._pending, self._size = [], 0
+        cut = buf.rfind(b"\n") + 1
+        self._parse(buf[:cut])
+        tail = buf[cut:]
+        if tail.strip():
             try:  # a last line without "\n" is fine if it is whole
-                orjson.loads(self._tail)
-                self._lines.append(self._tail)
+                orjson.loads(tail)
+                self._parse(tail + b"\n")
             except orjson.JSONDecodeError:
                 self.truncated = True
-        self._tail = b""
-        self._flush()
-        return pa.Table.from_batches(self._batches, schema=RESULT_SCHEMA)
+        self.table = pa.concat_tables(self._batches) if self._batches else RESULT_SCHEMA.empty_table()
+        return self.table
 
-    def _flush(self) -> None:
-        rows, loads = [], orjson.loads
-        for line in self._lines:
-            if line[-1:] == b"\r":
-                line = line[:-1]
-            if not line:
-                continue
-            try:
-                rows.append(_row(loads(line)))
-            except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
-                self.n_bad_lines += 1
-        self._lines = []
-        if rows:
-            columns = zip(*rows)
-            arrays = [pa.array(values, type=typ) for values, typ in zip(columns, _TYPES)]
-            self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=RESULT_SCHEMA))
+    def _parse(self, block: bytes) -> None:
+        if not block.strip():
+            return
+        parsed = parse_block(block, RESULT_SCHEMA)
+        if parsed is None:
+            parsed = _parse_lines(block)
+        table, bad = parsed
+        self.n_bad_lines += bad
+        if table.num_rows:
+            self._batches.append(table)
+
+
+def _parse_lines(block: bytes) -> tuple[pa.Table, int]:
+    """The line-by-line path: orjson per line, each reduced at once to a tuple of scalars."""
+    rows, bad, loads = [], 0, orjson.loads
+    for line in block.split(b"\n"):
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        if not line.strip():
+            continue
+        try:
+            rows.append(_row(loads(line)))
+        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
+            bad += 1
+    if not rows:
+        return RESULT_SCHEMA.empty_table(), bad
+    arrays = [pa.array(values, type=typ) for values, typ in zip(zip(*rows), _TYPES)]
+    return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA), bad
 
 
 def _row(rec: dict) -> tuple:
     """One result line as a tuple in :data:`RESULT_SCHEMA` order. Lenient: optional fields may be absent."""
     cid = rec["custom_id"]
     res = rec["result"]
+    if not isinstance(cid, str):
+        raise TypeError("custom_id is not a string")
     kind = res.get("type")
     if kind == "succeeded":
         msg = res.get("message") or {}
@@ -140,7 +166,7 @@ def _content(blocks) -> tuple[str | None, str | None]:
     return text, orjson.dumps(tools[0] if len(tools) == 1 else tools).decode()
 
 
-def parse_results(chunks: Iterable[bytes], *, chunk_rows: int = 8192) -> ResultParser:
+def parse_results(chunks: Iterable[bytes], *, chunk_bytes: int = 8 << 20) -> ResultParser:
     """Parse an iterable of byte chunks; returns the finished parser (``.table``, ``.truncated``).
 
     Examples
@@ -148,10 +174,10 @@ def parse_results(chunks: Iterable[bytes], *, chunk_rows: int = 8192) -> ResultP
     >>> parse_results([b'{"custom_id":"a","result":{"type":"expired"}}\\n']).table.num_rows
     1
     """
-    parser = ResultParser(chunk_rows)
+    parser = ResultParser(chunk_bytes)
     for chunk in chunks:
         parser.feed(chunk)
-    parser.table = parser.finish()
+    parser.finish()
     return parser
 
 

@@ -69,12 +69,20 @@ def submit(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str, 
     fingerprint = requests.fingerprint(endpoint.identity)
     with store.lock():
         existing = None if new else store.find_fingerprint(fingerprint)
-        if existing is None:
-            job_name = _new_name(store, name, fingerprint, new)
+        fresh = existing is None or _never_sent(store, existing)
+        job_name = existing or _new_name(store, name, fingerprint, new)
+        if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
             _persist_new(store, job_name, df.index, requests, limits, endpoint, fingerprint, prompt)
-    job = Job(existing or job_name, store=store, endpoint=endpoint, retry=retry)
-    job.send_unsent(requests if existing is None else None)
+    job = Job(job_name, store=store, endpoint=endpoint, retry=retry)
+    job.send_unsent(requests if fresh else None)
     return job
+
+
+def _never_sent(store: Store, name: str) -> bool:
+    """True when every shard of the job is ``planned`` or ``failed`` (refused): nothing exists remotely."""
+    with store.lock(name):
+        manifest = store.read_manifest(name)
+    return all(s["state"] in ("planned", "failed") for a in manifest["attempts"] for s in a["shards"])
 
 
 def requests_preview(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str,

@@ -3,7 +3,8 @@
 import orjson
 import pytest
 
-from batchframe.results import ResultParser, dedupe, parse_results
+from batchframe.results import RESULT_SCHEMA, ResultParser, _parse_lines, dedupe, parse_results
+from batchframe.results_arrow import parse_block
 
 
 def ok(cid, text, **usage):
@@ -31,7 +32,7 @@ def test_line_separator_inside_an_answer_does_not_split_the_line():
 @pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
 def test_any_chunking_and_crlf_give_the_same_rows(chunk):
     data = jsonl(ok("a", "x"), ERRORED, {"custom_id": "c", "result": {"type": "canceled"}}, sep=b"\r\n")
-    parser = parse_results([data[i:i + chunk] for i in range(0, len(data), chunk)], chunk_rows=2)
+    parser = parse_results([data[i:i + chunk] for i in range(0, len(data), chunk)], chunk_bytes=100)
     t = parser.table
     assert t.column("custom_id").to_pylist() == ["a", "bad", "c"]
     assert t.column("status").to_pylist() == ["succeeded", "errored", "canceled"]
@@ -79,3 +80,26 @@ def test_garbage_lines_are_counted_not_fatal():
 def test_dedupe_keeps_one_row_per_custom_id():
     t = parse_results([jsonl(ok("a", "x"), ok("b", "y")), jsonl(ok("a", "x"))]).table
     assert dedupe(t).column("custom_id").to_pylist() == ["a", "b"]
+
+
+def test_arrow_path_and_line_path_agree_on_every_variant():
+    multi = ok("m", "first ")
+    multi["result"]["message"]["content"] += [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": [1]}},
+                                               {"type": "text", "text": "second"},
+                                               {"type": "tool_use", "id": "t2", "name": "g", "input": {"b": None}}]
+    unwrapped = {"custom_id": "u", "result": {"type": "errored", "error": {"type": "api_error", "message": "boom"}}}
+    empty = {"custom_id": "e", "result": {"type": "succeeded", "message": {"content": [], "usage": {}}}}
+    block = jsonl(ok("a", "x\u2028y", cache_creation={"ephemeral_1h_input_tokens": 4}), ERRORED, multi, unwrapped,
+                  empty, {"custom_id": "c", "result": {"type": "canceled"}}, sep=b"\r\n")
+    fast, bad = parse_block(block, RESULT_SCHEMA)
+    slow, bad_slow = _parse_lines(block)
+    assert bad == bad_slow == 0 and fast.to_pylist() == slow.to_pylist()
+    row = {r["custom_id"]: r for r in fast.to_pylist()}
+    assert row["m"]["text"] == "first second" and orjson.loads(row["m"]["tool_use"]) == [{"a": [1]}, {"b": None}]
+    assert row["u"]["error_type"] == "api_error" and row["e"]["text"] is None
+
+
+def test_a_block_pyarrow_refuses_falls_back_to_lines():
+    block = jsonl(ok("a", "x")) + b'{"custom_id": 5, "result": {"type": "expired"}}\n' + jsonl(ok("b", "y"))
+    parser = parse_results([block])
+    assert parser.table.column("custom_id").to_pylist() == ["a", "b"] and parser.n_bad_lines == 1

@@ -1,0 +1,76 @@
+"""The submit path without the network: DataFrame -> request bodies -> shards -> serialized create bodies.
+
+Measures ``build_requests`` (template over two columns plus a per-row max_tokens column), ``plan_shards``
+and ``shard_body`` for every shard, on 1,000,000 rows; then, separately, writing requests.parquet (what
+``submit`` persists before the first POST). Baseline in the same run: a plain loop of ``json.dumps`` of
+the same bodies. Target: >= 1,000,000 rows/min for DataFrame -> serialized shards.
+Run: .venv/bin/python benchmarks/bench_submit.py [n_rows]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+from batchframe.build import build_requests
+from batchframe.shard import plan_shards, shard_body
+from batchframe.store import Store
+from batchframe.submission import _requests_table
+
+
+def frame(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    words = np.array("great poor fine delivery price quality support return late broken love".split())
+    bodies = [" ".join(rng.choice(words, 30)) for _ in range(min(n, 10_000))]
+    return pd.DataFrame({"title": [f"Review {i}" for i in range(n)],
+                         "body": [bodies[i % len(bodies)] for i in range(n)],
+                         "budget": rng.integers(50, 300, n)},
+                        index=pd.Index([f"rev-{i:08d}" for i in range(n)], name="review_id"))
+
+
+def to_shards(df: pd.DataFrame) -> tuple[list[bytes], object, list[tuple[int, int]]]:
+    requests = build_requests(df, prompt="Summarize the review '{title}': {body}", model="claude-haiku-4-5",
+                              max_tokens="budget", system="Answer in one sentence.", temperature=0.0)
+    ranges = plan_shards(np.fromiter((len(b) for b in requests.bodies), np.int64, requests.n_sent))
+    return [shard_body(requests.bodies[a:b]) for a, b in ranges], requests, ranges
+
+
+def json_baseline(df: pd.DataFrame) -> int:
+    size = 0
+    for i, (title, body, budget) in enumerate(zip(df["title"], df["body"], df["budget"].tolist())):
+        size += len(json.dumps({"custom_id": f"r{i}", "params": {
+            "model": "claude-haiku-4-5", "max_tokens": budget, "system": "Answer in one sentence.",
+            "temperature": 0.0, "messages": [{"role": "user", "content": f"Summarize the review '{title}': {body}"}]}}))
+    return size
+
+
+def main(n: int = 1_000_000) -> None:
+    df = frame(n)
+    start = time.perf_counter()
+    shards, requests, ranges = to_shards(df)
+    t_shards = time.perf_counter() - start
+    start = time.perf_counter()
+    json_baseline(df)
+    t_json = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(tmp)
+        shard_of = np.repeat(np.arange(len(ranges), dtype=np.int32), [b - a for a, b in ranges])
+        start = time.perf_counter()
+        store.write_table(store.requests_path("bench"), _requests_table(df.index, requests, shard_of))
+        t_parquet = time.perf_counter() - start
+    total_mb = sum(len(b) for b in shards) / 1e6
+    print(f"submit path, {n:,} rows -> {len(shards)} shards ({total_mb:.0f} MB); machine shared with other work")
+    print(f"  DataFrame -> serialized shards : {t_shards:6.2f} s  ({n / t_shards * 60:>12,.0f} rows/min; "
+          f"target >= 1,000,000)")
+    print(f"  json.dumps loop (baseline)     : {t_json:6.2f} s  ({n / t_json * 60:>12,.0f} rows/min)")
+    print(f"  + requests.parquet (persist)   : {t_parquet:6.2f} s")
+    print(f"  ratio vs json.dumps loop: {t_json / t_shards:.1f}x")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
