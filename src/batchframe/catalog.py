@@ -98,7 +98,13 @@ def _job_row(store: Store, manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def row_counts(store: Store, manifest: dict[str, Any]) -> dict[str, int]:
-    """How many source rows are in each row state (see :data:`batchframe.status.ROW_STATES`)."""
+    """How many source rows are in each row state (see :data:`batchframe.status.ROW_STATES`).
+
+    Examples
+    --------
+    >>> row_counts(job.store, job.manifest)  # doctest: +SKIP
+    {'succeeded': 38, 'errored': 1, 'canceled': 0, 'expired': 0, 'pending': 0, 'skipped': 1}
+    """
     outcome = row_outcomes(store, manifest)
     status = outcome["status"].copy()
     status[np.equal(status, None) & (outcome["attempt"] > 0)] = "pending"
@@ -139,7 +145,15 @@ def remote_batches(provider: str | None = None, *, store: str | Store | None = N
 
 
 def batch_frame(batches: Iterable[dict[str, Any]], store: Store) -> pd.DataFrame:
-    """Remote batch objects as a DataFrame, joined with the jobs of ``store`` that know them."""
+    """Remote batch objects as a DataFrame, joined with the jobs of ``store`` that know them.
+
+    Examples
+    --------
+    >>> batch = {"id": "b1", "processing_status": "ended", "request_counts": {"succeeded": 2},
+    ...          "created_at": "2026-01-01T10:00:00Z"}
+    >>> batch_frame([batch], Store("/nonexistent"))[["id", "requests", "orphan"]].values.tolist()
+    [['b1', 2, True]]
+    """
     batches = list(batches)
     known = known_batches(store)
     interrupted = interrupted_shards(store)

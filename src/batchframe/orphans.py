@@ -82,7 +82,14 @@ def known_batches(store: Store) -> dict[str, tuple[str, int, int]]:
 
 
 def intent_window(shard: dict[str, Any]) -> tuple[datetime, datetime] | None:
-    """The creation times a batch of this interrupted shard can have (None without an intent time)."""
+    """The creation times a batch of this interrupted shard can have (None without an intent time).
+
+    Examples
+    --------
+    >>> start, stop = intent_window({"intent_at": "2026-01-01T10:00:00Z", "n_bytes": 1_000_000})
+    >>> start.isoformat(), stop.isoformat()
+    ('2026-01-01T09:59:00+00:00', '2026-01-01T10:03:02+00:00')
+    """
     intent = parse_time(shard.get("intent_at"))
     if intent is None:
         return None
@@ -92,7 +99,13 @@ def intent_window(shard: dict[str, Any]) -> tuple[datetime, datetime] | None:
 
 
 def n_requests(batch: dict[str, Any]) -> int:
-    """Total requests of a remote batch (the sum of its request_counts)."""
+    """Total requests of a remote batch (the sum of its request_counts).
+
+    Examples
+    --------
+    >>> n_requests({"request_counts": {"processing": 2, "succeeded": 3, "errored": 0}})
+    5
+    """
     counts = batch.get("request_counts") or {}
     return sum(int(counts.get(k) or 0) for k in COUNT_KEYS)
 
@@ -119,7 +132,12 @@ def candidates(shard: dict[str, Any], batches: list[dict[str, Any]], known: dict
 
 
 def recent_batches(provider: Provider, since: datetime, *, page_size: int = 1000) -> list[dict[str, Any]]:
-    """Remote batches created at or after ``since`` (the list is newest first: stop at the first older)."""
+    """Remote batches created at or after ``since`` (the list is newest first: stop at the first older).
+
+    Examples
+    --------
+    >>> recent_batches(provider, datetime(2026, 1, 1, tzinfo=UTC))  # doctest: +SKIP
+    """
     out = []
     for batch in provider.iter_batches(page_size=page_size):
         created = parse_time(batch.get("created_at"))
@@ -131,6 +149,11 @@ def recent_batches(provider: Provider, since: datetime, *, page_size: int = 1000
 
 def reconcile(store: Store, manifest: dict[str, Any], provider: Provider, save: Callable[[], None]) -> list[str]:
     """Resolve every ``creating`` shard of a job (caller holds the job's lock); returns what was done.
+
+    Examples
+    --------
+    >>> reconcile(store, manifest, provider, save=lambda: None)  # doctest: +SKIP
+    ["job 'reviews': attempt 1 shard 0 was interrupted ...; adopted remote batch msgbatch_..."]
 
     Raises
     ------
@@ -149,7 +172,13 @@ def reconcile(store: Store, manifest: dict[str, Any], provider: Provider, save: 
 
 
 def interrupted_shards(store: Store) -> list[tuple[str, int, dict[str, Any]]]:
-    """``(job, attempt, shard)`` of every shard of the store left ``creating``."""
+    """``(job, attempt, shard)`` of every shard of the store left ``creating``.
+
+    Examples
+    --------
+    >>> interrupted_shards(Store("/nonexistent"))
+    []
+    """
     out = []
     for name in store.names():
         try:
@@ -193,7 +222,15 @@ def _resolve(manifest: dict[str, Any], attempt: int, shard: dict[str, Any], batc
 
 
 def adopt_batch(shard: dict[str, Any], batch: dict[str, Any], *, how: str) -> None:
-    """Record ``batch`` as the shard's remote batch, marked as adopted (verified before harvest)."""
+    """Record ``batch`` as the shard's remote batch, marked as adopted (verified before harvest).
+
+    Examples
+    --------
+    >>> shard = {"state": "creating", "batch_id": None}
+    >>> adopt_batch(shard, {"id": "b1", "processing_status": "in_progress"}, how="automatic")
+    >>> shard["state"], shard["batch_id"], shard["adopted"]["verified"]
+    ('submitted', 'b1', False)
+    """
     shard["adopted"] = {"batch_id": batch["id"], "at": now(), "how": how, "verified": False}
     record_batch(shard, batch)
 
@@ -209,6 +246,10 @@ def verify_adopted(provider: Provider, store: Store, manifest: dict[str, Any], a
 
     On a mismatch the adoption is undone (the batch id goes to ``rejected`` and the shard back to
     ``creating``) and :class:`OrphanBatchError` says so; no result is written.
+
+    Examples
+    --------
+    >>> verify_adopted(provider, store, manifest, 1, shard)  # doctest: +SKIP
     """
     known, _ = shard_mapping(store, manifest["name"], attempt, shard["index"])
     parser = ResultParser()
@@ -234,7 +275,13 @@ def verify_adopted(provider: Provider, store: Store, manifest: dict[str, Any], a
 
 def adopt_chosen(store: Store, manifest: dict[str, Any], provider: Provider, batch_id: str | None, *,
                  attempt: int | None = None, shard: int | None = None) -> str:
-    """The user's answer for an interrupted shard: adopt ``batch_id``, or (None) send the shard again."""
+    """The user's answer for an interrupted shard: adopt ``batch_id``, or (None) send the shard again.
+
+    Examples
+    --------
+    >>> adopt_chosen(store, manifest, provider, "msgbatch_01")  # doctest: +SKIP
+    "job 'reviews' attempt 1 shard 0: adopted remote batch msgbatch_01"
+    """
     target_attempt, target = _creating_shard(manifest, attempt, shard)
     where = f"job {manifest['name']!r} attempt {target_attempt} shard {target['index']}"
     if batch_id is None:

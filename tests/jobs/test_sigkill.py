@@ -135,3 +135,17 @@ def test_orphans_ask_mode_asks_even_for_a_single_candidate(service, monkeypatch)
     assert info.value.candidates == (batch_id,) and job.batch_ids() == []
     job.adopt(batch_id)
     assert job.wait(poll_interval=0.05, timeout=60).counts["succeeded"] == ROWS
+
+
+def test_cancel_after_a_kill_adopts_and_cancels_the_orphan(service_factory):
+    service = service_factory(engine_options={"latency": 0.3, "max_concurrency": 1}, workers=1)
+    df = frame(ROWS)
+    batch_id = _killed_submit(service, df, after_post=True)
+    job = batchframe.open_job("killed", api_key=KEY)
+    assert job.cancel().state in ("canceling", "ended") and job.batch_ids() == [batch_id]
+    assert service_batches(service)[0]["cancel_initiated_at"] is not None
+    job.wait(poll_interval=0.05, timeout=60)
+    assert "canceled" in set(job.results()["llm_status"])
+    assert job.retry() >= 1
+    job.wait(poll_interval=0.05, timeout=60)
+    assert df.batch.merge(job)["llm_text"].tolist() == df["q"].tolist()
