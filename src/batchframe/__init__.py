@@ -18,6 +18,7 @@ from .errors import (
     JobTimeoutError,
     LimitError,
     NotFoundError,
+    OrphanBatchError,
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
@@ -33,6 +34,7 @@ from .job import Job
 from .shard import ShardLimits
 from .store import Store
 from .submission import submit
+from .catalog import jobs, open_job, remote_batches
 from . import accessor as _accessor  # noqa: E402,F401  (registers df.batch)
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "JobTimeoutError",
     "LimitError",
     "NotFoundError",
+    "OrphanBatchError",
     "OverloadedError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -62,5 +65,8 @@ __all__ = [
     "TransportError",
     "__version__",
     "col",
+    "jobs",
+    "open_job",
+    "remote_batches",
     "submit",
 ]

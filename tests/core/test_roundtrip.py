@@ -1,6 +1,8 @@
 """Submit -> wait -> merge against the local service over loopback HTTP."""
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -137,10 +139,15 @@ def test_ctrl_c_stops_waiting_without_canceling(service_factory, monkeypatch, ca
     service = service_factory(engine_options={"latency": 2})
     job = submit(pd.DataFrame({"q": ["slow"]}), service)
 
-    def interrupt(_seconds):
-        raise KeyboardInterrupt
+    real_sleep = time.sleep
 
-    monkeypatch.setattr("batchframe.job.time.sleep", interrupt)
+    def interrupt(seconds):
+        # Only the waiting (main) thread is interrupted; the service's worker threads sleep as usual.
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", interrupt)
     with pytest.raises(KeyboardInterrupt):
         job.wait(poll_interval=0.05)
     assert "NOT canceled" in capsys.readouterr().err
