@@ -7,6 +7,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"  # before the imports below: providers put it in the user-agent
 
+from . import accessor as _accessor  # noqa: E402,F401  (registers df.batch)
+from .build import Column, col
 from .errors import (
     APIError,
     AuthenticationError,
@@ -26,14 +28,12 @@ from .errors import (
     ServiceError,
     TransportError,
 )
-from .status import JobStatus, ShardStatus
-from .build import Column, col
 from .http import RetryPolicy
 from .job import Job
 from .shard import ShardLimits
+from .status import JobStatus, ShardStatus
 from .store import Store
 from .submission import submit
-from . import accessor as _accessor  # noqa: E402,F401  (registers df.batch)
 
 __all__ = [
     "APIError",
