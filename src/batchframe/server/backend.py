@@ -55,7 +55,8 @@ class Backend:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # One service per data dir: two workers would process the same requests twice.
-        self._lock = FileLock(self.data_dir / "service.lock")
+        # Not thread-local: a service may be stopped from another thread than the one that started it.
+        self._lock = FileLock(self.data_dir / "service.lock", thread_local=False)
         try:
             self._lock.acquire(timeout=0)
         except Timeout:

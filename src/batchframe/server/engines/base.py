@@ -6,6 +6,10 @@ wraps it into a Message (id, type, role, model, usage) and into a result line.
 
 A new engine is a subclass with ``name``, ``model_ids`` and ``complete``; ``register_engine`` makes it
 available to ``batchframe serve --engine NAME``.
+
+Threads: the worker calls ``complete_many`` from its thread while ``POST /v1/messages`` may call
+``complete`` from a request thread at the same time; an engine with state that is not thread-safe (a
+model context) takes a lock inside. ``count_tokens`` defaults to the echo rule (``text.py``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,56 @@
+"""`batchframe demo` on the echo engine: the same code path as `make demo`, without the model."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from batchframe import ConfigError, InputError
+from batchframe.cli import main
+from batchframe.demo import load_reviews, run_demo
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "reviews.csv"
+
+
+def test_demo_merges_both_jobs_by_review_id_and_writes_parquet(tmp_path):
+    run = run_demo(engine="echo", data=DATA, rows=6, out=tmp_path / "demo.parquet")
+    assert run.frame.index.tolist() == [f"R{i:03d}" for i in range(1, 7)]
+    assert (run.frame["sentiment_status"] == "succeeded").all()
+    assert (run.frame["summary_model"] == "echo").all()
+    # The echo engine derives its answer from the prompt: each summary mentions its own row's product.
+    for rid, row in run.frame.iterrows():
+        assert row["product"] in row["summary_text"], rid
+    on_disk = pd.read_parquet(run.parquet)
+    assert on_disk.index.tolist() == run.frame.index.tolist()
+    assert on_disk["summary_text"].tolist() == run.frame["summary_text"].tolist()
+
+
+def test_demo_rerun_reattaches_without_new_batches(tmp_path):
+    first = run_demo(engine="echo", data=DATA, rows=4, out=tmp_path / "a.parquet")
+    second = run_demo(engine="echo", data=DATA, rows=4, out=tmp_path / "b.parquet")
+    assert first.reused == {"sentiment": False, "summary": False}
+    assert second.reused == {"sentiment": True, "summary": True}
+    assert {t: j.batch_ids() for t, j in second.jobs.items()} == {t: j.batch_ids() for t, j in first.jobs.items()}
+
+
+def test_demo_cli_prints_summary_and_parquet_path(capsys, tmp_path):
+    out = tmp_path / "cli.parquet"
+    assert main(["demo", "--engine", "echo", "--data", str(DATA), "--rows", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "demo-echo-sentiment" in printed and "demo-echo-summary" in printed
+    assert f"parquet:   {out.resolve()}" in printed
+    assert out.exists()
+
+
+def test_missing_sample_data_names_the_path(tmp_path):
+    with pytest.raises(InputError, match="sample data not found at .*nowhere.csv"):
+        load_reviews(tmp_path / "nowhere.csv")
+
+
+def test_llama_engine_without_the_extra_says_how_to_run_echo(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    with pytest.raises(ConfigError, match="make demo ENGINE=echo"):
+        run_demo(engine="llama", data=DATA, rows=1)
