@@ -9,7 +9,6 @@ Legacy ``?beta=true`` paths need nothing: the query string plays no part in rout
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
@@ -28,7 +27,6 @@ from .backend import Backend
 from .ids import random_id
 from .wire import error_envelope
 
-log = logging.getLogger("batchframe.server")
 _HTTP_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large"}
 
@@ -51,7 +49,8 @@ class CutStream(StreamingResponse):
                 await send({"type": "http.response.body", "body": part, "more_body": True})
             sent += len(part)
             if sent >= self.limit:
-                break
+                return  # without the final body event: uvicorn drops the connection
+        await send({"type": "http.response.body", "body": b"", "more_body": False})  # shorter than the cut
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -64,8 +64,7 @@ class Backend:
                                "stop it or choose another --data-dir") from None
         try:
             self.store = Store(self.data_dir)
-            self.engine = (engine if isinstance(engine, Engine)
-                           else make_engine(engine, **(engine_options or {})))
+            self.engine = engine if isinstance(engine, Engine) else _engine(engine, engine_options)
         except BaseException:
             self._lock.release()
             raise
@@ -160,6 +159,14 @@ class Backend:
         except RequestInvalid as exc:
             raise _sync_error(exc) from None
         return {"input_tokens": self.engine.count_tokens(params)}
+
+
+def _engine(name: str, options: dict[str, Any] | None) -> Engine:
+    try:
+        return make_engine(name, **(options or {}))
+    except TypeError as exc:  # a missing or unknown option: say which, and how to pass it
+        raise ServiceError(f"engine {name!r}: {exc}; pass options as --engine-option KEY=VALUE "
+                           "(engine_options={...} in Python)") from None
 
 
 _STATUS = {"invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,

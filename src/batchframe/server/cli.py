@@ -1,4 +1,4 @@
-"""``batchframe serve``: run the local Message Batches service in the foreground until Ctrl-C."""
+"""Run the local Message Batches service (``batchframe serve``) in the foreground until Ctrl-C."""
 
 from __future__ import annotations
 

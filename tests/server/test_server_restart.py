@@ -15,8 +15,8 @@ from batchframe.server.runner import recorded
 
 def test_sigkill_mid_batch_then_restart_accounts_for_every_request(tmp_path):
     data_dir = tmp_path / "svc"
-    ids = [f"r{i:02d}" for i in range(40)]
-    first = spawn(data_dir=data_dir, engine_options={"latency": 0.1}, workers=4)
+    ids = [f"r{i:02d}" for i in range(60)]
+    first = spawn(data_dir=data_dir, engine_options={"latency": 0.2}, workers=4)  # 3 s for the batch
     try:
         with httpx.Client(base_url=first.base_url, headers=HEADERS) as http:
             batch_id = create(http, [request(i, i) for i in ids])["id"]
@@ -41,7 +41,7 @@ def test_sigkill_mid_batch_then_restart_accounts_for_every_request(tmp_path):
                      for line in http.get(f"/v1/messages/batches/{batch_id}/results").content.splitlines()]
     finally:
         second.stop()
-    assert ended["request_counts"] == {"processing": 0, "succeeded": 40, "errored": 0, "canceled": 0,
+    assert ended["request_counts"] == {"processing": 0, "succeeded": 60, "errored": 0, "canceled": 0,
                                        "expired": 0}
     assert sorted(line["custom_id"] for line in lines) == ids
     assert all(line["result"]["message"]["content"][0]["text"] == line["custom_id"] for line in lines)
