@@ -9,7 +9,7 @@ import time
 import httpx
 from server_helpers import HEADERS, create, request, wait_ended_http
 
-from batchframe.server import ensure_running, spawn
+from batchframe.server import Faults, ensure_running, spawn
 from batchframe.server.runner import recorded
 
 
@@ -71,6 +71,11 @@ def test_spawned_service_requires_its_key_and_never_writes_it(tmp_path):
             assert http.get("/v1/messages/batches").status_code == 401
             ok = http.get("/v1/messages/batches", headers={"x-api-key": "sk-local-secret"})
             assert ok.status_code == 200
+            service.set_faults(Faults(http_error_rate=1.0, http_error_statuses=(500,)))
+            assert http.get("/v1/messages/batches", headers={"x-api-key": "sk-local-secret"}).status_code == 500
+            assert http.put("/admin/faults", json={}).status_code == 401  # faults need the key too
+            service.set_faults(Faults())
+            assert http.get("/v1/messages/batches", headers={"x-api-key": "sk-local-secret"}).status_code == 200
         with open(f"/proc/{service.pid}/cmdline", "rb") as cmdline:
             assert b"sk-local-secret" not in cmdline.read()
     for path in data_dir.iterdir():

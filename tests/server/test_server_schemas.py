@@ -110,4 +110,4 @@ def test_message_count_tokens_and_error_bodies(service, http):
         assert response.status_code == status
         validate(response.json(), "ErrorResponse")
     # 413 keeps the API's "request_too_large" type, which the spec's ErrorResponse does not list (the real
-    # one comes from Cloudflare in front of the API); test_protocol checks its envelope.
+    # one comes from Cloudflare in front of the API); test_server_protocol checks its envelope.

@@ -9,6 +9,7 @@ Legacy ``?beta=true`` paths need nothing: the query string plays no part in rout
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from ..errors import ServiceRequestError
 from .backend import Backend
+from .faults import Faults
 from .ids import random_id
 from .wire import error_envelope
 
@@ -146,6 +148,22 @@ async def count_tokens(request: Request) -> Response:
     return json_response(await run_in_threadpool(_backend(request).count_tokens, body))
 
 
+async def put_faults(request: Request) -> Response:
+    """PUT /admin/faults: switch fault injection of a running service (what ``set_faults`` uses)."""
+    api_key = request.app.state.api_key
+    if api_key is not None and request.headers.get("x-api-key") != api_key:
+        raise ServiceRequestError("API key is invalid.", status=401, error_type="authentication_error")
+    try:
+        fields = orjson.loads(await _body(request))
+        if "http_error_statuses" in fields:
+            fields["http_error_statuses"] = tuple(fields["http_error_statuses"])
+        faults = Faults(**fields)
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ServiceRequestError(f"faults: {exc}") from None
+    _backend(request).faults.set(faults)
+    return json_response(dataclasses.asdict(faults))
+
+
 async def health(request: Request) -> Response:
     backend = _backend(request)
     return json_response({"status": "ok", "data_dir": str(backend.data_dir), "engine": backend.engine.name})
@@ -161,6 +179,7 @@ ROUTES = [
     Route("/v1/messages", create_message, methods=["POST"]),
     Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
     Route("/health", health, methods=["GET"]),
+    Route("/admin/faults", put_faults, methods=["PUT"]),
 ]
 
 
@@ -248,4 +267,5 @@ def create_app(backend: Backend, *, api_key: str | None = None) -> ApiMiddleware
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
         ServiceRequestError: _service_error, HTTPException: _http_error, Exception: _crash})
     app.state.backend = backend
+    app.state.api_key = api_key
     return ApiMiddleware(app, backend, api_key)

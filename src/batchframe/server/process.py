@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from filelock import FileLock
 
 from ..errors import ServiceError
@@ -29,9 +31,19 @@ DEFAULT_IDLE_SECONDS = 3600.0
 class ProcessService(LocalService):
     """``batchframe serve`` in a child process (``pid``); :meth:`stop` ends it (SIGTERM, then SIGKILL)."""
 
-    def __init__(self, base_url: str, data_dir: Path, engine: str, proc: subprocess.Popen):
+    def __init__(self, base_url: str, data_dir: Path, engine: str, proc: subprocess.Popen,
+                 api_key: str | None = None):
         super().__init__(base_url, data_dir, engine, pid=proc.pid)
         self._proc = proc
+        self._api_key = api_key  # only in memory, to authorise set_faults
+
+    def set_faults(self, faults: Faults) -> None:
+        """Change fault injection of the running child (``PUT /admin/faults``)."""
+        headers = {"x-api-key": self._api_key} if self._api_key else {}
+        with httpx.Client(timeout=10) as client:
+            answer = client.put(f"{self.base_url}/admin/faults", json=dataclasses.asdict(faults), headers=headers)
+        if answer.status_code != 200:
+            raise ServiceError(f"could not set faults on {self.base_url}: HTTP {answer.status_code}")
 
     def stop(self, timeout: float = 15.0) -> None:
         if self._proc.poll() is None:
@@ -124,7 +136,7 @@ def spawn(*, data_dir: str | Path, engine: str = "echo", engine_options: dict[st
             proc.kill()
         proc.wait()
         raise
-    return ProcessService(info["base_url"], data_dir, engine, proc)
+    return ProcessService(info["base_url"], data_dir, engine, proc, api_key=api_key)
 
 
 def wait_ready(data_dir: Path, pid: int, *, timeout: float, alive: Any) -> dict[str, Any]:

@@ -29,7 +29,13 @@ API_KEY_ENV = "BATCHFRAME_SERVICE_API_KEY"
 
 
 def default_data_dir() -> Path:
-    """``$BATCHFRAME_DATA_DIR``, else a per-user folder (``$XDG_DATA_HOME/batchframe/service``)."""
+    """``$BATCHFRAME_DATA_DIR``, else a per-user folder (``$XDG_DATA_HOME/batchframe/service``).
+
+    Examples
+    --------
+    >>> default_data_dir()  # doctest: +SKIP
+    PosixPath('/home/me/.local/share/batchframe/service')
+    """
     env = os.environ.get("BATCHFRAME_DATA_DIR")
     if env:
         return Path(env)
@@ -56,7 +62,8 @@ class LocalService:
         raise NotImplementedError
 
     def set_faults(self, faults: Faults) -> None:
-        raise ServiceError("set_faults() works on in-thread services; pass faults= to spawn() instead")
+        """Change fault injection while the service runs."""
+        raise NotImplementedError
 
     def __enter__(self) -> LocalService:
         return self
