@@ -12,7 +12,7 @@ import batchframe.server
 
 MODULES = sorted(
     name for _, name, _ in pkgutil.walk_packages(batchframe.server.__path__, "batchframe.server.")
-    if not name.endswith(".llama")  # owned and tested by the model tests
+    if not name.startswith("batchframe.server.engines.llama")  # owned and tested by the model tests
 )
 
 

@@ -79,6 +79,20 @@ def test_results_stream_cut_after_n_bytes(service_factory):
         assert len(http.get(ended["results_url"]).content.splitlines()) == 20
 
 
+def test_results_with_crlf_and_without_content_type(service_factory):
+    service = service_factory(faults=Faults(results_crlf=True, results_no_content_type=True))
+    with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:
+        batch_id = http.post("/v1/messages/batches", json={"requests": [request("a", "x\u2028y"), request("b")]}
+                             ).json()["id"]
+        ended = wait_ended_http(http, batch_id)
+        response = http.get(ended["results_url"])
+    assert "content-type" not in response.headers
+    assert response.content.count(b"\r\n") == 2 and response.content.endswith(b"}\r\n")
+    lines = {json.loads(x)["custom_id"]: json.loads(x) for x in response.content.split(b"\r\n")[:-1]}
+    assert lines["a"]["result"]["message"]["content"][0]["text"] == "x\u2028y"
+    assert "\u2028".encode() in response.content  # raw U+2028 inside a line: a trap for splitlines()
+
+
 def test_slow_calls(service_factory):
     service = service_factory(faults=Faults(slow_seconds=0.3))
     with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:

@@ -132,10 +132,13 @@ async def delete_batch(request: Request) -> Response:
 async def batch_results(request: Request) -> Response:
     backend = _backend(request)
     chunks = await run_in_threadpool(backend.results, request.path_params["batch_id"])
-    cut = backend.faults.faults.cut_results_after_bytes
-    if cut is not None:
-        return CutStream(chunks, cut)
-    return StreamingResponse(chunks, media_type="application/x-jsonl")
+    faults = backend.faults.faults
+    if faults.results_crlf:  # JSON strings hold no raw newline, so every b"\n" ends a line
+        chunks = (chunk.replace(b"\n", b"\r\n") for chunk in chunks)
+    if faults.cut_results_after_bytes is not None:
+        return CutStream(chunks, faults.cut_results_after_bytes)
+    media_type = None if faults.results_no_content_type else "application/x-jsonl"
+    return StreamingResponse(chunks, media_type=media_type)
 
 
 async def create_message(request: Request) -> Response:

@@ -42,6 +42,9 @@ def add_parser(subparsers: Any) -> None:
     faults.add_argument("--fault-cut-results-after-bytes", type=int)
     faults.add_argument("--fault-slow-seconds", type=float, default=0.0)
     faults.add_argument("--fault-retry-after-seconds", type=float, default=1.0)
+    faults.add_argument("--fault-results-crlf", action="store_true", help="results lines end with CRLF")
+    faults.add_argument("--fault-results-no-content-type", action="store_true",
+                        help="results are sent without a content-type header")
     faults.add_argument("--fault-seed", type=int)
     p.set_defaults(func=run)
 
@@ -75,6 +78,8 @@ def faults_from(args: argparse.Namespace) -> Faults:
         cut_results_after_bytes=args.fault_cut_results_after_bytes,
         slow_seconds=args.fault_slow_seconds,
         retry_after_seconds=args.fault_retry_after_seconds,
+        results_crlf=args.fault_results_crlf,
+        results_no_content_type=args.fault_results_no_content_type,
         seed=args.fault_seed,
     )
 

@@ -38,6 +38,11 @@ class Faults:
         The results stream breaks off (connection dropped) after this many bytes.
     slow_seconds : float
         Every API call waits this long before it is served.
+    results_crlf : bool
+        Results lines end with ``\r\n`` instead of ``\n`` (some servers and proxies do; a reader that
+        splits 64-byte chunks on ``\n`` then sees stray ``\r``).
+    results_no_content_type : bool
+        The results response has no ``content-type`` header (as the live API once did).
     seed : int or None
         Seed of the random draws, for repeatable runs.
     retry_after_seconds : float
@@ -57,6 +62,8 @@ class Faults:
     request_error_type: str = "api_error"
     cut_results_after_bytes: int | None = None
     slow_seconds: float = 0.0
+    results_crlf: bool = False
+    results_no_content_type: bool = False
     seed: int | None = None
     retry_after_seconds: float = 1.0
 
@@ -72,7 +79,8 @@ class Faults:
     @property
     def active(self) -> bool:
         return bool(self.http_error_rate or self.request_error_rate or self.slow_seconds
-                    or self.cut_results_after_bytes is not None)
+                    or self.cut_results_after_bytes is not None or self.results_crlf
+                    or self.results_no_content_type)
 
 
 class FaultInjector:
