@@ -115,6 +115,8 @@ class JobWidget:
         self.box = w.VBox([self.view, w.HBox([self.refresh_button, self.cancel_button]), self.confirm,
                            self.message])
         self.box.add_class("bf-widget")
+        # Closing the view (box.close(), Widget.close_all()) drops its comm: stop polling then too.
+        self.box.observe(self._on_comm, names="comm")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.cancel_button.on_click(lambda _: self._ask_cancel())
         self.keep_button.on_click(lambda _: self._hide_confirm())
@@ -139,6 +141,10 @@ class JobWidget:
         """Stop the monitor thread and close the widgets."""
         self.monitor.close()
         self.box.close()
+
+    def _on_comm(self, change: dict) -> None:
+        if change["new"] is None:
+            self.monitor.close(timeout=0)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -94,3 +94,29 @@ def test_job_display_hook_falls_back_to_text(service, capsys):
     job = _submit(service, 2, "hook")
     job._ipython_display_()
     assert "batch job 'hook' · provider local" in capsys.readouterr().out
+
+
+def test_closing_the_view_stops_its_monitor(service_factory):
+    import ipywidgets
+
+    service = service_factory(engine_options={"latency": 0.5, "max_concurrency": 1})
+    job = _submit(service, 20, "closed-view")
+    view = JobWidget(job, backoff=FAST).start()
+    assert _wait_for(lambda: view.monitor.polls >= 1) and view.monitor.running
+    ipywidgets.Widget.close_all()  # what a notebook does when it discards every widget
+    assert view.monitor.join(timeout=10) and view.monitor.stop_reason == "closed"
+    assert job.refresh().state == "in_progress"  # closing the view never cancels the batch
+
+
+def test_showing_a_job_again_stops_the_older_view(service_factory):
+    """Re-running a cell that displays a job must not pile up polling threads."""
+    service = service_factory(engine_options={"latency": 0.5, "max_concurrency": 1})
+    job = _submit(service, 20, "shown-twice")
+    first = JobWidget(job, backoff=FAST).start()
+    second = JobWidget(job, backoff=FAST).start()
+    try:
+        assert first.monitor.join(timeout=10) and first.monitor.stop_reason == "closed"
+        assert second.monitor.running
+    finally:
+        second.close()
+    assert not second.monitor.running
