@@ -9,6 +9,7 @@ __version__ = "0.1.0"  # before the imports below: providers put it in the user-
 
 from . import accessor as _accessor  # noqa: E402,F401  (registers df.batch)
 from .build import Column, col
+from .catalog import jobs, open_job, remote_batches
 from .errors import (
     APIError,
     AuthenticationError,
@@ -20,6 +21,7 @@ from .errors import (
     JobTimeoutError,
     LimitError,
     NotFoundError,
+    OrphanBatchError,
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
@@ -49,6 +51,7 @@ __all__ = [
     "JobTimeoutError",
     "LimitError",
     "NotFoundError",
+    "OrphanBatchError",
     "OverloadedError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -62,5 +65,8 @@ __all__ = [
     "TransportError",
     "__version__",
     "col",
+    "jobs",
+    "open_job",
+    "remote_batches",
     "submit",
 ]

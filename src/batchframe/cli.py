@@ -15,7 +15,7 @@ from .errors import BatchframeError
 
 # Subcommand modules, each with add_parser(subparsers). Missing ones are skipped while they are written.
 _COMMAND_MODULES: tuple[str, ...] = (".server.cli", ".commands.submit", ".commands.status", ".commands.results",
-                                     ".commands.jobs", ".demo")
+                                     ".commands.jobs", ".commands.lifecycle", ".demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

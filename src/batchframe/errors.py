@@ -8,7 +8,8 @@
     │   └── LimitError           a request or job is over a limit (batch size, bytes, budget)
     ├── JobError                the job store refuses (unknown job, name clash, locked, corrupt manifest)
     │   ├── JobNotFoundError
-    │   └── JobTimeoutError (TimeoutError)  wait(timeout=...) ran out; the remote batches keep running
+    │   ├── JobTimeoutError (TimeoutError)  wait(timeout=...) ran out; the remote batches keep running
+    │   └── OrphanBatchError    an interrupted POST may have left a remote batch that cannot be told apart
     ├── TransportError          the provider could not be reached, after retries
     ├── APIError                the provider answered with an error envelope, after retries
     │   ├── AuthenticationError   401
@@ -57,6 +58,26 @@ class JobNotFoundError(JobError, KeyError):
 
 class JobTimeoutError(JobError, TimeoutError):
     """``Job.wait(timeout=...)`` ran out before the job ended. Nothing was canceled."""
+
+
+class OrphanBatchError(JobError):
+    """A shard's batch was being created when its process stopped, and batchframe cannot tell on its own
+    which remote batch (if any) belongs to it. Nothing is sent until the user decides.
+
+    Attributes
+    ----------
+    job : str
+    attempt, shard : int
+    candidates : tuple of str
+        Remote batch ids that match the interrupted POST (time window, request count, unknown to the store).
+    """
+
+    def __init__(self, message: str, *, job: str, attempt: int, shard: int, candidates: tuple[str, ...] = ()):
+        self.job = job
+        self.attempt = attempt
+        self.shard = shard
+        self.candidates = tuple(candidates)
+        super().__init__(message)
 
 
 class TransportError(BatchframeError):

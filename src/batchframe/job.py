@@ -10,7 +10,7 @@ import asyncio
 import copy
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ from .harvest import harvest_shard
 from .http import RetryPolicy
 from .manifest import iter_shards, job_status, now, record_batch
 from .merge import DEFAULT_PREFIX, HARVEST_SCHEMA, combine, merge_into, to_frame
+from .orphans import adopt_chosen, reconcile, verify_adopted
 from .pricing import batch_cost
 from .progress import TextProgress
 from .providers import Endpoint, Provider, provider_class
@@ -148,9 +149,11 @@ class Job:
     def send_unsent(self, requests: RequestSet | None = None) -> JobStatus:
         """Send every shard that has no remote batch yet (``planned``, or ``failed`` = refused).
 
-        Shards left ``creating`` by an interrupted process are not resent: a batch may exist for them.
+        Shards left ``creating`` by an interrupted process are first reconciled with the remote batches
+        (adopted, or sent again if none was created; see :mod:`batchframe.orphans`).
         """
         with self._session() as (manifest, provider):
+            reconcile(self.store, manifest, provider, self._save)
             for attempt, shard in iter_shards(manifest):
                 if shard["state"] in ("planned", "failed"):
                     self._send_shard(provider, attempt, shard, requests if attempt == 1 else None)
@@ -199,10 +202,16 @@ class Job:
         'in_progress'
         """
         with self._session() as (manifest, provider):
+            reconcile(self.store, manifest, provider, self._save)
             for attempt, shard in iter_shards(manifest):
                 if shard["state"] == "submitted":
                     record_batch(shard, provider.retrieve(shard["batch_id"]))
                     self._save()
+                if shard["state"] == "ended" and not (shard.get("adopted") or {"verified": True})["verified"]:
+                    try:
+                        verify_adopted(provider, self.store, manifest, attempt, shard)
+                    finally:
+                        self._save()
                 if shard["state"] == "ended":
                     shard.update(harvest_shard(provider, self.store, manifest, attempt, shard))
                     self._save()
@@ -291,6 +300,68 @@ class Job:
                 if shard["state"] == "submitted" and shard.get("processing_status") == "in_progress":
                     record_batch(shard, provider.cancel(shard["batch_id"]))
                     self._save()
+        return self.status
+
+    def retry(self, error_types: Collection[str] | None = None, *, expired: bool = True, canceled: bool = True,
+              missing: bool = True) -> int:
+        """Resubmit, as a new attempt of this job, only the rows whose latest try failed; returns how many.
+
+        A row is resubmitted when its latest attempt ended with it errored (with one of ``error_types``),
+        expired, canceled, or without a result line. Rows still running or succeeded are never sent
+        again, so retrying twice without new failures submits nothing. Merged results take each row's
+        latest attempt (``attempt`` column). See :mod:`batchframe.retry`.
+
+        Parameters
+        ----------
+        error_types : collection of str, optional
+            Error types to resubmit; default every type but ``invalid_request_error`` (it would fail again).
+        expired, canceled, missing : bool
+            Whether to resubmit rows in those states.
+
+        Examples
+        --------
+        >>> job.retry()  # doctest: +SKIP
+        7
+        >>> job.wait(); job.retry()  # doctest: +SKIP
+        0
+        """
+        from .retry import retry_job
+
+        return retry_job(self, error_types, expired=expired, canceled=canceled, missing=missing)
+
+    def delete(self, *, local: bool = False) -> pd.DataFrame:
+        """Delete the remote batches that have ended (results downloaded first); report the others and why.
+
+        Parameters
+        ----------
+        local : bool
+            Also remove the job's folder from the store, only if no remote batch is left.
+
+        Returns
+        -------
+        DataFrame
+            One row per shard: ``attempt``, ``shard``, ``batch_id``, ``deleted``, ``reason``;
+            ``report.attrs["local_files_removed"]``.
+
+        Examples
+        --------
+        >>> job.delete(local=True)  # doctest: +SKIP
+        """
+        from .lifecycle import delete_job
+
+        return delete_job(self, local=local)
+
+    def adopt(self, batch_id: str | None, *, attempt: int | None = None, shard: int | None = None) -> JobStatus:
+        """Answer :class:`batchframe.errors.OrphanBatchError`: ``batch_id`` is the interrupted shard's batch,
+        or None if none is (the shard is then sent again: it may be paid twice if that was wrong).
+
+        Examples
+        --------
+        >>> job.adopt("msgbatch_013Zva2CMHLNnXjNJJKqJ2EF")  # doctest: +SKIP
+        """
+        with self._session() as (manifest, provider):
+            adopt_chosen(self.store, manifest, provider, batch_id, attempt=attempt, shard=shard)
+            self._save()
         return self.status
 
     # -- results ----------------------------------------------------------------------------------------

@@ -115,10 +115,11 @@ class Backend:
 
         Canceling a batch that is already canceling or ended returns it unchanged.
         """
-        self._row(batch)
-        if self.store.set_canceling(batch, now_us()):
-            self.worker.wake()
-        return self.retrieve(batch, base_url=base_url)
+        row = self.store.set_canceling(batch, now_us())  # the row as canceled, before the worker ends it
+        if row is None:
+            return self.retrieve(batch, base_url=base_url)
+        self.worker.wake()
+        return batch_object(row, base_url, now_us())
 
     def delete(self, batch: str) -> dict[str, Any]:
         row = self._row(batch)

@@ -125,12 +125,17 @@ class Store:
             page.reverse()
         return page, len(rows) > limit
 
-    def set_canceling(self, batch_id: str, now_us: int) -> bool:
-        """Mark an in-progress batch canceling; False if it is not in progress."""
+    def set_canceling(self, batch_id: str, now_us: int) -> dict[str, Any] | None:
+        """Mark an in-progress batch canceling and return its row as updated; None if not in progress."""
         with self.transaction() as db:
-            cur = db.execute("UPDATE batches SET processing_status = 'canceling', cancel_us = ?"
-                             " WHERE id = ? AND processing_status = 'in_progress'", (now_us, batch_id))
-            return cur.rowcount == 1
+            db.row_factory = sqlite3.Row
+            try:
+                rows = db.execute("UPDATE batches SET processing_status = 'canceling', cancel_us = ?"
+                                  " WHERE id = ? AND processing_status = 'in_progress' RETURNING *",
+                                  (now_us, batch_id)).fetchall()  # all: the statement must finish first
+            finally:
+                db.row_factory = None
+        return dict(rows[0]) if rows else None
 
     def delete_batch(self, seq: int) -> None:
         with self.transaction() as db:

@@ -1,0 +1,231 @@
+"""The window between creating a remote batch and recording it: detect, report and adopt orphans.
+
+A shard's ``creating`` state is written (with ``intent_at``) *before* the POST that creates its batch,
+and the batch id right after the answer. A process killed in between (SIGKILL, a dead kernel, a read
+timeout) leaves a shard in ``creating``: a remote batch may exist that no manifest names. The window
+cannot be closed (the id only exists once the provider answered, and a Message Batch carries no
+client-chosen tag), so the next run that holds the job's lock reconciles it before sending anything:
+
+* **Exactly one candidate -> adopt it.** A candidate is a remote batch that no job of the store knows,
+  created within ``[intent_at - SKEW_SECONDS, intent_at + WINDOW_SECONDS]``, with as many requests as
+  the shard sent. Its id is recorded on the shard (``adopted``), it is reported on the ``batchframe``
+  logger by job name and batch id, and nothing is sent again.
+* **Several candidates -> ask.** :class:`~batchframe.errors.OrphanBatchError` names the job, the shard
+  and every candidate; nothing is sent. ``job.adopt(batch_id)`` picks one, ``job.adopt(None)`` declares
+  that none is this shard's (it is then sent again, and may be paid twice if that was wrong).
+* **No candidate -> send again**, once the intent is older than ``GRACE_SECONDS`` (a batch whose POST
+  was still being answered when the process died appears within seconds). Before that the shard stays
+  ``creating`` and a later run checks again.
+
+Adoption never puts a result on the wrong row: results are matched by custom_id through the shard's
+persisted mapping (``requests*.parquet``), and before an adopted batch is harvested its result ids must
+be exactly the ids the shard sent (:func:`verify_adopted`); otherwise the adoption is undone and
+reported, and no result is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow.compute as pc
+
+from .errors import JobError, OrphanBatchError
+from .harvest import shard_mapping
+from .manifest import iter_shards, now, parse_time, record_batch
+from .providers import Provider
+from .results import ResultParser
+from .status import COUNT_KEYS
+from .store import Store
+
+log = logging.getLogger("batchframe")
+
+#: Clock difference tolerated between this machine and the provider.
+SKEW_SECONDS = 120.0
+#: Longest a create POST can take after its intent was recorded (upload of a 256 MB body included).
+WINDOW_SECONDS = 900.0
+#: Seconds after an intent before "no remote batch" is trusted and the shard is sent again.
+GRACE_SECONDS = 30.0
+
+
+def known_batches(store: Store) -> dict[str, tuple[str, int, int]]:
+    """``batch_id -> (job, attempt, shard)`` of every batch any job of the store recorded.
+
+    Examples
+    --------
+    >>> known_batches(Store("/nonexistent"))
+    {}
+    """
+    known: dict[str, tuple[str, int, int]] = {}
+    for name in store.names():
+        try:
+            manifest = store.read_manifest(name)
+        except Exception:  # noqa: BLE001 - one corrupt manifest must not hide the others
+            continue
+        for attempt, shard in iter_shards(manifest):
+            for batch_id in (shard.get("batch_id"), *(shard.get("rejected") or ())):
+                if batch_id:
+                    known[batch_id] = (name, attempt, shard["index"])
+    return known
+
+
+def intent_window(shard: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    """The creation times a batch of this interrupted shard can have (None without an intent time)."""
+    intent = parse_time(shard.get("intent_at"))
+    if intent is None:
+        return None
+    return intent - timedelta(seconds=SKEW_SECONDS), intent + timedelta(seconds=WINDOW_SECONDS)
+
+
+def n_requests(batch: dict[str, Any]) -> int:
+    """Total requests of a remote batch (the sum of its request_counts)."""
+    counts = batch.get("request_counts") or {}
+    return sum(int(counts.get(k) or 0) for k in COUNT_KEYS)
+
+
+def candidates(shard: dict[str, Any], batches: list[dict[str, Any]], known: dict[str, Any]) -> list[dict]:
+    """Remote batches that may be this interrupted shard's: unknown, in its time window, same size.
+
+    Examples
+    --------
+    >>> shard = {"intent_at": "2026-01-01T10:00:00Z", "n_requests": 2}
+    >>> batch = {"id": "b1", "created_at": "2026-01-01T10:00:01Z", "request_counts": {"processing": 2}}
+    >>> [b["id"] for b in candidates(shard, [batch], known={})]
+    ['b1']
+    >>> candidates(shard, [batch], known={"b1": ("other", 1, 0)})
+    []
+    """
+    window = intent_window(shard)
+    if window is None:
+        return []
+    start, stop = window
+    return [b for b in batches
+            if b["id"] not in known and n_requests(b) == shard["n_requests"]
+            and (created := parse_time(b.get("created_at"))) is not None and start <= created <= stop]
+
+
+def recent_batches(provider: Provider, since: datetime, *, page_size: int = 1000) -> list[dict[str, Any]]:
+    """Remote batches created at or after ``since`` (the list is newest first: stop at the first older)."""
+    out = []
+    for batch in provider.iter_batches(page_size=page_size):
+        created = parse_time(batch.get("created_at"))
+        if created is not None and created < since:
+            break
+        out.append(batch)
+    return out
+
+
+def reconcile(store: Store, manifest: dict[str, Any], provider: Provider, save: Callable[[], None]) -> list[str]:
+    """Resolve every ``creating`` shard of a job (caller holds the job's lock); returns what was done.
+
+    Raises
+    ------
+    OrphanBatchError
+        A shard has several candidate batches: the user must choose (``job.adopt``).
+    """
+    creating = [(a, s) for a, s in iter_shards(manifest) if s["state"] == "creating"]
+    if not creating:
+        return []
+    windows = [w for _, s in creating if (w := intent_window(s)) is not None]
+    batches = recent_batches(provider, min(w[0] for w in windows)) if windows else []
+    known = known_batches(store)
+    return [_resolve(manifest, attempt, shard, batches, known, save) for attempt, shard in creating]
+
+
+def _resolve(manifest: dict[str, Any], attempt: int, shard: dict[str, Any], batches: list[dict],
+             known: dict[str, Any], save: Callable[[], None]) -> str:
+    name, where = manifest["name"], f"attempt {attempt} shard {shard['index']}"
+    found = [b for b in candidates(shard, batches, known) if b["id"] not in (shard.get("rejected") or ())]
+    if len(found) == 1:
+        adopt_batch(shard, found[0], how="automatic")
+        save()
+        return _report(f"job {name!r}: {where} was interrupted between creating its batch and recording it; "
+                       f"adopted remote batch {found[0]['id']} (created {found[0].get('created_at')}, "
+                       f"{shard['n_requests']} requests); nothing was sent again")
+    if found:
+        ids = tuple(b["id"] for b in found)
+        raise OrphanBatchError(
+            f"job {name!r}: {where} was interrupted while creating its batch, and {len(ids)} remote batches "
+            f"match it: {', '.join(ids)}. Nothing was sent. Choose with job.adopt('<batch id>') (the others "
+            f"stay orphans: see batchframe.remote_batches()), or job.adopt(None) if none of them is this "
+            f"shard's (it is then sent again).", job=name, attempt=attempt, shard=shard["index"], candidates=ids)
+    age = (datetime.now(UTC) - parse_time(shard["intent_at"])).total_seconds() if shard.get("intent_at") else 1e9
+    if age < GRACE_SECONDS:
+        return _report(f"job {name!r}: {where} was interrupted while creating its batch {age:.0f} s ago and no "
+                       f"remote batch matches yet; checking again on the next run (after {GRACE_SECONDS:.0f} s "
+                       f"it is sent again)")
+    shard.update(state="planned", error={"message": f"interrupted POST at {shard.get('intent_at')} created no "
+                                                    "remote batch (none found); safe to send again"})
+    save()
+    return _report(f"job {name!r}: {where} was interrupted while creating its batch; no remote batch was "
+                   f"created, so it will be sent again")
+
+
+def adopt_batch(shard: dict[str, Any], batch: dict[str, Any], *, how: str) -> None:
+    """Record ``batch`` as the shard's remote batch, marked as adopted (verified before harvest)."""
+    shard["adopted"] = {"batch_id": batch["id"], "at": now(), "how": how, "verified": False}
+    record_batch(shard, batch)
+
+
+def _report(message: str) -> str:
+    log.warning(message)
+    return message
+
+
+def verify_adopted(provider: Provider, store: Store, manifest: dict[str, Any], attempt: int,
+                   shard: dict[str, Any]) -> None:
+    """Before harvesting an adopted batch: its result ids must be exactly the ids the shard sent.
+
+    On a mismatch the adoption is undone (the batch id goes to ``rejected`` and the shard back to
+    ``creating``) and :class:`OrphanBatchError` says so; no result is written.
+    """
+    known, _ = shard_mapping(store, manifest["name"], attempt, shard["index"])
+    parser = ResultParser()
+    with provider.stream_results(shard["batch_id"]) as chunks:
+        for chunk in chunks:
+            parser.feed(chunk)
+    got = pc.unique(parser.finish().column("custom_id").combine_chunks())
+    sent = pc.unique(known)
+    exact = len(got) == len(sent) and bool(pc.all(pc.is_in(got, value_set=sent)).as_py())
+    if exact:
+        shard["adopted"]["verified"] = True
+        return
+    batch_id = shard["batch_id"]
+    shard.update(state="creating", batch_id=None, processing_status=None, counts=None,
+                 rejected=[*(shard.get("rejected") or ()), batch_id])
+    shard.pop("adopted", None)
+    raise OrphanBatchError(
+        f"job {manifest['name']!r}: adopted batch {batch_id} is not attempt {attempt} shard {shard['index']}'s "
+        f"(its {len(got)} result ids differ from the {len(sent)} the shard sent); adoption undone, no result "
+        f"written. Run again to look for the right batch, or job.adopt(...)",
+        job=manifest["name"], attempt=attempt, shard=shard["index"], candidates=(batch_id,))
+
+
+def adopt_chosen(store: Store, manifest: dict[str, Any], provider: Provider, batch_id: str | None, *,
+                 attempt: int | None = None, shard: int | None = None) -> str:
+    """The user's answer for an interrupted shard: adopt ``batch_id``, or (None) send the shard again."""
+    target_attempt, target = _creating_shard(manifest, attempt, shard)
+    where = f"job {manifest['name']!r} attempt {target_attempt} shard {target['index']}"
+    if batch_id is None:
+        target.update(state="planned", error={"message": "the user declared that no remote batch is this shard's"})
+        return _report(f"{where}: no remote batch adopted; it will be sent again")
+    owner = known_batches(store).get(batch_id)
+    if owner is not None:
+        raise JobError(f"batch {batch_id} already belongs to job {owner[0]!r} (attempt {owner[1]} shard {owner[2]})")
+    batch = provider.retrieve(batch_id)
+    if n_requests(batch) != target["n_requests"]:
+        raise JobError(f"batch {batch_id} has {n_requests(batch)} requests, {where} sent {target['n_requests']}: "
+                       "it cannot be this shard's batch")
+    adopt_batch(target, batch, how="user")
+    return _report(f"{where}: adopted remote batch {batch_id}")
+
+
+def _creating_shard(manifest: dict[str, Any], attempt: int | None, shard: int | None) -> tuple[int, dict]:
+    found = [(a, s) for a, s in iter_shards(manifest) if s["state"] == "creating"
+             and (attempt is None or a == attempt) and (shard is None or s["index"] == shard)]
+    if len(found) != 1:
+        what = "no shard" if not found else f"{len(found)} shards"
+        raise JobError(f"job {manifest['name']!r}: {what} left 'creating' match; name one with attempt=..., shard=...")
+    return found[0]
