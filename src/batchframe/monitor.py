@@ -12,6 +12,8 @@ renderers (text, ipywidgets) only receive :class:`~batchframe.status.JobStatus` 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import threading
 import time
 import weakref
@@ -72,6 +74,13 @@ def live_monitors() -> list[Monitor]:
     return [m for m in list(_LIVE) if m.running]
 
 
+@atexit.register
+def _close_live_monitors() -> None:
+    """Stop polling before the interpreter tears down modules under a still-running daemon thread."""
+    for monitor in live_monitors():
+        monitor.close(timeout=1.0)
+
+
 class Monitor:
     """Poll ``source.refresh()`` in a daemon thread and pass each :class:`JobStatus` to ``on_update``.
 
@@ -86,7 +95,7 @@ class Monitor:
         ``max_errors`` polls in a row have failed.
     on_stop
         Called once, in the monitor thread, when it stops, with the reason: ``"ended"``, ``"closed"``,
-        ``"errors"`` or ``"timeout"``.
+        ``"errors"`` (too many failed polls), ``"timeout"`` or ``"error"`` (a callback raised).
     backoff, max_seconds, max_errors
         The polling policy and its bounds.
 
@@ -159,14 +168,19 @@ class Monitor:
 
     # -- the thread ----------------------------------------------------------------------------------------
     def _run(self) -> None:
+        # Nothing may escape this thread: there is no cell to raise into, and a traceback printed from a
+        # dying kernel is noise. A renderer that fails stops the monitor; the error stays in last_error.
         reason = "closed"
         try:
             reason = self._loop()
+        except Exception as exc:
+            self.last_error, reason = exc, "error"
         finally:
             self.stop_reason = reason
             _LIVE.discard(self)
             if self._on_stop is not None:
-                self._on_stop(reason)
+                with contextlib.suppress(Exception):
+                    self._on_stop(reason)
 
     def _loop(self) -> str:
         deadline = time.monotonic() + self.max_seconds

@@ -8,7 +8,6 @@ or with ``BATCHFRAME_NO_PROGRESS=1``, it prints the same information as text, on
 from __future__ import annotations
 
 import html
-import os
 import threading
 import weakref
 from dataclasses import replace
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .monitor import Backoff, Monitor
+from .progress import progress_enabled
 from .render import to_html, to_text
 from .status import JobStatus
 
@@ -46,7 +46,7 @@ def widgets_available() -> bool:
     >>> widgets_available()  # in a plain Python process
     False
     """
-    if os.environ.get("BATCHFRAME_NO_PROGRESS", "") not in ("", "0"):
+    if not progress_enabled():  # BATCHFRAME_NO_PROGRESS: the one switch for bars and widgets
         return False
     try:
         import ipywidgets  # noqa: F401

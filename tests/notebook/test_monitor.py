@@ -92,3 +92,19 @@ def test_started_once():
     with pytest.raises(RuntimeError):
         m.start()
     m.join(5)
+
+
+def test_a_failing_renderer_stops_the_monitor_without_a_traceback():
+    def broken(status):
+        raise RuntimeError("renderer bug")
+
+    caught = []
+    previous, threading.excepthook = threading.excepthook, caught.append
+    try:
+        source = Scripted([job_status(shard(0, n=2, processing=2))])
+        m = Monitor(source, on_update=broken, backoff=FAST).start()
+        assert m.join(timeout=5)
+    finally:
+        threading.excepthook = previous
+    assert m.stop_reason == "error" and str(m.last_error) == "renderer bug"
+    assert caught == [] and m not in live_monitors()

@@ -39,6 +39,16 @@ def test_sdk_sees_overloaded_and_retries_through_intermittent_429s(service_facto
             assert sdk.messages.batches.retrieve(batch.id).id == batch.id
 
 
+def test_errors_after_processing_lose_the_answer_not_the_action(service):
+    with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:
+        service.set_faults(Faults(http_error_rate=1.0, http_error_statuses=(500,), http_errors_after_processing=True))
+        lost = http.post("/v1/messages/batches", json={"requests": [request("a")]})
+        assert lost.status_code == 500 and lost.json()["error"]["type"] == "api_error"
+        service.set_faults(Faults())
+        [batch] = http.get("/v1/messages/batches").json()["data"]  # the batch exists all the same
+    assert batch["request_counts"]["processing"] + batch["request_counts"]["succeeded"] == 1
+
+
 def test_seeded_faults_repeat(service_factory):
     def statuses(seed):
         faults = Faults(http_error_rate=0.5, http_error_statuses=(429, 500), seed=seed)

@@ -227,15 +227,21 @@ class ApiMiddleware:
 
         if scope["path"].startswith("/v1/"):
             self.backend.last_activity = time.monotonic()
-            refusal = await self._refusal(scope)
+            faults = self.backend.faults
+            if faults.faults.slow_seconds:
+                await asyncio.sleep(faults.faults.slow_seconds)
+            refusal = self._refusal(scope)
             if refusal is not None:
                 return await error_response(refusal, request_id)(scope, receive, send_with_id)
+            injected = faults.http_error()
+            if injected is not None:
+                if faults.faults.http_errors_after_processing:
+                    await self.app(scope, receive, _discard)  # served, then the answer is "lost"
+                return await error_response(injected, request_id)(scope, receive, send_with_id)
         await self.app(scope, receive, send_with_id)
 
-    async def _refusal(self, scope: dict) -> ServiceRequestError | None:
-        faults = self.backend.faults
-        if faults.faults.slow_seconds:
-            await asyncio.sleep(faults.faults.slow_seconds)
+    def _refusal(self, scope: dict) -> ServiceRequestError | None:
+        """401 / 400 when the key or the version header is missing or wrong."""
         headers = dict(scope["headers"])
         key = headers.get(b"x-api-key")
         if key is None and headers.get(b"authorization", b"").lower().startswith(b"bearer "):
@@ -247,7 +253,11 @@ class ApiMiddleware:
             return ServiceRequestError("API key is invalid.", status=401, error_type="authentication_error")
         if b"anthropic-version" not in headers:
             return ServiceRequestError("anthropic-version: header is required")
-        return faults.http_error()
+        return None
+
+
+async def _discard(event: dict) -> None:
+    pass
 
 
 def create_app(backend: Backend, *, api_key: str | None = None) -> ApiMiddleware:

@@ -37,6 +37,8 @@ def add_parser(subparsers: Any) -> None:
     faults = p.add_argument_group("fault injection (off by default; for testing clients)")
     faults.add_argument("--fault-http-error-rate", type=float, default=0.0)
     faults.add_argument("--fault-http-error-statuses", default="429,529,500", help="comma-separated statuses")
+    faults.add_argument("--fault-http-errors-after-processing", action="store_true",
+                        help="serve the call, then answer with the injected error (a lost response)")
     faults.add_argument("--fault-request-error-rate", type=float, default=0.0)
     faults.add_argument("--fault-request-error-type", default="api_error")
     faults.add_argument("--fault-cut-results-after-bytes", type=int)
@@ -73,6 +75,7 @@ def faults_from(args: argparse.Namespace) -> Faults:
     return Faults(
         http_error_rate=args.fault_http_error_rate,
         http_error_statuses=tuple(int(s) for s in args.fault_http_error_statuses.split(",") if s.strip()),
+        http_errors_after_processing=args.fault_http_errors_after_processing,
         request_error_rate=args.fault_request_error_rate,
         request_error_type=args.fault_request_error_type,
         cut_results_after_bytes=args.fault_cut_results_after_bytes,

@@ -30,6 +30,10 @@ class Faults:
         Fraction of API calls answered with an error status instead of being served.
     http_error_statuses : tuple of int
         The statuses drawn from, uniformly (429 carries ``retry-after``).
+    http_errors_after_processing : bool
+        Serve the call first, then answer with the injected error anyway, as when a response is lost
+        after the server acted: a create that "failed" did create a batch. Tests that a client never
+        submits twice.
     request_error_rate : float
         Fraction of batch requests that become errored lines of ``request_error_type``.
     request_error_type : str
@@ -58,6 +62,7 @@ class Faults:
 
     http_error_rate: float = 0.0
     http_error_statuses: tuple[int, ...] = (429, 529, 500)
+    http_errors_after_processing: bool = False
     request_error_rate: float = 0.0
     request_error_type: str = "api_error"
     cut_results_after_bytes: int | None = None

@@ -94,6 +94,8 @@ def _fault_args(f: Faults) -> list[str]:
         args += ["--fault-cut-results-after-bytes", str(f.cut_results_after_bytes)]
     if f.seed is not None:
         args += ["--fault-seed", str(f.seed)]
+    if f.http_errors_after_processing:
+        args += ["--fault-http-errors-after-processing"]
     if f.results_crlf:
         args += ["--fault-results-crlf"]
     if f.results_no_content_type:
