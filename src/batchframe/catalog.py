@@ -28,7 +28,7 @@ import pandas as pd
 
 from .job import Job
 from .manifest import iter_shards, job_status
-from .orphans import candidates, known_batches, n_requests
+from .orphans import candidates, interrupted_shards, known_batches, n_requests
 from .providers import provider_class, resolve_endpoint
 from .retry import row_outcomes
 from .status import ROW_STATES
@@ -98,7 +98,13 @@ def _job_row(store: Store, manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def row_counts(store: Store, manifest: dict[str, Any]) -> dict[str, int]:
-    """How many source rows are in each row state (see :data:`batchframe.status.ROW_STATES`)."""
+    """How many source rows are in each row state (see :data:`batchframe.status.ROW_STATES`).
+
+    Examples
+    --------
+    >>> row_counts(job.store, job.manifest)  # doctest: +SKIP
+    {'succeeded': 38, 'errored': 1, 'canceled': 0, 'expired': 0, 'pending': 0, 'skipped': 1}
+    """
     outcome = row_outcomes(store, manifest)
     status = outcome["status"].copy()
     status[np.equal(status, None) & (outcome["attempt"] > 0)] = "pending"
@@ -139,15 +145,23 @@ def remote_batches(provider: str | None = None, *, store: str | Store | None = N
 
 
 def batch_frame(batches: Iterable[dict[str, Any]], store: Store) -> pd.DataFrame:
-    """Remote batch objects as a DataFrame, joined with the jobs of ``store`` that know them."""
+    """Remote batch objects as a DataFrame, joined with the jobs of ``store`` that know them.
+
+    Examples
+    --------
+    >>> batch = {"id": "b1", "processing_status": "ended", "request_counts": {"succeeded": 2},
+    ...          "created_at": "2026-01-01T10:00:00Z"}
+    >>> batch_frame([batch], Store("/nonexistent"))[["id", "requests", "orphan"]].values.tolist()
+    [['b1', 2, True]]
+    """
     batches = list(batches)
     known = known_batches(store)
-    interrupted = _interrupted_shards(store)
+    interrupted = interrupted_shards(store)
     rows = []
     for batch in batches:
         owner = known.get(batch["id"])
         counts = batch.get("request_counts") or {}
-        suspects = [] if owner else [name for name, shard in interrupted if candidates(shard, [batch], known)]
+        suspects = [] if owner else [name for name, _, shard in interrupted if candidates(shard, [batch], known)]
         rows.append({"id": batch["id"], "processing_status": batch.get("processing_status"),
                      "requests": n_requests(batch), **{k: int(counts.get(k) or 0) for k in BATCH_COLUMNS[3:8]},
                      "created_at": batch.get("created_at"), "ended_at": batch.get("ended_at"),
@@ -160,12 +174,3 @@ def batch_frame(batches: Iterable[dict[str, Any]], store: Store) -> pd.DataFrame
     for column in ("attempt", "shard"):
         frame[column] = frame[column].astype("Int64")
     return frame
-
-
-def _interrupted_shards(store: Store) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for name in store.names():
-        for _, shard in iter_shards(store.read_manifest(name)):
-            if shard["state"] == "creating":
-                out.append((name, shard))
-    return out

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .build import RequestSet
-from .errors import APIError, JobError, JobTimeoutError, TransportError
+from .errors import APIError, JobError, JobTimeoutError, OrphanBatchError, TransportError
 from .harvest import harvest_shard
 from .http import RetryPolicy
 from .manifest import iter_shards, job_status, now, record_batch
@@ -290,16 +290,22 @@ class Job:
     def cancel(self) -> JobStatus:
         """Ask the provider to cancel every shard still running. Rows already done keep their results.
 
+        A batch whose creation was interrupted is adopted first (see :mod:`batchframe.orphans`) and
+        canceled too; if that needs the user's choice, the others are canceled, then it is asked.
+
         Examples
         --------
         >>> job.cancel().state  # doctest: +SKIP
         'canceling'
         """
         with self._session() as (manifest, provider):
+            asked = _reconcile_or_error(self.store, manifest, provider, self._save)
             for _, shard in iter_shards(manifest):
                 if shard["state"] == "submitted" and shard.get("processing_status") == "in_progress":
                     record_batch(shard, provider.cancel(shard["batch_id"]))
                     self._save()
+        if asked is not None:
+            raise asked
         return self.status
 
     def retry(self, error_types: Collection[str] | None = None, *, expired: bool = True, canceled: bool = True,
@@ -397,6 +403,14 @@ class Job:
     def batch_ids(self) -> list[str]:
         """Remote batch ids of every shard that has one."""
         return [s["batch_id"] for _, s in iter_shards(self._manifest) if s.get("batch_id")]
+
+
+def _reconcile_or_error(store: Store, manifest: dict, provider: Provider, save: Any) -> OrphanBatchError | None:
+    try:
+        reconcile(store, manifest, provider, save)
+    except OrphanBatchError as exc:
+        return exc
+    return None
 
 
 def _price(aligned: pa.Table) -> pa.Array:

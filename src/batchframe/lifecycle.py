@@ -25,7 +25,12 @@ REPORT_COLUMNS = ["attempt", "shard", "batch_id", "deleted", "reason"]
 
 
 def delete_job(job: Job, *, local: bool = False) -> pd.DataFrame:
-    """Delete the ended remote batches of ``job``; see :meth:`batchframe.Job.delete`."""
+    """Delete the ended remote batches of ``job``; see :meth:`batchframe.Job.delete`.
+
+    Examples
+    --------
+    >>> delete_job(job)[["batch_id", "deleted", "reason"]]  # doctest: +SKIP
+    """
     job.refresh()  # download what has ended before its remote copy goes away
     rows = []
     with job._session() as (manifest, provider):

@@ -7,12 +7,15 @@ cannot be closed (the id only exists once the provider answered, and a Message B
 client-chosen tag), so the next run that holds the job's lock reconciles it before sending anything:
 
 * **Exactly one candidate -> adopt it.** A candidate is a remote batch that no job of the store knows,
-  created within ``[intent_at - SKEW_SECONDS, intent_at + WINDOW_SECONDS]``, with as many requests as
-  the shard sent. Its id is recorded on the shard (``adopted``), it is reported on the ``batchframe``
-  logger by job name and batch id, and nothing is sent again.
-* **Several candidates -> ask.** :class:`~batchframe.errors.OrphanBatchError` names the job, the shard
-  and every candidate; nothing is sent. ``job.adopt(batch_id)`` picks one, ``job.adopt(None)`` declares
-  that none is this shard's (it is then sent again, and may be paid twice if that was wrong).
+  with as many requests as the shard sent, created between ``intent_at - SKEW_SECONDS`` and the latest
+  time its POST could have been answered (``POST_SECONDS`` plus the upload of the shard's bytes at
+  ``UPLOAD_BYTES_PER_SECOND``). Its id is recorded on the shard (``adopted``), the adoption is reported
+  on the ``batchframe`` logger (WARNING) by job name and batch id, and nothing is sent again.
+* **Several candidates, or a candidate that another interrupted shard of the store could also own ->
+  ask.** :class:`~batchframe.errors.OrphanBatchError` names the job, the shard and every candidate;
+  nothing is sent. ``job.adopt(batch_id)`` picks one, ``job.adopt(None)`` declares that none is this
+  shard's (it is then sent again, and may be paid twice if that was wrong). ``BATCHFRAME_ORPHANS=ask``
+  asks even for a single candidate (for teams that share a key across several job stores).
 * **No candidate -> send again**, once the intent is older than ``GRACE_SECONDS`` (a batch whose POST
   was still being answered when the process died appears within seconds). Before that the shard stays
   ``creating`` and a later run checks again.
@@ -21,11 +24,16 @@ Adoption never puts a result on the wrong row: results are matched by custom_id 
 persisted mapping (``requests*.parquet``), and before an adopted batch is harvested its result ids must
 be exactly the ids the shard sent (:func:`verify_adopted`); otherwise the adoption is undone and
 reported, and no result is written.
+
+Known limit: custom_ids are row positions (``r0``, ``r1``, ...), not job-specific, so a same-sized
+batch created in the same minute *by another job store* with the same key would pass these checks.
+Within one store that case is asked about, never adopted; across stores, set ``BATCHFRAME_ORPHANS=ask``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,9 +51,11 @@ from .store import Store
 log = logging.getLogger("batchframe")
 
 #: Clock difference tolerated between this machine and the provider.
-SKEW_SECONDS = 120.0
-#: Longest a create POST can take after its intent was recorded (upload of a 256 MB body included).
-WINDOW_SECONDS = 900.0
+SKEW_SECONDS = 60.0
+#: Longest a create POST takes to be answered, besides uploading its body.
+POST_SECONDS = 120.0
+#: Slowest upload assumed for a shard's body (0.5 MB/s: 256 MB in under 9 minutes).
+UPLOAD_BYTES_PER_SECOND = 500_000
 #: Seconds after an intent before "no remote batch" is trusted and the shard is sent again.
 GRACE_SECONDS = 30.0
 
@@ -72,15 +82,30 @@ def known_batches(store: Store) -> dict[str, tuple[str, int, int]]:
 
 
 def intent_window(shard: dict[str, Any]) -> tuple[datetime, datetime] | None:
-    """The creation times a batch of this interrupted shard can have (None without an intent time)."""
+    """The creation times a batch of this interrupted shard can have (None without an intent time).
+
+    Examples
+    --------
+    >>> start, stop = intent_window({"intent_at": "2026-01-01T10:00:00Z", "n_bytes": 1_000_000})
+    >>> start.isoformat(), stop.isoformat()
+    ('2026-01-01T09:59:00+00:00', '2026-01-01T10:03:02+00:00')
+    """
     intent = parse_time(shard.get("intent_at"))
     if intent is None:
         return None
-    return intent - timedelta(seconds=SKEW_SECONDS), intent + timedelta(seconds=WINDOW_SECONDS)
+    upload = float(shard.get("n_bytes") or 0) / UPLOAD_BYTES_PER_SECOND
+    return (intent - timedelta(seconds=SKEW_SECONDS),
+            intent + timedelta(seconds=SKEW_SECONDS + POST_SECONDS + upload))
 
 
 def n_requests(batch: dict[str, Any]) -> int:
-    """Total requests of a remote batch (the sum of its request_counts)."""
+    """Total requests of a remote batch (the sum of its request_counts).
+
+    Examples
+    --------
+    >>> n_requests({"request_counts": {"processing": 2, "succeeded": 3, "errored": 0}})
+    5
+    """
     counts = batch.get("request_counts") or {}
     return sum(int(counts.get(k) or 0) for k in COUNT_KEYS)
 
@@ -107,7 +132,12 @@ def candidates(shard: dict[str, Any], batches: list[dict[str, Any]], known: dict
 
 
 def recent_batches(provider: Provider, since: datetime, *, page_size: int = 1000) -> list[dict[str, Any]]:
-    """Remote batches created at or after ``since`` (the list is newest first: stop at the first older)."""
+    """Remote batches created at or after ``since`` (the list is newest first: stop at the first older).
+
+    Examples
+    --------
+    >>> recent_batches(provider, datetime(2026, 1, 1, tzinfo=UTC))  # doctest: +SKIP
+    """
     out = []
     for batch in provider.iter_batches(page_size=page_size):
         created = parse_time(batch.get("created_at"))
@@ -120,6 +150,11 @@ def recent_batches(provider: Provider, since: datetime, *, page_size: int = 1000
 def reconcile(store: Store, manifest: dict[str, Any], provider: Provider, save: Callable[[], None]) -> list[str]:
     """Resolve every ``creating`` shard of a job (caller holds the job's lock); returns what was done.
 
+    Examples
+    --------
+    >>> reconcile(store, manifest, provider, save=lambda: None)  # doctest: +SKIP
+    ["job 'reviews': attempt 1 shard 0 was interrupted ...; adopted remote batch msgbatch_..."]
+
     Raises
     ------
     OrphanBatchError
@@ -131,14 +166,36 @@ def reconcile(store: Store, manifest: dict[str, Any], provider: Provider, save: 
     windows = [w for _, s in creating if (w := intent_window(s)) is not None]
     batches = recent_batches(provider, min(w[0] for w in windows)) if windows else []
     known = known_batches(store)
-    return [_resolve(manifest, attempt, shard, batches, known, save) for attempt, shard in creating]
+    others = [(n, a, s) for n, a, s in interrupted_shards(store) if n != manifest["name"]]
+    others += [(manifest["name"], a, s) for a, s in creating]
+    return [_resolve(manifest, attempt, shard, batches, known, others, save) for attempt, shard in creating]
+
+
+def interrupted_shards(store: Store) -> list[tuple[str, int, dict[str, Any]]]:
+    """``(job, attempt, shard)`` of every shard of the store left ``creating``.
+
+    Examples
+    --------
+    >>> interrupted_shards(Store("/nonexistent"))
+    []
+    """
+    out = []
+    for name in store.names():
+        try:
+            manifest = store.read_manifest(name)
+        except Exception:  # noqa: BLE001 - one corrupt manifest must not hide the others
+            continue
+        out += [(name, a, s) for a, s in iter_shards(manifest) if s["state"] == "creating"]
+    return out
 
 
 def _resolve(manifest: dict[str, Any], attempt: int, shard: dict[str, Any], batches: list[dict],
-             known: dict[str, Any], save: Callable[[], None]) -> str:
+             known: dict[str, Any], interrupted: list[tuple[str, int, dict]], save: Callable[[], None]) -> str:
     name, where = manifest["name"], f"attempt {attempt} shard {shard['index']}"
     found = [b for b in candidates(shard, batches, known) if b["id"] not in (shard.get("rejected") or ())]
-    if len(found) == 1:
+    rivals = sorted({f"{n!r} attempt {a} shard {s['index']}" for n, a, s in interrupted
+                     if s is not shard and candidates(s, found, known)})
+    if len(found) == 1 and not rivals and os.environ.get("BATCHFRAME_ORPHANS", "adopt") != "ask":
         adopt_batch(shard, found[0], how="automatic")
         save()
         return _report(f"job {name!r}: {where} was interrupted between creating its batch and recording it; "
@@ -146,9 +203,10 @@ def _resolve(manifest: dict[str, Any], attempt: int, shard: dict[str, Any], batc
                        f"{shard['n_requests']} requests); nothing was sent again")
     if found:
         ids = tuple(b["id"] for b in found)
+        also = f" (the interrupted {', '.join(rivals)} could own them too)" if rivals else ""
         raise OrphanBatchError(
-            f"job {name!r}: {where} was interrupted while creating its batch, and {len(ids)} remote batches "
-            f"match it: {', '.join(ids)}. Nothing was sent. Choose with job.adopt('<batch id>') (the others "
+            f"job {name!r}: {where} was interrupted while creating its batch, and {len(ids)} remote batch(es) "
+            f"match it: {', '.join(ids)}{also}. Nothing was sent. Choose with job.adopt('<batch id>') (the others "
             f"stay orphans: see batchframe.remote_batches()), or job.adopt(None) if none of them is this "
             f"shard's (it is then sent again).", job=name, attempt=attempt, shard=shard["index"], candidates=ids)
     age = (datetime.now(UTC) - parse_time(shard["intent_at"])).total_seconds() if shard.get("intent_at") else 1e9
@@ -164,7 +222,15 @@ def _resolve(manifest: dict[str, Any], attempt: int, shard: dict[str, Any], batc
 
 
 def adopt_batch(shard: dict[str, Any], batch: dict[str, Any], *, how: str) -> None:
-    """Record ``batch`` as the shard's remote batch, marked as adopted (verified before harvest)."""
+    """Record ``batch`` as the shard's remote batch, marked as adopted (verified before harvest).
+
+    Examples
+    --------
+    >>> shard = {"state": "creating", "batch_id": None}
+    >>> adopt_batch(shard, {"id": "b1", "processing_status": "in_progress"}, how="automatic")
+    >>> shard["state"], shard["batch_id"], shard["adopted"]["verified"]
+    ('submitted', 'b1', False)
+    """
     shard["adopted"] = {"batch_id": batch["id"], "at": now(), "how": how, "verified": False}
     record_batch(shard, batch)
 
@@ -180,6 +246,10 @@ def verify_adopted(provider: Provider, store: Store, manifest: dict[str, Any], a
 
     On a mismatch the adoption is undone (the batch id goes to ``rejected`` and the shard back to
     ``creating``) and :class:`OrphanBatchError` says so; no result is written.
+
+    Examples
+    --------
+    >>> verify_adopted(provider, store, manifest, 1, shard)  # doctest: +SKIP
     """
     known, _ = shard_mapping(store, manifest["name"], attempt, shard["index"])
     parser = ResultParser()
@@ -205,7 +275,13 @@ def verify_adopted(provider: Provider, store: Store, manifest: dict[str, Any], a
 
 def adopt_chosen(store: Store, manifest: dict[str, Any], provider: Provider, batch_id: str | None, *,
                  attempt: int | None = None, shard: int | None = None) -> str:
-    """The user's answer for an interrupted shard: adopt ``batch_id``, or (None) send the shard again."""
+    """The user's answer for an interrupted shard: adopt ``batch_id``, or (None) send the shard again.
+
+    Examples
+    --------
+    >>> adopt_chosen(store, manifest, provider, "msgbatch_01")  # doctest: +SKIP
+    "job 'reviews' attempt 1 shard 0: adopted remote batch msgbatch_01"
+    """
     target_attempt, target = _creating_shard(manifest, attempt, shard)
     where = f"job {manifest['name']!r} attempt {target_attempt} shard {target['index']}"
     if batch_id is None:

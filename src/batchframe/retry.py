@@ -43,6 +43,11 @@ def retry_job(job: Job, error_types: Collection[str] | None = None, *, expired: 
     """Resubmit the failed rows of ``job`` as a new attempt; returns how many rows were sent.
 
     See :meth:`batchframe.Job.retry`.
+
+    Examples
+    --------
+    >>> retry_job(job, {"overloaded_error"}, canceled=False)  # doctest: +SKIP
+    3
     """
     if isinstance(error_types, str):
         raise InputError("error_types takes a collection of error types, e.g. {'api_error'}")
@@ -65,6 +70,11 @@ def row_outcomes(store: Store, manifest: dict[str, Any]) -> dict[str, np.ndarray
 
     Returns arrays of length ``n_rows``: ``attempt`` (0 = never sent), ``harvested`` (bool),
     ``status`` and ``error_type`` (object, None where there is no result from that attempt).
+
+    Examples
+    --------
+    >>> row_outcomes(job.store, job.manifest)["status"]  # doctest: +SKIP
+    array(['succeeded', 'expired', None], dtype=object)
     """
     name, n = manifest["name"], manifest["n_rows"]
     attempt = np.zeros(n, np.int32)
@@ -124,7 +134,13 @@ def select_rows(outcome: dict[str, np.ndarray], error_types: Collection[str] | N
 
 
 def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray) -> dict[str, Any]:
-    """Write ``requests-aN.parquet`` for the rows at ``positions``; return the manifest's attempt entry."""
+    """Write ``requests-aN.parquet`` for the rows at ``positions``; return the manifest's attempt entry.
+
+    Examples
+    --------
+    >>> plan_attempt(job.store, job.manifest, np.array([3, 7]))["n_requests"]  # doctest: +SKIP
+    2
+    """
     name = manifest["name"]
     number = max(a["attempt"] for a in manifest["attempts"]) + 1
     source = store.read_table(store.requests_path(name, 1), columns=["position", "body"])

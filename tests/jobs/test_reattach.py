@@ -101,7 +101,6 @@ def test_a_cut_download_leaves_no_results_file(service_factory):
     assert job.results()["llm_batch_id"].unique().tolist() == [batch_id]
 
 
-@pytest.mark.slow
 def test_a_process_killed_while_writing_results_leaves_them_unharvested(service):
     df = frame(5)
     job = submit(df, service, name="writer")

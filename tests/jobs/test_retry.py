@@ -81,7 +81,7 @@ def test_a_second_retry_while_the_first_runs_submits_nothing(service_factory):
 
 
 def test_cancel_mid_job_then_retry_every_row_succeeds_exactly_once(service_factory):
-    service = service_factory(engine_options={"latency": 0.1, "max_concurrency": 1}, workers=1)
+    service = service_factory(engine_options={"latency": 0.2, "max_concurrency": 1}, workers=1)
     df = frame(12)
     job = submit(df, service, max_batch_requests=5)  # 3 shards
     for _ in range(500):

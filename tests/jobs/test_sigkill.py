@@ -17,8 +17,8 @@ from batchframe import orphans
 ROWS = 5
 
 
-def _killed_submit(service, df, *, after_post: bool) -> str:
-    """Submit ``df`` as job "killed" in a child, SIGKILLed right after (or right before) the POST."""
+def _killed_submit(service, df, *, after_post: bool, name: str = "killed", max_tokens: int = 64) -> str:
+    """Submit ``df`` as job ``name`` in a child, SIGKILLed right after (or right before) the POST."""
     wrapper = ("batch = original(self, body); print('CREATED', batch['id'], flush=True); time.sleep(120)"
                if after_post else "print('POSTING', flush=True); time.sleep(120)")
     proc = child(f"""
@@ -29,8 +29,8 @@ def _killed_submit(service, df, *, after_post: bool) -> str:
             {wrapper}
         AnthropicProvider.create = create
         df = pd.DataFrame({{"q": {df["q"].tolist()!r}}}, index=pd.Index({df.index.tolist()!r}, name="key"))
-        df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=64, provider="anthropic",
-                        api_key={KEY!r}, base_url={service.base_url!r}, name="killed")
+        df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens={max_tokens}, provider="anthropic",
+                        api_key={KEY!r}, base_url={service.base_url!r}, name={name!r})
     """)
     line = kill_at_marker(proc, "CREATED" if after_post else "POSTING")
     assert proc.returncode == -9
@@ -103,3 +103,49 @@ def test_two_matching_orphans_make_it_ask_and_a_wrong_adoption_is_undone(service
     assert job.batch_ids() == [batch_id]
     assert df.batch.merge(job)["llm_text"].tolist() == df["q"].tolist()
     assert len(service_batches(service)) == 2
+
+
+def test_an_orphan_two_interrupted_jobs_could_own_is_asked_about_not_adopted(service, monkeypatch):
+    df = frame(ROWS)
+    batch_a = _killed_submit(service, df, after_post=True, name="job-a")
+    _killed_submit(service, df, after_post=False, name="job-b", max_tokens=32)  # same size, never POSTed
+    monkeypatch.setattr(orphans, "GRACE_SECONDS", 0.0)
+    job_b = batchframe.open_job("job-b", api_key=KEY)
+    with pytest.raises(batchframe.OrphanBatchError, match="'job-a'") as info:
+        job_b.send_unsent()
+    assert info.value.candidates == (batch_a,)
+    with pytest.raises(batchframe.OrphanBatchError, match="'job-b'"):
+        batchframe.open_job("job-a", api_key=KEY).refresh()
+    assert len(service_batches(service)) == 1 and job_b.batch_ids() == []
+    job_a = batchframe.open_job("job-a", api_key=KEY)
+    job_a.adopt(batch_a)  # the user answers; job-b's shard then has no candidate left and is sent
+    job_b.send_unsent()
+    assert len(service_batches(service)) == 2 and job_b.batch_ids() != [batch_a]
+    for job in (job_a, job_b):
+        job.wait(poll_interval=0.05, timeout=60)
+        assert df.batch.merge(job)["llm_text"].tolist() == df["q"].tolist()
+
+
+def test_orphans_ask_mode_asks_even_for_a_single_candidate(service, monkeypatch):
+    batch_id = _killed_submit(service, frame(ROWS), after_post=True)
+    monkeypatch.setenv("BATCHFRAME_ORPHANS", "ask")
+    job = batchframe.open_job("killed", api_key=KEY)
+    with pytest.raises(batchframe.OrphanBatchError) as info:
+        job.refresh()
+    assert info.value.candidates == (batch_id,) and job.batch_ids() == []
+    job.adopt(batch_id)
+    assert job.wait(poll_interval=0.05, timeout=60).counts["succeeded"] == ROWS
+
+
+def test_cancel_after_a_kill_adopts_and_cancels_the_orphan(service_factory):
+    service = service_factory(engine_options={"latency": 0.3, "max_concurrency": 1}, workers=1)
+    df = frame(ROWS)
+    batch_id = _killed_submit(service, df, after_post=True)
+    job = batchframe.open_job("killed", api_key=KEY)
+    assert job.cancel().state in ("canceling", "ended") and job.batch_ids() == [batch_id]
+    assert service_batches(service)[0]["cancel_initiated_at"] is not None
+    job.wait(poll_interval=0.05, timeout=60)
+    assert "canceled" in set(job.results()["llm_status"])
+    assert job.retry() >= 1
+    job.wait(poll_interval=0.05, timeout=60)
+    assert df.batch.merge(job)["llm_text"].tolist() == df["q"].tolist()
