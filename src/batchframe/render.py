@@ -67,6 +67,16 @@ def _shard_bar(shard: ShardStatus) -> Bar:
     return Bar(label, dict(shard.counts), total, shard.processing_status)
 
 
+def _total_bar(status: JobStatus, shards: tuple[Bar, ...]) -> Bar:
+    """Requests summed over shards; with retries, source rows at their latest attempt instead."""
+    rows = status.row_counts
+    if not rows or len({s.attempt for s in status.shards}) < 2:
+        return Bar("total", status.counts, sum(b.total for b in shards), status.state)
+    counts = {k: rows.get(k, 0) for k in COUNT_KEYS if k != "processing"}
+    counts["processing"] = rows.get("pending", 0)
+    return Bar("total rows", counts, sum(counts.values()), status.state)
+
+
 def summarize(status: JobStatus, *, now: datetime | None = None, started: datetime | None = None) -> Summary:
     """Derive the bars, elapsed time and ETA of ``status``.
 
@@ -80,7 +90,7 @@ def summarize(status: JobStatus, *, now: datetime | None = None, started: dateti
     """
     now = now or datetime.now(UTC)
     shards = tuple(_shard_bar(s) for s in status.shards)
-    total = Bar("total", status.counts, sum(b.total for b in shards), status.state)
+    total = _total_bar(status, shards)
     begin = status.created_at or started
     end = status.ended_at if status.ended and status.ended_at else now
     elapsed = max(0.0, (end - begin).total_seconds()) if begin else None

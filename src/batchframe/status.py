@@ -54,6 +54,9 @@ class JobStatus:
     cost_usd: float | None = None
     created_at: datetime | None = None
     ended_at: datetime | None = None
+    #: Source rows per ROW_STATES at their latest attempt, when a reader computed them from the store (a job
+    #: with retries: summing shard counts over attempts would count a retried row twice). None otherwise.
+    row_counts: dict[str, int] | None = None
 
     @property
     def counts(self) -> dict[str, int]:

@@ -19,7 +19,7 @@ from .progress import progress_enabled
 from .render import to_html, to_text
 from .status import JobStatus
 
-__all__ = ["JobWidget", "display_job", "widgets_available"]
+__all__ = ["JobWidget", "display_job", "widgets_available", "with_row_counts"]
 
 #: The widget poll policy: quick at first (small local jobs end in seconds), then at most every 30 s.
 WIDGET_BACKOFF = Backoff(initial=0.5, factor=1.5, maximum=30.0)
@@ -67,7 +67,7 @@ def display_job(job: Any, *, backoff: Backoff | None = None) -> JobWidget | None
     True
     """
     if not widgets_available():
-        print(to_text(job.status))
+        print(to_text(with_row_counts(job, job.status)))
         return None
     from IPython.display import display
 
@@ -99,7 +99,7 @@ class JobWidget:
 
         self.job = job
         self.started = datetime.now(UTC)
-        self.status: JobStatus = job.status
+        self.status: JobStatus = with_row_counts(job, job.status)
         self.view = w.HTML(value=self._html(self.status))
         self.message = w.HTML(value="")
         self.refresh_button = w.Button(description="Refresh", icon="refresh", tooltip="Poll the provider now")
@@ -121,8 +121,8 @@ class JobWidget:
         self.cancel_button.on_click(lambda _: self._ask_cancel())
         self.keep_button.on_click(lambda _: self._hide_confirm())
         self.confirm_button.on_click(lambda _: self._confirmed_cancel())
-        self.monitor = Monitor(job, on_update=self._update, on_error=self._error, on_stop=self._stopped,
-                               backoff=backoff or WIDGET_BACKOFF)
+        self.monitor = Monitor(_RowAwareSource(job), on_update=self._update, on_error=self._error,
+                               on_stop=self._stopped, backoff=backoff or WIDGET_BACKOFF)
         self._set_ended(self.status.ended)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ class JobWidget:
 
     def _poll_once(self) -> None:
         try:
-            self._update(self.job.refresh())
+            self._update(_RowAwareSource(self.job).refresh())
         except Exception as exc:
             self._error(exc)
 
@@ -218,6 +218,32 @@ class JobWidget:
             return
         self.message.value = '<span class="bf-canceling">cancel requested; the batch ends shortly</span>'
         self.refresh()
+
+
+def with_row_counts(job: Any, status: JobStatus) -> JobStatus:
+    """``status`` plus per-row counts from the job store when the job has retries (else unchanged).
+
+    Shard counts summed over attempts would count a retried row once per attempt; the store knows each
+    row's latest attempt. Reads the job's result files, so it runs in the monitor thread, not per render.
+    """
+    if len({s.attempt for s in status.shards}) < 2 or not hasattr(job, "store"):
+        return status
+    from .catalog import row_counts
+
+    try:
+        return replace(status, row_counts=row_counts(job.store, job.manifest))
+    except Exception:  # a job being written by another process: show shard counts this time
+        return status
+
+
+class _RowAwareSource:
+    """The monitor's state source: ``job.refresh()``, with per-row counts for jobs with retries."""
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+
+    def refresh(self) -> JobStatus:
+        return with_row_counts(self.job, self.job.refresh())
 
 
 def _escape(text: str) -> str:

@@ -69,3 +69,18 @@ def test_html_escapes_names():
 def test_format_duration():
     got = [format_duration(x) for x in (None, 0, 59.6, 61, 3600 * 2 + 7 * 60)]
     assert got == ["—", "0s", "1m 00s", "1m 01s", "2h 07m"]
+
+
+def test_total_counts_rows_once_across_retries():
+    """Attempt 1: 39 canceled, 1 succeeded; attempt 2 retried the 39: the total is 40 rows, all succeeded."""
+    from dataclasses import replace
+
+    first = shard(0, n=40, canceled=39)
+    retry = replace(shard(0, n=39), attempt=2)
+    st = job_status(first, retry)
+    assert summarize(st).total.counts["canceled"] == 39  # without row counts: summed shard counts
+    rows = {"succeeded": 40, "errored": 0, "canceled": 0, "expired": 0, "pending": 0, "skipped": 0}
+    s = summarize(replace(st, row_counts=rows))
+    assert (s.total.label, s.total.total, s.total.outcome) == ("total rows", 40, "success")
+    assert [b.label for b in s.shards] == ["shard 0", "shard 0 (attempt 2)"]
+    assert [b.outcome for b in s.shards] == ["failure", "success"]

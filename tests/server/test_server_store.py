@@ -36,3 +36,22 @@ def test_one_service_per_data_dir(tmp_path):
             serve_in_thread(data_dir=tmp_path)
     with serve_in_thread(data_dir=tmp_path) as again:  # released at stop
         assert again.base_url.startswith("http://127.0.0.1:")
+
+
+def test_a_batch_stored_before_0003_still_streams_its_results(tmp_path):
+    db = sqlite3.connect(tmp_path / "batches.sqlite3", isolation_level=None)
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, sql in MIGRATIONS[:2]:
+        for statement in filter(str.strip, sql.split(";")):
+            db.execute(statement)
+        db.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+    db.execute("INSERT INTO batches (seq, id, processing_status, n_requests, succeeded, created_us, expires_us)"
+               " VALUES (1, 'msgbatch_old', 'ended', 2, 2, 0, 1)")
+    db.executemany("INSERT INTO requests (batch, custom_id, params, shuffle, result_type, line)"
+                   " VALUES (1, ?, x'7b7d', 0, 'succeeded', ?)", [("a", b"line-a\n"), ("b", b"line-b\n")])
+    db.close()
+    store = Store(tmp_path)
+    row = store.get_batch("msgbatch_old")
+    assert (row["first_request"], row["last_request"]) == (1, 2)
+    assert b"".join(store.result_pages(row)) == b"line-a\nline-b\n"
+    store.close()

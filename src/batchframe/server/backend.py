@@ -7,6 +7,7 @@ raised as :class:`~batchframe.errors.ServiceRequestError`, worded as the real AP
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Iterator
@@ -90,6 +91,7 @@ class Backend:
     def create(self, body: bytes, *, base_url: str) -> dict[str, Any]:
         """Validate a create body as a whole (400 on any problem), store it, wake the worker."""
         requests = parse_create(body)
+        random.shuffle(requests)  # stored (so processed and streamed) in random order, as the API's results
         new_id, created = batch_id()
         row = self.store.insert_batch(new_id, created, created + self.ttl_us, requests)
         self.worker.wake()
@@ -125,7 +127,7 @@ class Backend:
         row = self._row(batch)
         if row["processing_status"] != "ended":
             raise _bad("In progress batches cannot be deleted. Consider canceling the batch instead.")
-        self.store.delete_batch(row["seq"])
+        self.store.delete_batch(row)
         return {"id": batch, "type": "message_batch_deleted"}
 
     def results(self, batch: str) -> Iterator[bytes]:
@@ -134,7 +136,7 @@ class Backend:
         if row["processing_status"] != "ended" or now_us() >= row["created_us"] + ARCHIVE_AFTER_US:
             raise ServiceRequestError(f"Message Batch {batch} has no available results.",
                                       status=404, error_type="not_found_error")
-        return self.store.result_pages(row["seq"])
+        return self.store.result_pages(row)
 
     # -- synchronous Messages ----------------------------------------------------------------------------
     def message(self, body: bytes) -> dict[str, Any]:

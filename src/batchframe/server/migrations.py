@@ -6,8 +6,11 @@ in its own transaction, and records it in ``_migrations``.
 - ``batches``: one row per batch; ``seq`` orders the queue, the request counters move as results land.
 - ``requests``: one row per request. ``params`` is the request's JSON; ``line`` is its finished result line,
   ready-to-send JSONL bytes (NULL while pending, which is what the ``requests_pending`` partial index
-  covers, in FIFO order across batches). ``shuffle`` is a random key: results stream in that order, so
-  clients that assume order break in tests rather than in production.
+  covers, in FIFO order across batches).
+- Since 0003, a batch's requests are the contiguous id range ``first_request..last_request`` (one insert
+  transaction), stored in a random order: results stream by id, sequentially, and still come out
+  shuffled, so clients that assume order break in tests rather than in production. (0002's ``shuffle``
+  key and its index served the same purpose with random reads; the column stays, unused.)
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX requests_by_batch ON requests(batch, shuffle);
         CREATE INDEX requests_pending ON requests(id) WHERE line IS NULL;
     """),
+    ("0003_batch_request_range", """
+        ALTER TABLE batches ADD COLUMN first_request INTEGER;
+        ALTER TABLE batches ADD COLUMN last_request INTEGER;
+        UPDATE batches SET
+            first_request = (SELECT min(id) FROM requests WHERE requests.batch = batches.seq),
+            last_request = (SELECT max(id) FROM requests WHERE requests.batch = batches.seq);
+        DROP INDEX requests_by_batch;
+    """),
 )
 
 
@@ -56,7 +67,7 @@ def migrate(db: sqlite3.Connection) -> list[str]:
     >>> import sqlite3
     >>> db = sqlite3.connect(":memory:", isolation_level=None)
     >>> migrate(db)
-    ['0001_batches', '0002_requests']
+    ['0001_batches', '0002_requests', '0003_batch_request_range']
     >>> migrate(db)
     []
     """

@@ -78,18 +78,24 @@ class Store:
     # -- batches -----------------------------------------------------------------------------------------
     def insert_batch(self, batch_id: str, created_us: int, expires_us: int,
                      requests: list[tuple[str, bytes]]) -> dict[str, Any]:
-        """Store a new batch and its requests (custom_id, params JSON) in one transaction; return its row."""
+        """Store a new batch and its requests (custom_id, params JSON) in one transaction; return its row.
+
+        The requests get consecutive ids in the order given (this process is the only writer, and the
+        transaction holds the write lock), recorded as ``first_request..last_request``.
+        """
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
                 " VALUES (?, 'in_progress', ?, ?, ?)", (batch_id, len(requests), created_us, expires_us))
             seq = cur.lastrowid
-            db.executemany("INSERT INTO requests (batch, custom_id, params, shuffle)"
-                           " VALUES (?, ?, ?, random())",
-                           ((seq, cid, params) for cid, params in requests))
+            (first,) = db.execute("SELECT coalesce(max(id), 0) + 1 FROM requests").fetchone()
+            db.executemany("INSERT INTO requests (id, batch, custom_id, params, shuffle) VALUES (?, ?, ?, ?, 0)",
+                           ((first + i, seq, cid, params) for i, (cid, params) in enumerate(requests)))
+            last = first + len(requests) - 1
+            db.execute("UPDATE batches SET first_request = ?, last_request = ? WHERE seq = ?", (first, last, seq))
         return {"seq": seq, "id": batch_id, "processing_status": "in_progress", "n_requests": len(requests),
                 **dict.fromkeys(COUNT_COLUMNS, 0), "created_us": created_us, "expires_us": expires_us,
-                "ended_us": None, "cancel_us": None}
+                "ended_us": None, "cancel_us": None, "first_request": first, "last_request": last}
 
     def get_batch(self, batch_id: str) -> dict[str, Any] | None:
         with self.conn() as db:
@@ -137,37 +143,33 @@ class Store:
                 db.row_factory = None
         return dict(rows[0]) if rows else None
 
-    def delete_batch(self, seq: int) -> None:
+    def delete_batch(self, row: dict[str, Any]) -> None:
         with self.transaction() as db:
-            db.execute("DELETE FROM requests WHERE batch = ?", (seq,))
-            db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+            db.execute("DELETE FROM requests WHERE id BETWEEN ? AND ?", (row["first_request"], row["last_request"]))
+            db.execute("DELETE FROM batches WHERE seq = ?", (row["seq"],))
 
-    def result_pages(self, seq: int, *, page_rows: int = 8000) -> Iterator[bytes]:
-        """The result lines of a batch in shuffle order, ``page_rows`` lines per yielded chunk.
+    def result_pages(self, row: dict[str, Any], *, page_rows: int = 8000) -> Iterator[bytes]:
+        """The result lines of a batch (stored shuffled: read by id), ``page_rows`` lines per chunk.
 
-        Each page is its own short query (keyset on (shuffle, id)), so no cursor or connection is held
-        between chunks, whichever thread pulls the next one.
+        Each page is its own short query on an id range, so no cursor or connection is held between
+        chunks, whichever thread pulls the next one.
         """
-        last: tuple[int, int] = (-(2**63), -1)
-        while True:
+        start, end = row["first_request"], row["last_request"]
+        while start <= end:
+            stop = min(end, start + page_rows - 1)
             with self.conn() as db:
-                rows = db.execute(
-                    "SELECT shuffle, id, line FROM requests WHERE batch = ? AND (shuffle, id) > (?, ?)"
-                    " ORDER BY shuffle, id LIMIT ?", (seq, *last, page_rows)).fetchall()
-            if not rows:
-                return
-            last = rows[-1][:2]
-            yield b"".join(r[2] for r in rows)
-            if len(rows) < page_rows:
-                return
+                lines = db.execute("SELECT line FROM requests WHERE id BETWEEN ? AND ? ORDER BY id",
+                                   (start, stop)).fetchall()
+            yield b"".join(line for (line,) in lines)
+            start = stop + 1
 
     # -- the worker's side -------------------------------------------------------------------------------
     def claim(self, limit: int) -> list[tuple[int, int, str, bytes]]:
         """The oldest pending requests of in-progress batches: (id, batch seq, custom_id, params)."""
         with self.conn() as db:
             return db.execute(
-                # The pending partial index walks only unfinished rows, already in FIFO order; left to
-                # itself the planner prefers requests_by_batch and sorts the whole batch on every claim.
+                # The pending partial index walks only unfinished rows, already in FIFO order (the
+                # planner may otherwise pick another plan and sort on every claim).
                 "SELECT id, batch, custom_id, params FROM requests INDEXED BY requests_pending"
                 " WHERE line IS NULL"
                 " AND batch IN (SELECT seq FROM batches WHERE processing_status = 'in_progress')"
@@ -199,13 +201,14 @@ class Store:
         """
         with self.conn() as db:
             due = db.execute(
-                "SELECT seq, processing_status FROM batches WHERE processing_status = 'canceling'"
+                "SELECT seq, processing_status, first_request, last_request FROM batches"
+                " WHERE processing_status = 'canceling'"
                 " OR (processing_status = 'in_progress' AND expires_us <= ?)", (now_us,)).fetchall()
-        for seq, status in due:
+        for seq, status, first, last in due:
             kind = "canceled" if status == "canceling" else "expired"
             with self.transaction() as db:
                 n = db.execute(f"UPDATE requests SET result_type = '{kind}', line = {_CANCELED_LINE % kind}"
-                               " WHERE batch = ? AND line IS NULL", (seq,)).rowcount
+                               " WHERE id BETWEEN ? AND ? AND line IS NULL", (first, last)).rowcount
                 db.execute(f"UPDATE batches SET {kind} = {kind} + ? WHERE seq = ?", (n, seq))
                 self._end_finished(db, {seq}, now_us)
         return len(due)
