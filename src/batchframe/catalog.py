@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import JobError
 from .job import Job
 from .manifest import iter_shards, job_status
 from .orphans import candidates, interrupted_shards, known_batches, n_requests
@@ -79,7 +80,12 @@ def jobs(*, store: str | Store | None = None) -> pd.DataFrame:
     >>> batchframe.jobs()[["name", "state", "succeeded", "errored", "cost_usd"]]  # doctest: +SKIP
     """
     store = _store(store)
-    rows = [_job_row(store, store.read_manifest(name)) for name in store.names()]
+    rows = []
+    for name in store.names():
+        try:
+            rows.append(_job_row(store, store.read_manifest(name)))
+        except JobError as exc:  # one unreadable job must not hide the others
+            rows.append({"name": name, "state": f"unreadable: {exc}"})
     frame = pd.DataFrame(rows, columns=JOB_COLUMNS)
     for column in ("created_at", "ended_at", "updated_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")

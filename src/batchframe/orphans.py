@@ -206,9 +206,10 @@ def _resolve(manifest: dict[str, Any], attempt: int, shard: dict[str, Any], batc
         also = f" (the interrupted {', '.join(rivals)} could own them too)" if rivals else ""
         raise OrphanBatchError(
             f"job {name!r}: {where} was interrupted while creating its batch, and {len(ids)} remote batch(es) "
-            f"match it: {', '.join(ids)}{also}. Nothing was sent. Choose with job.adopt('<batch id>') (the others "
-            f"stay orphans: see batchframe.remote_batches()), or job.adopt(None) if none of them is this "
-            f"shard's (it is then sent again).", job=name, attempt=attempt, shard=shard["index"], candidates=ids)
+            f"match it: {', '.join(ids)}{also}. Nothing was sent. Choose with batchframe.open_job({name!r})"
+            f".adopt('<batch id>', attempt={attempt}, shard={shard['index']}) (the others stay orphans: see "
+            f"batchframe.remote_batches()), or .adopt(None, ...) if none of them is this shard's (it is then "
+            f"sent again).", job=name, attempt=attempt, shard=shard["index"], candidates=ids)
     age = (datetime.now(UTC) - parse_time(shard["intent_at"])).total_seconds() if shard.get("intent_at") else 1e9
     if age < GRACE_SECONDS:
         return _report(f"job {name!r}: {where} was interrupted while creating its batch {age:.0f} s ago and no "
@@ -269,7 +270,7 @@ def verify_adopted(provider: Provider, store: Store, manifest: dict[str, Any], a
     raise OrphanBatchError(
         f"job {manifest['name']!r}: adopted batch {batch_id} is not attempt {attempt} shard {shard['index']}'s "
         f"(its {len(got)} result ids differ from the {len(sent)} the shard sent); adoption undone, no result "
-        f"written. Run again to look for the right batch, or job.adopt(...)",
+        f"written. Run again to look for the right batch, or batchframe.open_job({manifest['name']!r}).adopt(...)",
         job=manifest["name"], attempt=attempt, shard=shard["index"], candidates=(batch_id,))
 
 

@@ -12,7 +12,8 @@ a second ``retry()`` right after the first (or after a retry that fixed everythi
 
 Attempt ``N`` is persisted like attempt 1 before anything is sent: ``requests-aN.parquet`` (position,
 custom_id ``r{p}-aN``, shard, body: the row's original request with the new custom_id) and an entry in
-the manifest whose shards start ``planned``. Merged results take each row's latest attempt and say
+the manifest whose shards start ``planned`` and whose ``replaces`` counts the states the resent rows
+had before (so request counts summed over batches can be read as row counts). Merged results take each row's latest attempt and say
 which in the ``attempt`` column.
 """
 
@@ -57,12 +58,25 @@ def retry_job(job: Job, error_types: Collection[str] | None = None, *, expired: 
         outcome = row_outcomes(job.store, manifest)
         positions = select_rows(outcome, error_types, expired=expired, canceled=canceled, missing=missing)
         if len(positions):
-            manifest["attempts"].append(plan_attempt(job.store, manifest, positions))
+            attempt = plan_attempt(job.store, manifest, positions)
+            attempt["replaces"] = _previous_counts(outcome, positions)
+            manifest["attempts"].append(attempt)
             manifest["updated_at"] = now()
             job.store.write_manifest(job.name, manifest)  # persisted before any POST
     if len(positions) or any(s["state"] in ("planned", "failed") for _, s in iter_shards(manifest)):
         job.send_unsent()
     return int(len(positions))
+
+
+def _previous_counts(outcome: dict[str, np.ndarray], positions: np.ndarray) -> dict[str, int]:
+    """How many of the resent rows were in each state in their previous attempt (``missing``: no line).
+
+    Recorded on the new attempt so that request counts summed over batches can be turned into row counts.
+    """
+    states = np.where(np.equal(outcome["status"][positions], None), "missing",
+                      outcome["status"][positions].astype(str))
+    values, counts = np.unique(states, return_counts=True)
+    return {str(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 def row_outcomes(store: Store, manifest: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -124,3 +124,13 @@ def test_a_process_killed_while_writing_results_leaves_them_unharvested(service)
     assert set(again.results()["llm_status"]) == {"pending"}
     again.wait(poll_interval=0.05, timeout=60)
     assert again.results()["llm_text"].tolist() == df["q"].tolist()
+
+
+def test_jobs_reports_an_unreadable_manifest_without_hiding_the_others(service):
+    job = submit(pd.DataFrame({"q": ["a"]}), service, name="fine")
+    broken = job.store.root / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    table = batchframe.jobs().set_index("name")
+    assert table.loc["fine", "state"] == "in_progress" or table.loc["fine", "state"] == "ended"
+    assert table.loc["broken", "state"].startswith("unreadable")

@@ -93,6 +93,7 @@ def test_cancel_mid_job_then_retry_every_row_succeeds_exactly_once(service_facto
     canceled = _failed_positions(job, ("canceled",))
     assert canceled and len(canceled) < 12
     assert job.retry() == len(canceled) and sent_positions(job, 2) == canceled
+    assert job.manifest["attempts"][1]["replaces"] == {"canceled": len(canceled)}
     job.wait(poll_interval=0.05, timeout=60)
     merged = df.batch.merge(job)
     assert (merged["llm_status"] == "succeeded").all() and merged["llm_text"].tolist() == df["q"].tolist()

@@ -92,6 +92,7 @@ def test_two_matching_orphans_make_it_ask_and_a_wrong_adoption_is_undone(service
         job.wait(poll_interval=0.05, timeout=30)
     assert set(info.value.candidates) == {batch_id, other} and info.value.job == "killed"
     assert batch_id in str(info.value) and other in str(info.value)
+    assert "batchframe.open_job('killed').adopt(" in str(info.value) and KEY not in str(info.value)
     assert len(service_batches(service)) == 2  # nothing sent while asking
 
     job.adopt(other)  # the wrong one: its result ids are not the shard's, so nothing may land on a row
