@@ -30,22 +30,52 @@ BATCH_ID = "msgbatch_bench000000000000000001"
 
 def make_lines(n: int, seed: int = 0) -> bytes:
     rnd = random.Random(seed)
-    words = "the a review product quality delivery great poor fine price support return \u2028 ü 日本".split(" ")
+    words = "the a review product quality delivery great poor fine price support return \u2028 ü 日本".split(
+        " "
+    )
     out = []
     for i in range(n):
         cid = f"r{i}"
         if i % 10 == 9:
-            rec = {"custom_id": cid, "result": {"type": "errored", "error": {"type": "error", "error": {
-                "type": "overloaded_error", "message": "Overloaded"}, "request_id": None}}}
+            rec = {
+                "custom_id": cid,
+                "result": {
+                    "type": "errored",
+                    "error": {
+                        "type": "error",
+                        "error": {"type": "overloaded_error", "message": "Overloaded"},
+                        "request_id": None,
+                    },
+                },
+            }
         else:
             text = " ".join(rnd.choice(words) for _ in range(rnd.randint(20, 80)))
-            rec = {"custom_id": cid, "result": {"type": "succeeded", "message": {
-                "id": f"msg_{i:024d}", "type": "message", "role": "assistant", "model": "claude-haiku-4-5-20251001",
-                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": rnd.randint(10, 500), "cache_creation_input_tokens": 0,
-                          "cache_read_input_tokens": 0, "cache_creation": {"ephemeral_5m_input_tokens": 0,
-                                                                           "ephemeral_1h_input_tokens": 0},
-                          "output_tokens": rnd.randint(5, 200), "service_tier": "batch"}}}}
+            rec = {
+                "custom_id": cid,
+                "result": {
+                    "type": "succeeded",
+                    "message": {
+                        "id": f"msg_{i:024d}",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": "claude-haiku-4-5-20251001",
+                        "content": [{"type": "text", "text": text}],
+                        "stop_reason": "end_turn",
+                        "stop_sequence": None,
+                        "usage": {
+                            "input_tokens": rnd.randint(10, 500),
+                            "cache_creation_input_tokens": 0,
+                            "cache_read_input_tokens": 0,
+                            "cache_creation": {
+                                "ephemeral_5m_input_tokens": 0,
+                                "ephemeral_1h_input_tokens": 0,
+                            },
+                            "output_tokens": rnd.randint(5, 200),
+                            "service_tier": "batch",
+                        },
+                    },
+                },
+            }
         out.append(orjson.dumps(rec))
     rnd.shuffle(out)
     return b"\n".join(out) + b"\n"
@@ -58,12 +88,29 @@ def serve(body: bytes) -> tuple[ThreadingHTTPServer, str]:
                 payload, kind = body, "application/x-jsonl"
             else:
                 base = f"http://127.0.0.1:{self.server.server_address[1]}"
-                payload, kind = orjson.dumps({
-                    "id": BATCH_ID, "type": "message_batch", "processing_status": "ended",
-                    "request_counts": {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
-                    "ended_at": "2026-01-01T00:00:00Z", "created_at": "2026-01-01T00:00:00Z",
-                    "expires_at": "2026-01-02T00:00:00Z", "archived_at": None, "cancel_initiated_at": None,
-                    "results_url": f"{base}/v1/messages/batches/{BATCH_ID}/results"}), "application/json"
+                payload, kind = (
+                    orjson.dumps(
+                        {
+                            "id": BATCH_ID,
+                            "type": "message_batch",
+                            "processing_status": "ended",
+                            "request_counts": {
+                                "processing": 0,
+                                "succeeded": 0,
+                                "errored": 0,
+                                "canceled": 0,
+                                "expired": 0,
+                            },
+                            "ended_at": "2026-01-01T00:00:00Z",
+                            "created_at": "2026-01-01T00:00:00Z",
+                            "expires_at": "2026-01-02T00:00:00Z",
+                            "archived_at": None,
+                            "cancel_initiated_at": None,
+                            "results_url": f"{base}/v1/messages/batches/{BATCH_ID}/results",
+                        }
+                    ),
+                    "application/json",
+                )
             self.send_response(200)
             self.send_header("content-type", kind)
             self.send_header("content-length", str(len(payload)))
@@ -85,14 +132,28 @@ def sdk_frame(base_url: str) -> pd.DataFrame:
     with anthropic.Anthropic(api_key="bench", base_url=base_url, max_retries=0) as client:
         for item in client.messages.batches.results(BATCH_ID):
             res = item.result
-            row = {"custom_id": item.custom_id, "status": res.type, "text": None, "stop_reason": None,
-                   "input_tokens": None, "output_tokens": None, "error_type": None, "error_message": None,
-                   "model": None, "message_id": None}
+            row = {
+                "custom_id": item.custom_id,
+                "status": res.type,
+                "text": None,
+                "stop_reason": None,
+                "input_tokens": None,
+                "output_tokens": None,
+                "error_type": None,
+                "error_message": None,
+                "model": None,
+                "message_id": None,
+            }
             if res.type == "succeeded":
                 msg = res.message
-                row.update(text="".join(b.text for b in msg.content if b.type == "text"),
-                           stop_reason=msg.stop_reason, input_tokens=msg.usage.input_tokens,
-                           output_tokens=msg.usage.output_tokens, model=msg.model, message_id=msg.id)
+                row.update(
+                    text="".join(b.text for b in msg.content if b.type == "text"),
+                    stop_reason=msg.stop_reason,
+                    input_tokens=msg.usage.input_tokens,
+                    output_tokens=msg.usage.output_tokens,
+                    model=msg.model,
+                    message_id=msg.id,
+                )
             elif res.type == "errored":
                 row.update(error_type=res.error.error.type, error_message=res.error.error.message)
             rows.append(row)
@@ -111,7 +172,7 @@ def batchframe_http_frame(base_url: str) -> pd.DataFrame:
 def batchframe_memory_frame(data: bytes, chunk: int = 1 << 16) -> pd.DataFrame:
     parser = ResultParser()
     for start in range(0, len(data), chunk):
-        parser.feed(data[start:start + chunk])
+        parser.feed(data[start : start + chunk])
     return parser.finish().to_pandas(types_mapper=pd.ArrowDtype)
 
 
@@ -146,10 +207,25 @@ def main(n: int = 100_000) -> None:
     t_bare, count = best(bare_orjson, data)
     assert len(sdk) == len(ours) == len(mem) == count == n
     key = ["custom_id", "status", "text", "input_tokens", "error_type"]
-    a = sdk[key].sort_values("custom_id").reset_index(drop=True).astype(object).where(lambda f: f.notna(), None)
-    b = ours[key].sort_values("custom_id").reset_index(drop=True).astype(object).where(lambda f: f.notna(), None)
+    a = (
+        sdk[key]
+        .sort_values("custom_id")
+        .reset_index(drop=True)
+        .astype(object)
+        .where(lambda f: f.notna(), None)
+    )
+    b = (
+        ours[key]
+        .sort_values("custom_id")
+        .reset_index(drop=True)
+        .astype(object)
+        .where(lambda f: f.notna(), None)
+    )
     assert a.equals(b), "batchframe and the SDK disagree"
-    print(f"results ingest, {n:,} lines ({len(data) / 1e6:.1f} MB), best of runs; machine shared with other work")
+    print(
+        f"results ingest, {n:,} lines ({len(data) / 1e6:.1f} MB), best of runs; "
+        "machine shared with other work"
+    )
     print(f"  SDK results() loop -> DataFrame : {t_sdk:7.3f} s  ({n / t_sdk:>10,.0f} lines/s)")
     print(f"  batchframe over HTTP -> DataFrame: {t_http:7.3f} s  ({n / t_http:>10,.0f} lines/s)")
     print(f"  batchframe in memory -> DataFrame: {t_mem:7.3f} s  ({n / t_mem:>10,.0f} lines/s)")

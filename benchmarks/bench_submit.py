@@ -27,25 +27,48 @@ def frame(n: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     words = np.array("great poor fine delivery price quality support return late broken love".split())
     bodies = [" ".join(rng.choice(words, 30)) for _ in range(min(n, 10_000))]
-    return pd.DataFrame({"title": [f"Review {i}" for i in range(n)],
-                         "body": [bodies[i % len(bodies)] for i in range(n)],
-                         "budget": rng.integers(50, 300, n)},
-                        index=pd.Index([f"rev-{i:08d}" for i in range(n)], name="review_id"))
+    return pd.DataFrame(
+        {
+            "title": [f"Review {i}" for i in range(n)],
+            "body": [bodies[i % len(bodies)] for i in range(n)],
+            "budget": rng.integers(50, 300, n),
+        },
+        index=pd.Index([f"rev-{i:08d}" for i in range(n)], name="review_id"),
+    )
 
 
 def to_shards(df: pd.DataFrame) -> tuple[list[bytes], object, list[tuple[int, int]]]:
-    requests = build_requests(df, prompt="Summarize the review '{title}': {body}", model="claude-haiku-4-5",
-                              max_tokens="budget", system="Answer in one sentence.", temperature=0.0)
+    requests = build_requests(
+        df,
+        prompt="Summarize the review '{title}': {body}",
+        model="claude-haiku-4-5",
+        max_tokens="budget",
+        system="Answer in one sentence.",
+        temperature=0.0,
+    )
     ranges = plan_shards(np.fromiter((len(b) for b in requests.bodies), np.int64, requests.n_sent))
     return [shard_body(requests.bodies[a:b]) for a, b in ranges], requests, ranges
 
 
 def json_baseline(df: pd.DataFrame) -> int:
     size = 0
-    for i, (title, body, budget) in enumerate(zip(df["title"], df["body"], df["budget"].tolist())):
-        size += len(json.dumps({"custom_id": f"r{i}", "params": {
-            "model": "claude-haiku-4-5", "max_tokens": budget, "system": "Answer in one sentence.",
-            "temperature": 0.0, "messages": [{"role": "user", "content": f"Summarize the review '{title}': {body}"}]}}))
+    for i, (title, body, budget) in enumerate(
+        zip(df["title"], df["body"], df["budget"].tolist(), strict=True)
+    ):
+        size += len(
+            json.dumps(
+                {
+                    "custom_id": f"r{i}",
+                    "params": {
+                        "model": "claude-haiku-4-5",
+                        "max_tokens": budget,
+                        "system": "Answer in one sentence.",
+                        "temperature": 0.0,
+                        "messages": [{"role": "user", "content": f"Summarize the review '{title}': {body}"}],
+                    },
+                }
+            )
+        )
     return size
 
 
@@ -64,9 +87,13 @@ def main(n: int = 1_000_000) -> None:
         store.write_table(store.requests_path("bench"), _requests_table(df.index, requests, shard_of))
         t_parquet = time.perf_counter() - start
     total_mb = sum(len(b) for b in shards) / 1e6
-    print(f"submit path, {n:,} rows -> {len(shards)} shards ({total_mb:.0f} MB); machine shared with other work")
-    print(f"  DataFrame -> serialized shards : {t_shards:6.2f} s  ({n / t_shards * 60:>12,.0f} rows/min; "
-          f"target >= 1,000,000)")
+    print(
+        f"submit path, {n:,} rows -> {len(shards)} shards ({total_mb:.0f} MB); machine shared with other work"
+    )
+    print(
+        f"  DataFrame -> serialized shards : {t_shards:6.2f} s  ({n / t_shards * 60:>12,.0f} rows/min; "
+        f"target >= 1,000,000)"
+    )
     print(f"  json.dumps loop (baseline)     : {t_json:6.2f} s  ({n / t_json * 60:>12,.0f} rows/min)")
     print(f"  + requests.parquet (persist)   : {t_parquet:6.2f} s")
     print(f"  ratio vs json.dumps loop: {t_json / t_shards:.1f}x")

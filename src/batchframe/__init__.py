@@ -7,6 +7,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"  # before the imports below: providers put it in the user-agent
 
+from . import accessor as _accessor  # noqa: E402,F401  (registers df.batch)
+from .build import Column, col
+from .catalog import jobs, open_job, remote_batches
 from .errors import (
     APIError,
     AuthenticationError,
@@ -27,15 +30,12 @@ from .errors import (
     ServiceError,
     TransportError,
 )
-from .status import JobStatus, ShardStatus
-from .build import Column, col
 from .http import RetryPolicy
 from .job import Job
 from .shard import ShardLimits
+from .status import JobStatus, ShardStatus
 from .store import Store
 from .submission import submit
-from .catalog import jobs, open_job, remote_batches
-from . import accessor as _accessor  # noqa: E402,F401  (registers df.batch)
 
 __all__ = [
     "APIError",

@@ -156,21 +156,26 @@ def render_prompts(df: pd.DataFrame, prompt: str, *, allow_literal: bool = False
     if prompt in df.columns:
         values = df[prompt].tolist()
         missing = df[prompt].isna().to_numpy(dtype=bool)
-        texts = [None if m else (v if isinstance(v, str) else str(v)) for v, m in zip(values, missing)]
+        texts = [
+            None if m else (v if isinstance(v, str) else str(v)) for v, m in zip(values, missing, strict=True)
+        ]
         return texts, missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
     fmt, fields = _parse_template(prompt)
     absent = [f for f in fields if f not in df.columns]
     if absent:
-        raise InputError(f"column {absent[0]!r} used by the prompt is not in the frame (columns: {list(df.columns)})")
+        raise InputError(
+            f"column {absent[0]!r} used by the prompt is not in the frame (columns: {list(df.columns)})"
+        )
     if not fields and not allow_literal:
-        raise InputError(f"prompt {prompt!r} is not a column of the frame and has no {{column}} fields "
-                         f"(columns: {list(df.columns)})")
+        raise InputError(
+            f"prompt {prompt!r} is not a column of the frame and has no {{column}} fields "
+            f"(columns: {list(df.columns)})"
+        )
     missing = np.zeros(len(df), dtype=bool)
     for name in fields:
         missing |= df[name].isna().to_numpy(dtype=bool)
-    columns = [df[name].tolist() for name in fields]
-    texts = [None if m else fmt.format(*row) for row, m in zip(zip(*columns) if fields else
-                                                                ((),) * len(df), missing)]
+    rows = zip(*[df[name].tolist() for name in fields], strict=True) if fields else [()] * len(df)
+    texts = [None if m else fmt.format(*row) for row, m in zip(rows, missing, strict=True)]
     return texts, missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
 
 
@@ -213,10 +218,24 @@ def _serialize(df, positions, ids, texts, common, per_row, blocks) -> list[bytes
     head = b'","params":' + _dump(df, None, common)[:-1]  # '{"model":...' still open; "model" is always there
     msg, end = b',"messages":[{"role":"user","content":', b"}]}}"
     if not per_row and not blocks:
-        return [b"".join((b'{"custom_id":"', cid.encode(), head, msg, dumps(texts[p]), end))
-                for p, cid in zip(positions, ids)]
-    return [b"".join((b'{"custom_id":"', cid.encode(), head, _row_params(df, p, per_row), msg,
-                      _dump(df, p, _content(p, texts[p], blocks)), end)) for p, cid in zip(positions, ids)]
+        return [
+            b"".join((b'{"custom_id":"', cid.encode(), head, msg, dumps(texts[p]), end))
+            for p, cid in zip(positions, ids, strict=True)
+        ]
+    return [
+        b"".join(
+            (
+                b'{"custom_id":"',
+                cid.encode(),
+                head,
+                _row_params(df, p, per_row),
+                msg,
+                _dump(df, p, _content(p, texts[p], blocks)),
+                end,
+            )
+        )
+        for p, cid in zip(positions, ids, strict=True)
+    ]
 
 
 def _row_params(df, pos: int, per_row) -> bytes:
@@ -227,7 +246,9 @@ def _row_params(df, pos: int, per_row) -> bytes:
                 raise InputError(f"max_tokens is missing for row {df.index[pos]!r} (position {pos})")
             continue
         value = values[pos]
-        parts.append(b"," + orjson.dumps(key) + b":" + _dump(df, pos, int(value) if key in _INTEGER else value))
+        parts.append(
+            b"," + orjson.dumps(key) + b":" + _dump(df, pos, int(value) if key in _INTEGER else value)
+        )
     return b"".join(parts)
 
 
@@ -285,8 +306,10 @@ def attachment_block(value: bytes | str | os.PathLike, *, kind: str, label: Any 
     media = _media_type(bytes(data[:16]), kind, value, label)
     if media == "text/plain":
         try:
-            return {"type": "document", "source": {"type": "text", "media_type": media,
-                                                   "data": bytes(data).decode("utf-8")}}
+            return {
+                "type": "document",
+                "source": {"type": "text", "media_type": media, "data": bytes(data).decode("utf-8")},
+            }
         except UnicodeDecodeError as exc:
             raise InputError(f"row {label!r}: document is neither PDF nor UTF-8 text") from exc
     encoded = base64.b64encode(data).decode("ascii")
@@ -317,12 +340,13 @@ def preview(requests: RequestSet, index: pd.Index) -> pd.DataFrame:
     Examples
     --------
     >>> df = pd.DataFrame({"q": ["hi"]})
-    >>> preview(build_requests(df, prompt="q", model="m", max_tokens=5), df.index).loc[0, "custom_id"]
+    >>> rs = build_requests(df, prompt="q", model="m", max_tokens=5)
+    >>> preview(rs, df.index).loc[0, "custom_id"]
     'r0'
     """
     ids: list = [None] * requests.n_rows
     params: list = [None] * requests.n_rows
-    for pos, cid, body in zip(requests.positions.tolist(), requests.custom_ids, requests.bodies):
+    for pos, cid, body in zip(requests.positions.tolist(), requests.custom_ids, requests.bodies, strict=True):
         ids[pos], params[pos] = cid, orjson.loads(body)["params"]
     return pd.DataFrame({"custom_id": ids, "params": params, "skipped": requests.skipped}, index=index)
 

@@ -21,7 +21,13 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, job: Job) -> Non
     >>> write_parquet(df.batch.merge(job), "out.parquet", job)  # doctest: +SKIP
     """
     m = job.manifest
-    metadata = {"job": job.name, "provider": job.provider_name, "model": job.model, "batch_ids": job.batch_ids(),
-                "created_at": m.get("created_at"), "fingerprint": m.get("fingerprint")}
+    metadata = {
+        "job": job.name,
+        "provider": job.provider_name,
+        "model": job.model,
+        "batch_ids": job.batch_ids(),
+        "created_at": m.get("created_at"),
+        "fingerprint": m.get("fingerprint"),
+    }
     table = pa.Table.from_pandas(frame, preserve_index=True)
     Store(Path(path).parent).write_table(Path(path), table, metadata=metadata)

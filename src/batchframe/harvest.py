@@ -36,8 +36,14 @@ def shard_mapping(store: Store, name: str, attempt: int, shard: int) -> tuple[pa
     return table.column("custom_id").combine_chunks(), table.column("position").to_numpy()
 
 
-def download(provider: Provider, batch_id: str, expected: int, *, max_downloads: int = MAX_DOWNLOADS,
-             known: pa.Array | None = None) -> pa.Table:
+def download(
+    provider: Provider,
+    batch_id: str,
+    expected: int,
+    *,
+    max_downloads: int = MAX_DOWNLOADS,
+    known: pa.Array | None = None,
+) -> pa.Table:
     """All result lines of a batch, deduplicated; re-downloads while fewer than ``expected`` arrived.
 
     Raises
@@ -62,8 +68,10 @@ def download(provider: Provider, batch_id: str, expected: int, *, max_downloads:
         if got >= expected:
             return table
         time.sleep(min(0.05 * 2**n, 2.0))
-    raise TransportError(f"results of batch {batch_id} incomplete after {max_downloads} downloads: "
-                         f"{got} of {expected} lines" + (f" (last error: {cut})" if cut else ""))
+    raise TransportError(
+        f"results of batch {batch_id} incomplete after {max_downloads} downloads: "
+        f"{got} of {expected} lines" + (f" (last error: {cut})" if cut else "")
+    )
 
 
 def _count_known(table: pa.Table, known: pa.Array | None) -> int:
@@ -72,8 +80,9 @@ def _count_known(table: pa.Table, known: pa.Array | None) -> int:
     return int(pc.sum(pc.is_in(table.column("custom_id"), value_set=known)).as_py() or 0)
 
 
-def harvest_shard(provider: Provider, store: Store, manifest: dict[str, Any], attempt: int,
-                  shard: dict[str, Any]) -> dict[str, Any]:
+def harvest_shard(
+    provider: Provider, store: Store, manifest: dict[str, Any], attempt: int, shard: dict[str, Any]
+) -> dict[str, Any]:
     """Download, match and persist one ended shard; returns the fields to record on the shard."""
     name = manifest["name"]
     known, positions = shard_mapping(store, name, attempt, shard["index"])
@@ -87,10 +96,15 @@ def harvest_shard(provider: Provider, store: Store, manifest: dict[str, Any], at
     indexed = _with_index(store, name, table.select(HARVEST_SCHEMA.names), rows)
     path = store.results_path(name, attempt, shard["index"])
     store.write_table(path, indexed, metadata=_metadata(manifest, attempt, shard))
-    return {"state": "harvested", "results_file": str(path.relative_to(store.job_dir(name))),
-            "n_results": len(rows), "result_counts": _status_counts(table),
-            "input_tokens": _sum(table, "input_tokens"), "output_tokens": _sum(table, "output_tokens"),
-            "cost_usd": _cost(table)}
+    return {
+        "state": "harvested",
+        "results_file": str(path.relative_to(store.job_dir(name))),
+        "n_results": len(rows),
+        "result_counts": _status_counts(table),
+        "input_tokens": _sum(table, "input_tokens"),
+        "output_tokens": _sum(table, "output_tokens"),
+        "cost_usd": _cost(table),
+    }
 
 
 def _with_index(store: Store, name: str, table: pa.Table, rows: np.ndarray) -> pa.Table:
@@ -102,9 +116,16 @@ def _with_index(store: Store, name: str, table: pa.Table, rows: np.ndarray) -> p
 
 
 def _metadata(manifest: dict[str, Any], attempt: int, shard: dict[str, Any]) -> dict[str, Any]:
-    return {"job": manifest["name"], "provider": manifest["provider"], "model": manifest["model"],
-            "batch_ids": [shard["batch_id"]], "attempt": attempt, "shard": shard["index"],
-            "created_at": manifest["created_at"], "batch_created_at": shard.get("created_at")}
+    return {
+        "job": manifest["name"],
+        "provider": manifest["provider"],
+        "model": manifest["model"],
+        "batch_ids": [shard["batch_id"]],
+        "attempt": attempt,
+        "shard": shard["index"],
+        "created_at": manifest["created_at"],
+        "batch_created_at": shard.get("created_at"),
+    }
 
 
 def _status_counts(table: pa.Table) -> dict[str, int]:
@@ -114,13 +135,23 @@ def _status_counts(table: pa.Table) -> dict[str, int]:
 
 def _cost(table: pa.Table) -> float | None:
     """Batch cost of a shard's results (the widget's "cost so far"); None when no row has a known price."""
-    cols = ["model", "input_tokens", "output_tokens", "cache_creation_input_tokens",
-            "cache_read_input_tokens", "cache_creation_1h_input_tokens"]
+    cols = [
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_1h_input_tokens",
+    ]
     f = table.select(cols).to_pandas(types_mapper=pd.ArrowDtype)
-    cost = batch_cost(f["model"], input_tokens=f["input_tokens"], output_tokens=f["output_tokens"],
-                      cache_creation_input_tokens=f["cache_creation_input_tokens"],
-                      cache_read_input_tokens=f["cache_read_input_tokens"],
-                      cache_creation_1h_input_tokens=f["cache_creation_1h_input_tokens"])
+    cost = batch_cost(
+        f["model"],
+        input_tokens=f["input_tokens"],
+        output_tokens=f["output_tokens"],
+        cache_creation_input_tokens=f["cache_creation_input_tokens"],
+        cache_read_input_tokens=f["cache_read_input_tokens"],
+        cache_creation_1h_input_tokens=f["cache_creation_1h_input_tokens"],
+    )
     return None if cost.isna().all() else float(cost.sum(skipna=True))
 
 

@@ -98,15 +98,27 @@ class HttpClient:
     "HttpClient('http://127.0.0.1:1')"
     """
 
-    def __init__(self, base_url: str, headers: dict[str, str], *, secret: str | None = None,
-                 retry: RetryPolicy = RetryPolicy(), timeout: httpx.Timeout | None = None,
-                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        *,
+        secret: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.base_url = base_url.rstrip("/")
-        self.retry = retry
+        self.retry = retry or RetryPolicy()
         self._secret = secret
         self._sleep = sleep
-        self._client = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
-                                    timeout=timeout or httpx.Timeout(60.0, connect=5.0))
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            transport=transport,
+            timeout=timeout or httpx.Timeout(60.0, connect=5.0),
+        )
 
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r})"
@@ -124,12 +136,21 @@ class HttpClient:
         """``text`` with the secret replaced by ``[redacted]``."""
         return text.replace(self._secret, "[redacted]") if self._secret else text
 
-    def request_json(self, method: str, path: str, *, content: bytes | None = None,
-                     params: dict | None = None, resend_safe: bool = True) -> Any:
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: dict | None = None,
+        resend_safe: bool = True,
+    ) -> Any:
         """Send a request with retries and return the parsed JSON body of its 2xx response."""
         headers = {"content-type": "application/json"} if content is not None else None
-        response = self._send(lambda: self._client.build_request(method, path, content=content, params=params,
-                                                                 headers=headers), resend_safe)
+        response = self._send(
+            lambda: self._client.build_request(method, path, content=content, params=params, headers=headers),
+            resend_safe,
+        )
         return orjson.loads(response.content)
 
     @contextmanager
@@ -149,7 +170,9 @@ class HttpClient:
             detail = self.redact(str(exc)) or type(exc).__name__
             raise TransportError(f"download of {response.request.url.path} was cut: {detail}") from exc
 
-    def _send(self, build: Callable[[], httpx.Request], resend_safe: bool, stream: bool = False) -> httpx.Response:
+    def _send(
+        self, build: Callable[[], httpx.Request], resend_safe: bool, stream: bool = False
+    ) -> httpx.Response:
         retry = 0
         while True:
             request = build()
@@ -174,8 +197,11 @@ class HttpClient:
 
     def _transport_error(self, request: httpx.Request, exc: Exception, *, sent: bool) -> TransportError:
         detail = self.redact(str(exc)) or type(exc).__name__
-        return TransportError(f"{request.method} {request.url.path} to {self.base_url} failed: {detail}"
-                              + ("" if sent else " (the request was not sent)"), maybe_sent=sent)
+        return TransportError(
+            f"{request.method} {request.url.path} to {self.base_url} failed: {detail}"
+            + ("" if sent else " (the request was not sent)"),
+            maybe_sent=sent,
+        )
 
     def _api_error(self, response: httpx.Response) -> Exception:
         error_type, message, request_id = parse_error_body(response.content)
@@ -190,7 +216,8 @@ def parse_error_body(content: bytes) -> tuple[str, str, str | None]:
 
     Examples
     --------
-    >>> parse_error_body(b'{"type":"error","error":{"type":"not_found_error","message":"gone"},"request_id":"r"}')
+    >>> parse_error_body(b'{"type":"error","error":{"type":"not_found_error","message":"gone"},'
+    ...                  b'"request_id":"r"}')
     ('not_found_error', 'gone', 'r')
     >>> parse_error_body(b'<html>bad gateway</html>')
     ('', '<html>bad gateway</html>', None)

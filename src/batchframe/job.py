@@ -33,8 +33,11 @@ from .shard import shard_body
 from .status import JobStatus
 from .store import Store
 
-_INTERRUPTED = ("\nStopped waiting for job {name!r}. Its remote batches were NOT canceled and keep running; "
-                "re-attach later with Job.open({name!r}) (then .wait() / .results()), or cancel with job.cancel().")
+_sleep = time.sleep  # the one blocking pause of wait(); a name of its own so a test can interrupt it
+_INTERRUPTED = (
+    "\nStopped waiting for job {name!r}. Its remote batches were NOT canceled and keep running; "
+    "re-attach later with Job.open({name!r}) (then .wait() / .results()), or cancel with job.cancel()."
+)
 
 
 class Job:
@@ -49,8 +52,14 @@ class Job:
     >>> df.batch.merge(job)  # doctest: +SKIP
     """
 
-    def __init__(self, name: str, *, store: Store | None = None, endpoint: Endpoint | None = None,
-                 retry: RetryPolicy | None = None):
+    def __init__(
+        self,
+        name: str,
+        *,
+        store: Store | None = None,
+        endpoint: Endpoint | None = None,
+        retry: RetryPolicy | None = None,
+    ):
         self.store = store or Store()
         self._manifest = self.store.read_manifest(name)
         self._endpoint = endpoint
@@ -58,8 +67,14 @@ class Job:
         self._api_key: str | None = None
 
     @classmethod
-    def open(cls, name: str, *, store: str | Store | None = None, api_key: str | None = None,
-             retry: RetryPolicy | None = None) -> Job:
+    def open(
+        cls,
+        name: str,
+        *,
+        store: str | Store | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Job:
         """Re-attach to a job of the store by name (from any process); no network.
 
         The API key comes from ``api_key`` or the environment (it is never stored); the provider and
@@ -75,8 +90,10 @@ class Job:
 
     def __repr__(self) -> str:
         status = self.status
-        return (f"Job(name={self.name!r}, provider={self.provider_name!r}, model={self.model!r}, "
-                f"state={status.state!r}, rows={status.n_rows})")
+        return (
+            f"Job(name={self.name!r}, provider={self.provider_name!r}, model={self.model!r}, "
+            f"state={status.state!r}, rows={status.n_rows})"
+        )
 
     def _ipython_display_(self) -> None:
         """In Jupyter: the live widget (returns at once, updates itself); elsewhere: the status as text."""
@@ -120,8 +137,9 @@ class Job:
             m = self._manifest
             options = {"data_dir": m["data_dir"]} if m.get("data_dir") else {}
             base_url = None if options else m["base_url"]
-            self._endpoint = provider_class(m["provider"]).resolve(api_key=self._api_key, base_url=base_url,
-                                                                   **options)
+            self._endpoint = provider_class(m["provider"]).resolve(
+                api_key=self._api_key, base_url=base_url, **options
+            )
         return self._endpoint
 
     def _save(self) -> None:
@@ -148,8 +166,15 @@ class Job:
         try:
             batch = provider.create(shard_body(lines))
         except APIError as exc:
-            shard.update(state="failed", error={"status": exc.status, "type": exc.error_type,
-                                                "message": exc.message, "request_id": exc.request_id})
+            shard.update(
+                state="failed",
+                error={
+                    "status": exc.status,
+                    "type": exc.error_type,
+                    "message": exc.message,
+                    "request_id": exc.request_id,
+                },
+            )
             self._save()
             raise
         except TransportError as exc:
@@ -163,7 +188,7 @@ class Job:
         if requests is not None:  # still in memory from this submit: shards are consecutive runs of bodies
             shards = self._manifest["attempts"][0]["shards"]
             start = sum(s["n_requests"] for s in shards[:index])
-            return requests.bodies[start:start + shards[index]["n_requests"]]
+            return requests.bodies[start : start + shards[index]["n_requests"]]
         table = self.store.read_table(self.store.requests_path(self.name, attempt), columns=["shard", "body"])
         table = table.filter(pc.equal(table.column("shard"), index))
         return table.column("body").to_pylist()
@@ -219,7 +244,7 @@ class Job:
                 if self._finished(status):
                     ok = status.counts["succeeded"] == sum(s.n_requests for s in status.shards)
                     return status
-                time.sleep(self._pause(poll_interval, deadline, timeout))
+                _sleep(self._pause(poll_interval, deadline, timeout))
         except KeyboardInterrupt:
             print(_INTERRUPTED.format(name=self.name), file=sys.stderr)
             raise
@@ -242,9 +267,13 @@ class Job:
 
     def _finished(self, status: JobStatus) -> bool:
         if status.state == "unsent":
-            bad = [s for _, s in iter_shards(self._manifest) if s["state"] in ("planned", "creating", "failed")]
-            raise JobError(f"job {self.name!r}: shard {bad[0]['index']} has no remote batch (state "
-                           f"{bad[0]['state']!r}, {bad[0].get('error')}); submit again to send it")
+            bad = [
+                s for _, s in iter_shards(self._manifest) if s["state"] in ("planned", "creating", "failed")
+            ]
+            raise JobError(
+                f"job {self.name!r}: shard {bad[0]['index']} has no remote batch (state "
+                f"{bad[0]['state']!r}, {bad[0].get('error')}); submit again to send it"
+            )
         return status.ended
 
     def _pause(self, poll_interval: float, deadline: float | None, timeout: float | None) -> float:
@@ -252,8 +281,10 @@ class Job:
             return poll_interval
         left = deadline - time.monotonic()
         if left <= 0:
-            raise JobTimeoutError(f"job {self.name!r} still running after {timeout} s; its batches keep running "
-                                  f"(re-attach with Job.open({self.name!r}))")
+            raise JobTimeoutError(
+                f"job {self.name!r} still running after {timeout} s; its batches keep running "
+                f"(re-attach with Job.open({self.name!r}))"
+            )
         return min(poll_interval, left)
 
     def cancel(self) -> JobStatus:
@@ -351,10 +382,16 @@ class Job:
         """
         with self.store.lock(self.name):
             self._manifest = self.store.read_manifest(self.name)
-            source = self.store.read_table(self.store.requests_path(self.name, 1), columns=["position", "shard"])
-            tables = [self.store.read_table(self.store.job_dir(self.name) / s["results_file"],
-                                            columns=HARVEST_SCHEMA.names)
-                      for _, s in iter_shards(self._manifest) if s["state"] == "harvested"]
+            source = self.store.read_table(
+                self.store.requests_path(self.name, 1), columns=["position", "shard"]
+            )
+            tables = [
+                self.store.read_table(
+                    self.store.job_dir(self.name) / s["results_file"], columns=HARVEST_SCHEMA.names
+                )
+                for _, s in iter_shards(self._manifest)
+                if s["state"] == "harvested"
+            ]
         skipped = source.column("shard").to_numpy() < 0
         index = source.to_pandas().index  # the index columns come back through the pandas metadata
         return to_frame(combine(len(skipped), skipped, tables, pricer=_price), index, prefix)
@@ -378,15 +415,27 @@ def _reconcile_or_error(store: Store, manifest: dict, provider: Provider, save: 
 
 def _price(aligned: pa.Table) -> pa.Array:
     """Batch cost per row (null when there is no usage or the model has no known price)."""
-    frame = aligned.select(["model", "input_tokens", "output_tokens", "cache_creation_input_tokens",
-                            "cache_read_input_tokens", "cache_creation_1h_input_tokens"]).to_pandas(
-        types_mapper=pd.ArrowDtype)
-    cost = batch_cost(frame["model"], input_tokens=frame["input_tokens"], output_tokens=frame["output_tokens"],
-                      cache_creation_input_tokens=frame["cache_creation_input_tokens"],
-                      cache_read_input_tokens=frame["cache_read_input_tokens"],
-                      cache_creation_1h_input_tokens=frame["cache_creation_1h_input_tokens"])
-    return pa.array(cost.to_numpy(dtype="float64", na_value=np.nan), pa.float64(),
-                    mask=cost.isna().to_numpy(dtype=bool))
+    frame = aligned.select(
+        [
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_1h_input_tokens",
+        ]
+    ).to_pandas(types_mapper=pd.ArrowDtype)
+    cost = batch_cost(
+        frame["model"],
+        input_tokens=frame["input_tokens"],
+        output_tokens=frame["output_tokens"],
+        cache_creation_input_tokens=frame["cache_creation_input_tokens"],
+        cache_read_input_tokens=frame["cache_read_input_tokens"],
+        cache_creation_1h_input_tokens=frame["cache_creation_1h_input_tokens"],
+    )
+    return pa.array(
+        cost.to_numpy(dtype="float64", na_value=np.nan), pa.float64(), mask=cost.isna().to_numpy(dtype=bool)
+    )
 
 
 def _copy(data: Any) -> Any:

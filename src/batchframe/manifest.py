@@ -44,9 +44,20 @@ def shard_record(index: int, n_requests: int, n_bytes: int) -> dict[str, Any]:
     >>> shard_record(0, 10, 1234)["state"]
     'planned'
     """
-    return {"index": index, "n_requests": n_requests, "n_bytes": n_bytes, "state": "planned",
-            "batch_id": None, "processing_status": None, "counts": None, "intent_at": None,
-            "created_at": None, "ended_at": None, "error": None, "results_file": None}
+    return {
+        "index": index,
+        "n_requests": n_requests,
+        "n_bytes": n_bytes,
+        "state": "planned",
+        "batch_id": None,
+        "processing_status": None,
+        "counts": None,
+        "intent_at": None,
+        "created_at": None,
+        "ended_at": None,
+        "error": None,
+        "results_file": None,
+    }
 
 
 def iter_shards(manifest: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -71,9 +82,16 @@ def record_batch(shard: dict[str, Any], batch: dict[str, Any]) -> None:
 def shard_status(attempt: int, shard: dict[str, Any]) -> ShardStatus:
     counts = shard.get("counts") or {**empty_counts(), "processing": shard["n_requests"]}
     processing = "unsent" if shard["state"] in UNSENT else (shard.get("processing_status") or "in_progress")
-    return ShardStatus(index=shard["index"], attempt=attempt, batch_id=shard.get("batch_id"),
-                       processing_status=processing, counts=dict(counts), n_requests=shard["n_requests"],
-                       created_at=parse_time(shard.get("created_at")), ended_at=parse_time(shard.get("ended_at")))
+    return ShardStatus(
+        index=shard["index"],
+        attempt=attempt,
+        batch_id=shard.get("batch_id"),
+        processing_status=processing,
+        counts=dict(counts),
+        n_requests=shard["n_requests"],
+        created_at=parse_time(shard.get("created_at")),
+        ended_at=parse_time(shard.get("ended_at")),
+    )
 
 
 def job_status(manifest: dict[str, Any]) -> JobStatus:
@@ -87,13 +105,20 @@ def job_status(manifest: dict[str, Any]) -> JobStatus:
     state = next((st for st in ("in_progress", "canceling", "unsent") if st in states), "ended")
     records = [s for _, s in iter_shards(manifest)]
     ended = [s.ended_at for s in shards if s.ended_at]
-    return JobStatus(name=manifest["name"], provider=manifest["provider"], model=manifest["model"], state=state,
-                     shards=shards, n_rows=manifest["n_rows"], n_skipped=manifest["n_skipped"],
-                     input_tokens=sum(int(s.get("input_tokens") or 0) for s in records),
-                     output_tokens=sum(int(s.get("output_tokens") or 0) for s in records),
-                     cost_usd=_known_sum(s.get("cost_usd") for s in records),
-                     created_at=parse_time(manifest.get("created_at")),
-                     ended_at=max(ended) if state == "ended" and ended else None)
+    return JobStatus(
+        name=manifest["name"],
+        provider=manifest["provider"],
+        model=manifest["model"],
+        state=state,
+        shards=shards,
+        n_rows=manifest["n_rows"],
+        n_skipped=manifest["n_skipped"],
+        input_tokens=sum(int(s.get("input_tokens") or 0) for s in records),
+        output_tokens=sum(int(s.get("output_tokens") or 0) for s in records),
+        cost_usd=_known_sum(s.get("cost_usd") for s in records),
+        created_at=parse_time(manifest.get("created_at")),
+        ended_at=max(ended) if state == "ended" and ended else None,
+    )
 
 
 def _known_sum(values: Any) -> float | None:

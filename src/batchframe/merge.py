@@ -18,13 +18,32 @@ from .errors import InputError
 from .results import RESULT_SCHEMA
 
 #: Result columns, in order, before the prefix is applied.
-RESULT_COLUMNS = ("text", "status", "stop_reason", "input_tokens", "output_tokens",
-                  "cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation_1h_input_tokens", "cost_usd", "error_type",
-                  "error_message", "model", "message_id", "batch_id", "custom_id", "attempt", "tool_use")
+RESULT_COLUMNS = (
+    "text",
+    "status",
+    "stop_reason",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_1h_input_tokens",
+    "cost_usd",
+    "error_type",
+    "error_message",
+    "model",
+    "message_id",
+    "batch_id",
+    "custom_id",
+    "attempt",
+    "tool_use",
+)
 DEFAULT_PREFIX = "llm_"
 #: Columns a harvested table adds to RESULT_SCHEMA.
-HARVEST_FIELDS = [pa.field("position", pa.int64()), pa.field("attempt", pa.int32()),
-                  pa.field("batch_id", pa.string())]
+HARVEST_FIELDS = [
+    pa.field("position", pa.int64()),
+    pa.field("attempt", pa.int32()),
+    pa.field("batch_id", pa.string()),
+]
 HARVEST_SCHEMA = pa.schema([*RESULT_SCHEMA, *HARVEST_FIELDS])
 
 Pricer = Callable[[pa.Table], pa.Array]
@@ -50,8 +69,9 @@ def latest_per_position(tables: Sequence[pa.Table]) -> pa.Table:
     return table.take(pa.array(order[last]))
 
 
-def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *,
-            pricer: Pricer | None = None) -> pa.Table:
+def combine(
+    n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pricer: Pricer | None = None
+) -> pa.Table:
     """The result columns of all ``n_rows`` rows, in position order.
 
     Parameters
@@ -70,7 +90,9 @@ def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *,
     >>> out.column("status").to_pylist()
     ['pending', 'skipped']
     """
-    found = latest_per_position([t.select(HARVEST_SCHEMA.names) for t in tables] or [HARVEST_SCHEMA.empty_table()])
+    found = latest_per_position(
+        [t.select(HARVEST_SCHEMA.names) for t in tables] or [HARVEST_SCHEMA.empty_table()]
+    )
     take = np.full(n_rows, -1, dtype=np.int64)
     pos = found.column("position").to_numpy()
     if len(pos) and (pos.min() < 0 or pos.max() >= n_rows):
@@ -116,12 +138,16 @@ def merge_into(df: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """
     clash = [c for c in results.columns if c in df.columns]
     if clash:
-        raise InputError(f"result column(s) {clash} already exist in the frame; choose another prefix "
-                         "(merge(job, prefix=...)) or drop them first")
+        raise InputError(
+            f"result column(s) {clash} already exist in the frame; choose another prefix "
+            "(merge(job, prefix=...)) or drop them first"
+        )
     if not df.index.equals(results.index):
         if not (df.index.is_unique and results.index.is_unique):
-            raise InputError("the frame's index differs from the submitted one and has duplicate labels, so rows "
-                             "cannot be matched; merge into the frame you submitted (same rows, same order)")
+            raise InputError(
+                "the frame's index differs from the submitted one and has duplicate labels, so rows "
+                "cannot be matched; merge into the frame you submitted (same rows, same order)"
+            )
         results = results.reindex(df.index)
     out = df.copy(deep=False)
     for name in results.columns:

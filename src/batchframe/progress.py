@@ -43,7 +43,9 @@ class TextProgress:
             return
         self._bar.n = sum(s.done for s in status.shards)
         counts = status.counts
-        self._bar.set_postfix_str(f"{status.state} ok={counts['succeeded']} err={counts['errored']}", refresh=False)
+        self._bar.set_postfix_str(
+            f"{status.state} ok={counts['succeeded']} err={counts['errored']}", refresh=False
+        )
         self._bar.refresh()
 
     def close(self, *, ok: bool) -> None:

@@ -6,7 +6,8 @@ Bytes are split on ``b"\\n"`` only (never ``str.splitlines``: an answer may cont
 at once to a tuple of scalars. Only Arrow tables are kept, never one Python object per line.
 
 Columns (:data:`RESULT_SCHEMA`): ``custom_id``, ``status`` (the line's ``result.type``), ``text`` (text
-blocks joined), ``stop_reason``, token counts (``cache_creation_1h_input_tokens`` is the 1-hour share of cache writes), ``error_type``/``error_message`` (from the error envelope
+blocks joined), ``stop_reason``, token counts (``cache_creation_1h_input_tokens``: the 1-hour share
+of cache writes), ``error_type``/``error_message`` (from the error envelope
 ``result.error.error``), ``model``, ``message_id`` and ``tool_use`` (the ``input`` of a tool_use block as
 JSON; a JSON list of inputs when there are several).
 """
@@ -22,22 +23,24 @@ import pyarrow as pa
 
 from .results_arrow import parse_block
 
-RESULT_SCHEMA = pa.schema([
-    ("custom_id", pa.string()),
-    ("status", pa.string()),
-    ("text", pa.string()),
-    ("stop_reason", pa.string()),
-    ("input_tokens", pa.int64()),
-    ("output_tokens", pa.int64()),
-    ("cache_creation_input_tokens", pa.int64()),
-    ("cache_read_input_tokens", pa.int64()),
-    ("cache_creation_1h_input_tokens", pa.int64()),
-    ("error_type", pa.string()),
-    ("error_message", pa.string()),
-    ("model", pa.string()),
-    ("message_id", pa.string()),
-    ("tool_use", pa.string()),
-])
+RESULT_SCHEMA = pa.schema(
+    [
+        ("custom_id", pa.string()),
+        ("status", pa.string()),
+        ("text", pa.string()),
+        ("stop_reason", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cache_creation_input_tokens", pa.int64()),
+        ("cache_read_input_tokens", pa.int64()),
+        ("cache_creation_1h_input_tokens", pa.int64()),
+        ("error_type", pa.string()),
+        ("error_message", pa.string()),
+        ("model", pa.string()),
+        ("message_id", pa.string()),
+        ("tool_use", pa.string()),
+    ]
+)
 _TYPES = [f.type for f in RESULT_SCHEMA]
 _EMPTY: dict = {}
 _NONE_TAIL = (None,) * 12
@@ -124,7 +127,8 @@ def _parse_lines(block: bytes) -> tuple[pa.Table, int]:
             bad += 1
     if not rows:
         return RESULT_SCHEMA.empty_table(), bad
-    arrays = [pa.array(values, type=typ) for values, typ in zip(zip(*rows), _TYPES)]
+    columns = zip(*rows, strict=True)
+    arrays = [pa.array(values, type=typ) for values, typ in zip(columns, _TYPES, strict=True)]
     return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA), bad
 
 
@@ -139,16 +143,42 @@ def _row(rec: dict) -> tuple:
         msg = res.get("message") or {}
         usage = msg.get("usage") or {}
         text, tool = _content(msg.get("content") or ())
-        return (cid, kind, text, msg.get("stop_reason"), usage.get("input_tokens"), usage.get("output_tokens"),
-                usage.get("cache_creation_input_tokens"), usage.get("cache_read_input_tokens"),
-                (usage.get("cache_creation") or _EMPTY).get("ephemeral_1h_input_tokens"), None, None,
-                msg.get("model"), msg.get("id"), tool)
+        return (
+            cid,
+            kind,
+            text,
+            msg.get("stop_reason"),
+            usage.get("input_tokens"),
+            usage.get("output_tokens"),
+            usage.get("cache_creation_input_tokens"),
+            usage.get("cache_read_input_tokens"),
+            (usage.get("cache_creation") or _EMPTY).get("ephemeral_1h_input_tokens"),
+            None,
+            None,
+            msg.get("model"),
+            msg.get("id"),
+            tool,
+        )
     if kind == "errored":
         envelope = res.get("error") or {}
         inner = envelope.get("error")
         inner = inner if isinstance(inner, dict) else envelope  # tolerate an unwrapped error object
-        return (cid, kind, None, None, None, None, None, None, None, inner.get("type"), inner.get("message"),
-                None, None, None)
+        return (
+            cid,
+            kind,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            inner.get("type"),
+            inner.get("message"),
+            None,
+            None,
+            None,
+        )
     return (cid, kind, *_NONE_TAIL)
 
 

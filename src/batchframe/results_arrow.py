@@ -19,14 +19,28 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 _S, _I = pa.string(), pa.int64()
-_USAGE = pa.struct([("input_tokens", _I), ("output_tokens", _I), ("cache_creation_input_tokens", _I),
-                    ("cache_read_input_tokens", _I),
-                    ("cache_creation", pa.struct([("ephemeral_1h_input_tokens", _I)]))])
-_MESSAGE = pa.struct([("id", _S), ("model", _S), ("stop_reason", _S),
-                      ("content", pa.list_(pa.struct([("type", _S), ("text", _S)]))), ("usage", _USAGE)])
+_USAGE = pa.struct(
+    [
+        ("input_tokens", _I),
+        ("output_tokens", _I),
+        ("cache_creation_input_tokens", _I),
+        ("cache_read_input_tokens", _I),
+        ("cache_creation", pa.struct([("ephemeral_1h_input_tokens", _I)])),
+    ]
+)
+_MESSAGE = pa.struct(
+    [
+        ("id", _S),
+        ("model", _S),
+        ("stop_reason", _S),
+        ("content", pa.list_(pa.struct([("type", _S), ("text", _S)]))),
+        ("usage", _USAGE),
+    ]
+)
 _ERROR = pa.struct([("type", _S), ("message", _S), ("error", pa.struct([("type", _S), ("message", _S)]))])
-READ_SCHEMA = pa.schema([("custom_id", _S), ("result", pa.struct([("type", _S), ("message", _MESSAGE),
-                                                                   ("error", _ERROR)]))])
+READ_SCHEMA = pa.schema(
+    [("custom_id", _S), ("result", pa.struct([("type", _S), ("message", _MESSAGE), ("error", _ERROR)]))]
+)
 _PARSE = pj.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="ignore")
 
 
@@ -43,8 +57,11 @@ def parse_block(block: bytes, schema: pa.Schema) -> tuple[pa.Table, int] | None:
     (['expired'], 0)
     """
     try:
-        raw = pj.read_json(io.BytesIO(block), read_options=pj.ReadOptions(
-            use_threads=False, block_size=max(1 << 20, len(block) + 1)), parse_options=_PARSE)
+        raw = pj.read_json(
+            io.BytesIO(block),
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(block) + 1)),
+            parse_options=_PARSE,
+        )
         return _columns(raw, block, schema)
     except (pa.ArrowException, ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError):
         return None
@@ -59,17 +76,23 @@ def _columns(raw: pa.Table, block: bytes, schema: pa.Schema) -> tuple[pa.Table, 
     inner = pc.struct_field(err, "error")
     text, tool = _text_and_tools(pc.struct_field(msg, "content"), block, raw.num_rows)
     cols = {
-        "custom_id": cid, "status": pc.struct_field(res, "type"), "text": text,
+        "custom_id": cid,
+        "status": pc.struct_field(res, "type"),
+        "text": text,
         "stop_reason": pc.struct_field(msg, "stop_reason"),
-        "input_tokens": pc.struct_field(usage, "input_tokens"), "output_tokens": pc.struct_field(usage, "output_tokens"),
+        "input_tokens": pc.struct_field(usage, "input_tokens"),
+        "output_tokens": pc.struct_field(usage, "output_tokens"),
         "cache_creation_input_tokens": pc.struct_field(usage, "cache_creation_input_tokens"),
         "cache_read_input_tokens": pc.struct_field(usage, "cache_read_input_tokens"),
-        "cache_creation_1h_input_tokens": pc.struct_field(pc.struct_field(usage, "cache_creation"),
-                                                          "ephemeral_1h_input_tokens"),
+        "cache_creation_1h_input_tokens": pc.struct_field(
+            pc.struct_field(usage, "cache_creation"), "ephemeral_1h_input_tokens"
+        ),
         # the envelope nests the error (result.error.error); tolerate an unwrapped one
         "error_type": pc.coalesce(pc.struct_field(inner, "type"), pc.struct_field(err, "type")),
         "error_message": pc.coalesce(pc.struct_field(inner, "message"), pc.struct_field(err, "message")),
-        "model": pc.struct_field(msg, "model"), "message_id": pc.struct_field(msg, "id"), "tool_use": tool,
+        "model": pc.struct_field(msg, "model"),
+        "message_id": pc.struct_field(msg, "id"),
+        "tool_use": tool,
     }
     table = pa.table([cols[f.name] for f in schema], schema=schema)
     keep = pc.and_(pc.is_valid(cid), pc.is_valid(res))

@@ -38,11 +38,15 @@ class ShardLimits:
     def within(self, provider: ShardLimits) -> ShardLimits:
         """These limits checked against a provider's own (which they may only lower)."""
         if self.max_requests > provider.max_requests or self.max_bytes > provider.max_bytes:
-            raise InputError(f"shard limits {self} exceed the provider's {provider}; they can only be lowered")
+            raise InputError(
+                f"shard limits {self} exceed the provider's {provider}; they can only be lowered"
+            )
         return self
 
 
-def plan_shards(sizes: Sequence[int] | np.ndarray, limits: ShardLimits = ShardLimits()) -> list[tuple[int, int]]:
+def plan_shards(
+    sizes: Sequence[int] | np.ndarray, limits: ShardLimits = ShardLimits()
+) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges over the requests, greedily filled up to both limits.
 
     Parameters
@@ -66,8 +70,10 @@ def plan_shards(sizes: Sequence[int] | np.ndarray, limits: ShardLimits = ShardLi
         base = cum[start - 1] if start else 0
         stop = min(int(np.searchsorted(cum, base + budget, side="right")), start + limits.max_requests)
         if stop <= start:
-            raise LimitError(f"request {start} is {int(lengths[start]) + _OVERHEAD} bytes with its envelope, "
-                             f"over the shard limit of {limits.max_bytes} bytes")
+            raise LimitError(
+                f"request {start} is {int(lengths[start]) + _OVERHEAD} bytes with its envelope, "
+                f"over the shard limit of {limits.max_bytes} bytes"
+            )
         ranges.append((start, stop))
         start = stop
     return ranges

@@ -5,7 +5,7 @@
     <root>/
       <job name>/
         manifest.json                 provider, base URL, model, fingerprint, attempts -> shards
-        requests.parquet              attempt 1: index, position, custom_id, shard, body (one row per frame row)
+        requests.parquet              attempt 1: index, position, custom_id, shard, body (one row per row)
         requests-a<N>.parquet         attempt N > 1 (retries): position, custom_id, shard, body
         results/a<N>-s<MMMM>.parquet  one file per harvested shard, index preserved
         job.lock                      filelock held while a process changes the job
@@ -55,14 +55,16 @@ def validate_name(name: str) -> str:
     --------
     >>> validate_name("reviews-2024")
     'reviews-2024'
-    >>> validate_name("../etc")
+    >>> validate_name("../etc")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    batchframe.errors.InputError: job name '../etc' is not allowed: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit
+    batchframe.errors.InputError: job name '../etc' is not allowed: ...
     """
     if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
-        raise InputError(f"job name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
+        raise InputError(
+            f"job name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
     return name
 
 
@@ -205,5 +207,7 @@ def check_index_storable(index: Any) -> None:
     try:
         pa.Table.from_pandas(pd.DataFrame(index=index[:1000]), preserve_index=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise InputError(f"the frame's index cannot be stored in Parquet ({exc}); convert it, e.g. "
-                         "df.index = df.index.astype(str), or df.reset_index()") from exc
+        raise InputError(
+            f"the frame's index cannot be stored in Parquet ({exc}); convert it, e.g. "
+            "df.index = df.index.astype(str), or df.reset_index()"
+        ) from exc

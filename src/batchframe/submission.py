@@ -24,11 +24,24 @@ from .shard import ShardLimits, body_size, plan_shards
 from .store import Store, check_index_storable, validate_name
 
 
-def submit(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str, name: str | None = None,
-           provider: str | None = None, api_key: str | None = None, base_url: str | None = None,
-           new: bool = False, max_batch_requests: int | None = None, max_batch_bytes: int | None = None,
-           store: str | Store | None = None, provider_options: dict[str, Any] | None = None,
-           retry: RetryPolicy | None = None, **params: Any) -> Job:
+def submit(
+    df: pd.DataFrame,
+    *,
+    prompt: str,
+    model: str,
+    max_tokens: int | str,
+    name: str | None = None,
+    provider: str | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    new: bool = False,
+    max_batch_requests: int | None = None,
+    max_batch_bytes: int | None = None,
+    store: str | Store | None = None,
+    provider_options: dict[str, Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **params: Any,
+) -> Job:
     """Send every row of ``df`` as Message Batches requests and return the :class:`Job`.
 
     Parameters
@@ -85,8 +98,9 @@ def _never_sent(store: Store, name: str) -> bool:
     return all(s["state"] in ("planned", "failed") for a in manifest["attempts"] for s in a["shards"])
 
 
-def requests_preview(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str,
-                     **params: Any) -> pd.DataFrame:
+def requests_preview(
+    df: pd.DataFrame, *, prompt: str, model: str, max_tokens: int | str, **params: Any
+) -> pd.DataFrame:
     """Dry run: the request of every row (``custom_id``, ``params``, ``skipped``); nothing is sent.
 
     Examples
@@ -95,8 +109,18 @@ def requests_preview(df: pd.DataFrame, *, prompt: str, model: str, max_tokens: i
     >>> requests_preview(df, prompt="q", model="claude-haiku-4-5", max_tokens=8)["skipped"].tolist()
     [False, True]
     """
-    for key in ("name", "provider", "api_key", "base_url", "new", "max_batch_requests", "max_batch_bytes",
-                "store", "provider_options", "retry"):
+    for key in (
+        "name",
+        "provider",
+        "api_key",
+        "base_url",
+        "new",
+        "max_batch_requests",
+        "max_batch_bytes",
+        "store",
+        "provider_options",
+        "retry",
+    ):
         params.pop(key, None)
     requests = build_requests(df, prompt=prompt, model=model, max_tokens=max_tokens, **params)
     return preview(requests, df.index)
@@ -112,8 +136,10 @@ def _new_name(store: Store, name: str | None, fingerprint: str, new: bool) -> st
     if name is not None:
         validate_name(name)
         if store.exists(name):
-            raise JobError(f"job {name!r} already exists with other requests; choose another name, or open it "
-                           f"with Job.open({name!r})")
+            raise JobError(
+                f"job {name!r} already exists with other requests; choose another name, or open it "
+                f"with Job.open({name!r})"
+            )
         return name
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = f"job-{stamp}-{fingerprint[:8]}"
@@ -124,8 +150,16 @@ def _new_name(store: Store, name: str | None, fingerprint: str, new: bool) -> st
     return candidate
 
 
-def _persist_new(store: Store, name: str, index: pd.Index, requests: RequestSet, limits: ShardLimits,
-                 endpoint: Endpoint, fingerprint: str, prompt: str) -> None:
+def _persist_new(
+    store: Store,
+    name: str,
+    index: pd.Index,
+    requests: RequestSet,
+    limits: ShardLimits,
+    endpoint: Endpoint,
+    fingerprint: str,
+    prompt: str,
+) -> None:
     """Write requests.parquet and the manifest (all shards ``planned``) before anything is sent."""
     sizes = np.fromiter((len(b) for b in requests.bodies), dtype=np.int64, count=requests.n_sent)
     ranges = plan_shards(sizes, limits)
@@ -133,17 +167,43 @@ def _persist_new(store: Store, name: str, index: pd.Index, requests: RequestSet,
     for i, (start, stop) in enumerate(ranges):
         shard_of[requests.positions[start:stop]] = i
     with store.lock(name):
-        store.write_table(store.requests_path(name, 1), _requests_table(index, requests, shard_of),
-                          metadata={"job": name, "provider": endpoint.provider, "model": requests.model})
-        shards = [shard_record(i, stop - start, body_size(sizes[start:stop])) for i, (start, stop) in enumerate(ranges)]
-        store.write_manifest(name, {
-            "format": FORMAT, "name": name, "provider": endpoint.provider, "identity": endpoint.identity,
-            "base_url": endpoint.base_url, "data_dir": endpoint.data_dir, "model": requests.model,
-            "fingerprint": fingerprint, "created_at": now(), "n_rows": requests.n_rows,
-            "n_skipped": int(requests.skipped.sum()), "request": {"prompt": prompt},
-            "limits": {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes},
-            "attempts": [{"attempt": 1, "created_at": now(), "reason": "submit", "n_requests": requests.n_sent,
-                          "requests_file": store.requests_path(name, 1).name, "shards": shards}]})
+        store.write_table(
+            store.requests_path(name, 1),
+            _requests_table(index, requests, shard_of),
+            metadata={"job": name, "provider": endpoint.provider, "model": requests.model},
+        )
+        shards = [
+            shard_record(i, stop - start, body_size(sizes[start:stop]))
+            for i, (start, stop) in enumerate(ranges)
+        ]
+        store.write_manifest(
+            name,
+            {
+                "format": FORMAT,
+                "name": name,
+                "provider": endpoint.provider,
+                "identity": endpoint.identity,
+                "base_url": endpoint.base_url,
+                "data_dir": endpoint.data_dir,
+                "model": requests.model,
+                "fingerprint": fingerprint,
+                "created_at": now(),
+                "n_rows": requests.n_rows,
+                "n_skipped": int(requests.skipped.sum()),
+                "request": {"prompt": prompt},
+                "limits": {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes},
+                "attempts": [
+                    {
+                        "attempt": 1,
+                        "created_at": now(),
+                        "reason": "submit",
+                        "n_requests": requests.n_sent,
+                        "requests_file": store.requests_path(name, 1).name,
+                        "shards": shards,
+                    }
+                ],
+            },
+        )
 
 
 def _requests_table(index: pd.Index, requests: RequestSet, shard_of: np.ndarray) -> pa.Table:
@@ -151,7 +211,7 @@ def _requests_table(index: pd.Index, requests: RequestSet, shard_of: np.ndarray)
     n = requests.n_rows
     ids: list = [None] * n
     bodies: list = [None] * n
-    for pos, cid, body in zip(requests.positions.tolist(), requests.custom_ids, requests.bodies):
+    for pos, cid, body in zip(requests.positions.tolist(), requests.custom_ids, requests.bodies, strict=True):
         ids[pos], bodies[pos] = cid, body
     frame = pd.DataFrame({"position": np.arange(n, dtype=np.int64)}, index=index)
     table = pa.Table.from_pandas(frame, preserve_index=True)

@@ -16,15 +16,17 @@ def submit(df, service, **kwargs):
     kwargs.setdefault("model", "claude-haiku-4-5")
     kwargs.setdefault("max_tokens", 64)
     kwargs.setdefault("retry", FAST)
-    return df.batch.submit(provider="anthropic", api_key=kwargs.pop("api_key", KEY), base_url=service.base_url,
-                           **kwargs)
+    return df.batch.submit(
+        provider="anthropic", api_key=kwargs.pop("api_key", KEY), base_url=service.base_url, **kwargs
+    )
 
 
 def remote_batches(service, key=KEY):
     """The service's own batch list (every page), newest first."""
     out, after = [], None
-    with httpx.Client(base_url=service.base_url, headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
-                      timeout=30) as client:
+    with httpx.Client(
+        base_url=service.base_url, headers={"x-api-key": key, "anthropic-version": "2023-06-01"}, timeout=30
+    ) as client:
         for _ in range(1000):
             params = {"limit": 1000, **({"after_id": after} if after else {})}
             page = client.get("/v1/messages/batches", params=params).raise_for_status().json()
@@ -39,8 +41,9 @@ def raw_results(service, batch_id, key=KEY):
     """The custom_ids of a batch's results in the order the service streams them."""
     import orjson
 
-    with httpx.Client(base_url=service.base_url, headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
-                      timeout=30) as client:
+    with httpx.Client(
+        base_url=service.base_url, headers={"x-api-key": key, "anthropic-version": "2023-06-01"}, timeout=30
+    ) as client:
         body = client.get(f"/v1/messages/batches/{batch_id}/results").raise_for_status().content
     return [orjson.loads(line)["custom_id"] for line in body.split(b"\n") if line]
 

@@ -20,14 +20,20 @@ def test_column_prompt_builds_one_body_per_row_with_custom_ids_by_position():
     df = pd.DataFrame({"q": ["a", "b", "c"]}, index=["x y", "ü", "x y"])
     rs = build_requests(df, prompt="q", model="claude-haiku-4-5", max_tokens=10, temperature=0.2)
     assert rs.custom_ids == ["r0", "r1", "r2"]
-    assert params(rs, 1) == {"model": "claude-haiku-4-5", "max_tokens": 10, "temperature": 0.2,
-                             "messages": [{"role": "user", "content": "b"}]}
+    assert params(rs, 1) == {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 10,
+        "temperature": 0.2,
+        "messages": [{"role": "user", "content": "b"}],
+    }
     assert orjson.loads(rs.bodies[2])["custom_id"] == "r2"
 
 
 def test_template_over_columns_with_format_spec():
     df = pd.DataFrame({"title": ["Bolt"], "price": [3.14159], "body text": ["ok"]})
-    rs = build_requests(df, prompt="{title} costs {price:.2f}: {body text} {{literal}}", model="m", max_tokens=5)
+    rs = build_requests(
+        df, prompt="{title} costs {price:.2f}: {body text} {{literal}}", model="m", max_tokens=5
+    )
     assert params(rs, 0)["messages"][0]["content"] == "Bolt costs 3.14: ok {literal}"
 
 
@@ -65,9 +71,16 @@ def test_per_row_max_tokens_and_system_from_columns():
 
 def test_tools_and_any_other_parameter_pass_through():
     tools = [{"name": "label", "input_schema": {"type": "object"}}]
-    rs = build_requests(pd.DataFrame({"q": ["a"]}), prompt="q", model="m", max_tokens=5, tools=tools,
-                        tool_choice={"type": "tool", "name": "label"}, stop_sequences=["\n"],
-                        metadata={"user_id": "u"})
+    rs = build_requests(
+        pd.DataFrame({"q": ["a"]}),
+        prompt="q",
+        model="m",
+        max_tokens=5,
+        tools=tools,
+        tool_choice={"type": "tool", "name": "label"},
+        stop_sequences=["\n"],
+        metadata={"user_id": "u"},
+    )
     p = params(rs, 0)
     assert p["tools"] == tools and p["tool_choice"]["name"] == "label" and p["stop_sequences"] == ["\n"]
     assert p["metadata"] == {"user_id": "u"}

@@ -12,8 +12,23 @@ def test_submit_status_results_jobs(service, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", service.base_url)
     source = tmp_path / "in.csv"
     pd.DataFrame({"id": ["a", "b", "c"], "text": ["one", None, "three"]}).to_csv(source, index=False)
-    args = ["submit", str(source), "--prompt", "Say: {text}", "--model", "claude-haiku-4-5", "--max-tokens", "20",
-            "--index-col", "id", "--name", "cli-job", "--wait", "--poll-interval", "0.05"]
+    args = [
+        "submit",
+        str(source),
+        "--prompt",
+        "Say: {text}",
+        "--model",
+        "claude-haiku-4-5",
+        "--max-tokens",
+        "20",
+        "--index-col",
+        "id",
+        "--name",
+        "cli-job",
+        "--wait",
+        "--poll-interval",
+        "0.05",
+    ]
     assert main(args) == 0
     assert "state=ended" in capsys.readouterr().out
     assert main(args) == 0 and len(remote_batches(service)) == 1  # a re-run pays nothing

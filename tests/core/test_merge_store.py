@@ -16,9 +16,13 @@ def harvested(rows):
 
 
 def test_latest_attempt_wins_and_missing_rows_are_pending_or_skipped():
-    t = harvested([{"position": 0, "attempt": 1, "status": "errored", "custom_id": "r0"},
-                   {"position": 2, "attempt": 1, "status": "succeeded", "text": "b", "custom_id": "r2"},
-                   {"position": 0, "attempt": 2, "status": "succeeded", "text": "a", "custom_id": "r0-a2"}])
+    t = harvested(
+        [
+            {"position": 0, "attempt": 1, "status": "errored", "custom_id": "r0"},
+            {"position": 2, "attempt": 1, "status": "succeeded", "text": "b", "custom_id": "r2"},
+            {"position": 0, "attempt": 2, "status": "succeeded", "text": "a", "custom_id": "r0-a2"},
+        ]
+    )
     out = combine(4, np.array([False, True, False, False]), [t]).to_pydict()
     assert out["status"] == ["succeeded", "skipped", "succeeded", "pending"]
     assert out["text"] == ["a", None, "b", None] and out["attempt"] == [2, None, 1, None]

@@ -8,15 +8,39 @@ from batchframe.results_arrow import parse_block
 
 
 def ok(cid, text, **usage):
-    return {"custom_id": cid, "result": {"type": "succeeded", "message": {
-        "id": f"msg_{cid}", "type": "message", "role": "assistant", "model": "claude-haiku-4-5-20251001",
-        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": 11, "output_tokens": 3, **usage}}}}
+    return {
+        "custom_id": cid,
+        "result": {
+            "type": "succeeded",
+            "message": {
+                "id": f"msg_{cid}",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-haiku-4-5-20251001",
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 11, "output_tokens": 3, **usage},
+            },
+        },
+    }
 
 
-ERRORED = {"custom_id": "bad", "result": {"type": "errored", "error": {"type": "error", "error": {
-    "details": {"error_visibility": "user_facing"}, "type": "not_found_error", "message": "model: nope"},
-    "request_id": None}}}
+ERRORED = {
+    "custom_id": "bad",
+    "result": {
+        "type": "errored",
+        "error": {
+            "type": "error",
+            "error": {
+                "details": {"error_visibility": "user_facing"},
+                "type": "not_found_error",
+                "message": "model: nope",
+            },
+            "request_id": None,
+        },
+    },
+}
 
 
 def jsonl(*records, sep=b"\n"):
@@ -32,7 +56,7 @@ def test_line_separator_inside_an_answer_does_not_split_the_line():
 @pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
 def test_any_chunking_and_crlf_give_the_same_rows(chunk):
     data = jsonl(ok("a", "x"), ERRORED, {"custom_id": "c", "result": {"type": "canceled"}}, sep=b"\r\n")
-    parser = parse_results([data[i:i + chunk] for i in range(0, len(data), chunk)], chunk_bytes=100)
+    parser = parse_results([data[i : i + chunk] for i in range(0, len(data), chunk)], chunk_bytes=100)
     t = parser.table
     assert t.column("custom_id").to_pylist() == ["a", "bad", "c"]
     assert t.column("status").to_pylist() == ["succeeded", "errored", "canceled"]
@@ -46,12 +70,24 @@ def test_errored_line_keeps_type_and_message_and_has_no_usage():
 
 
 def test_usage_cache_and_tool_use_fields():
-    rec = ok("a", "x", cache_creation_input_tokens=5, cache_read_input_tokens=7,
-             cache_creation={"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 3})
-    rec["result"]["message"]["content"].append({"type": "tool_use", "id": "t", "name": "f", "input": {"k": 1}})
+    rec = ok(
+        "a",
+        "x",
+        cache_creation_input_tokens=5,
+        cache_read_input_tokens=7,
+        cache_creation={"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 3},
+    )
+    rec["result"]["message"]["content"].append(
+        {"type": "tool_use", "id": "t", "name": "f", "input": {"k": 1}}
+    )
     row = parse_results([jsonl(rec)]).table.to_pylist()[0]
-    assert (row["input_tokens"], row["output_tokens"], row["cache_creation_input_tokens"],
-            row["cache_read_input_tokens"], row["cache_creation_1h_input_tokens"]) == (11, 3, 5, 7, 3)
+    assert (
+        row["input_tokens"],
+        row["output_tokens"],
+        row["cache_creation_input_tokens"],
+        row["cache_read_input_tokens"],
+        row["cache_creation_1h_input_tokens"],
+    ) == (11, 3, 5, 7, 3)
     assert orjson.loads(row["tool_use"]) == {"k": 1} and row["message_id"] == "msg_a"
 
 
@@ -84,18 +120,33 @@ def test_dedupe_keeps_one_row_per_custom_id():
 
 def test_arrow_path_and_line_path_agree_on_every_variant():
     multi = ok("m", "first ")
-    multi["result"]["message"]["content"] += [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": [1]}},
-                                               {"type": "text", "text": "second"},
-                                               {"type": "tool_use", "id": "t2", "name": "g", "input": {"b": None}}]
-    unwrapped = {"custom_id": "u", "result": {"type": "errored", "error": {"type": "api_error", "message": "boom"}}}
+    multi["result"]["message"]["content"] += [
+        {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": [1]}},
+        {"type": "text", "text": "second"},
+        {"type": "tool_use", "id": "t2", "name": "g", "input": {"b": None}},
+    ]
+    unwrapped = {
+        "custom_id": "u",
+        "result": {"type": "errored", "error": {"type": "api_error", "message": "boom"}},
+    }
     empty = {"custom_id": "e", "result": {"type": "succeeded", "message": {"content": [], "usage": {}}}}
-    block = jsonl(ok("a", "x\u2028y", cache_creation={"ephemeral_1h_input_tokens": 4}), ERRORED, multi, unwrapped,
-                  empty, {"custom_id": "c", "result": {"type": "canceled"}}, sep=b"\r\n")
+    block = jsonl(
+        ok("a", "x\u2028y", cache_creation={"ephemeral_1h_input_tokens": 4}),
+        ERRORED,
+        multi,
+        unwrapped,
+        empty,
+        {"custom_id": "c", "result": {"type": "canceled"}},
+        sep=b"\r\n",
+    )
     fast, bad = parse_block(block, RESULT_SCHEMA)
     slow, bad_slow = _parse_lines(block)
     assert bad == bad_slow == 0 and fast.to_pylist() == slow.to_pylist()
     row = {r["custom_id"]: r for r in fast.to_pylist()}
-    assert row["m"]["text"] == "first second" and orjson.loads(row["m"]["tool_use"]) == [{"a": [1]}, {"b": None}]
+    assert row["m"]["text"] == "first second" and orjson.loads(row["m"]["tool_use"]) == [
+        {"a": [1]},
+        {"b": None},
+    ]
     assert row["u"]["error_type"] == "api_error" and row["e"]["text"] is None
 
 

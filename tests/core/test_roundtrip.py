@@ -1,8 +1,6 @@
 """Submit -> wait -> merge against the local service over loopback HTTP."""
 
 import asyncio
-import threading
-import time
 
 import numpy as np
 import pandas as pd
@@ -14,7 +12,9 @@ from batchframe.store import table_metadata
 
 INDEXES = {
     "string": pd.Index(["first row", "zweite Zeile ü", "第三", "x/../y", "spaces  and\ttabs"], name="key"),
-    "multi": pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 9)], names=["grp", "n"]),
+    "multi": pd.MultiIndex.from_tuples(
+        [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 9)], names=["grp", "n"]
+    ),
     "datetime": pd.date_range("2024-03-10 01:30", periods=5, freq="37min", tz="America/New_York", name="ts"),
 }
 
@@ -22,8 +22,9 @@ INDEXES = {
 @pytest.mark.parametrize("kind", sorted(INDEXES))
 def test_round_trip_keeps_the_index_and_puts_each_answer_on_its_row(service, kind):
     index = INDEXES[kind]
-    df = pd.DataFrame({"q": ["alpha one", None, "gamma\u2028three", "delta four", ""], "other": range(5)},
-                      index=index)
+    df = pd.DataFrame(
+        {"q": ["alpha one", None, "gamma\u2028three", "delta four", ""], "other": range(5)}, index=index
+    )
     job = submit(df, service)
     status = job.wait(poll_interval=0.05, timeout=60)
     assert status.state == "ended" and status.counts["succeeded"] == 3 and status.n_skipped == 2
@@ -40,8 +41,10 @@ def test_round_trip_keeps_the_index_and_puts_each_answer_on_its_row(service, kin
 
 def test_results_served_shuffled_land_on_the_right_rows(service):
     n = 300
-    df = pd.DataFrame({"q": [f"row number {i} says {i * 7}" for i in range(n)]},
-                      index=pd.Index([f"id-{i:04d}" for i in range(n)][::-1]))
+    df = pd.DataFrame(
+        {"q": [f"row number {i} says {i * 7}" for i in range(n)]},
+        index=pd.Index([f"id-{i:04d}" for i in range(n)][::-1]),
+    )
     job = submit(df, service)
     job.wait(poll_interval=0.05, timeout=60)
     order = raw_results(service, job.batch_ids()[0])
@@ -85,8 +88,13 @@ def test_bodies_over_the_byte_limit_shard_by_bytes(service):
     job = submit(df, service, max_batch_bytes=10_000)
     sizes = [s["n_bytes"] for s in job.manifest["attempts"][0]["shards"]]
     assert len(sizes) >= 6 and max(sizes) <= 10_000
-    assert sum(b["request_counts"]["processing"] + b["request_counts"]["succeeded"]
-               for b in remote_batches(service)) == 30
+    assert (
+        sum(
+            b["request_counts"]["processing"] + b["request_counts"]["succeeded"]
+            for b in remote_batches(service)
+        )
+        == 30
+    )
     job.wait(poll_interval=0.05, timeout=60)
     assert (df.batch.merge(job)["llm_status"] == "succeeded").all()
 
@@ -113,7 +121,11 @@ def test_job_reopens_by_name_and_exports_parquet_with_metadata(service, tmp_path
     back = pd.read_parquet(out)
     assert back.index.equals(df.index) and back["llm_text"].tolist() == ["a", "b"]
     meta = table_metadata(out)
-    assert meta["job"] == job.name and meta["batch_ids"] == job.batch_ids() and meta["model"] == "claude-haiku-4-5"
+    assert (
+        meta["job"] == job.name
+        and meta["batch_ids"] == job.batch_ids()
+        and meta["model"] == "claude-haiku-4-5"
+    )
     shard_file = job.store.job_dir(job.name) / job.manifest["attempts"][0]["shards"][0]["results_file"]
     assert table_metadata(shard_file)["batch_ids"] == job.batch_ids()
     assert pd.read_parquet(shard_file).index.isin(df.index).all()
@@ -139,15 +151,10 @@ def test_ctrl_c_stops_waiting_without_canceling(service_factory, monkeypatch, ca
     service = service_factory(engine_options={"latency": 2})
     job = submit(pd.DataFrame({"q": ["slow"]}), service)
 
-    real_sleep = time.sleep
+    def interrupt(_seconds):
+        raise KeyboardInterrupt
 
-    def interrupt(seconds):
-        # Only the waiting (main) thread is interrupted; the service's worker threads sleep as usual.
-        if threading.current_thread() is threading.main_thread():
-            raise KeyboardInterrupt
-        real_sleep(seconds)
-
-    monkeypatch.setattr(time, "sleep", interrupt)
+    monkeypatch.setattr("batchframe.job._sleep", interrupt)  # Ctrl-C arrives while wait() sleeps
     with pytest.raises(KeyboardInterrupt):
         job.wait(poll_interval=0.05)
     assert "NOT canceled" in capsys.readouterr().err

@@ -28,14 +28,14 @@ def test_bodies_over_the_byte_limit_shard_by_bytes_and_every_body_fits():
     ranges = plan_shards([len(b) for b in lines], limits)
     assert len(ranges) > 5
     assert ranges[0][0] == 0 and ranges[-1][1] == 500
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
     for start, stop in ranges:
         body = shard_body(lines[start:stop])
         assert len(body) <= 10_000 and len(body) == body_size([len(b) for b in lines[start:stop]])
         assert len(orjson.loads(body)["requests"]) == stop - start
     # greedy: adding the next line would have overflowed
     start, stop = ranges[0]
-    assert len(shard_body(lines[start:stop + 1])) > 10_000
+    assert len(shard_body(lines[start : stop + 1])) > 10_000
 
 
 def test_a_single_request_over_the_limit_is_a_limit_error():

@@ -43,11 +43,15 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
 
 def describe(status: JobStatus) -> str:
     """One line per shard plus a total, for the terminal."""
-    lines = [f"job {status.name}  provider={status.provider}  model={status.model}  state={status.state}  "
-             f"rows={status.n_rows} skipped={status.n_skipped}"]
+    lines = [
+        f"job {status.name}  provider={status.provider}  model={status.model}  state={status.state}  "
+        f"rows={status.n_rows} skipped={status.n_skipped}"
+    ]
     for s in status.shards:
         counts = " ".join(f"{k}={v}" for k, v in s.counts.items())
-        lines.append(f"  attempt {s.attempt} shard {s.index}: {s.batch_id or '-'} {s.processing_status} {counts}")
+        lines.append(
+            f"  attempt {s.attempt} shard {s.index}: {s.batch_id or '-'} {s.processing_status} {counts}"
+        )
     total = " ".join(f"{k}={v}" for k, v in status.counts.items())
     lines.append(f"  total: {total}")
     return "\n".join(lines)

@@ -23,7 +23,9 @@ def run(args: argparse.Namespace) -> int:
     if not names:
         print(f"no jobs in {str(store.root)!r}")
         return 0
-    print(f"{'name':40} {'provider':10} {'model':28} {'state':12} {'rows':>8} {'succeeded':>9} {'errored':>8}")
+    print(
+        f"{'name':40} {'provider':10} {'model':28} {'state':12} {'rows':>8} {'succeeded':>9} {'errored':>8}"
+    )
     for name in names:
         try:
             status = job_status(store.read_manifest(name))
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:40} unreadable manifest: {exc}")
             continue
         counts = status.counts
-        print(f"{name:40} {status.provider:10} {status.model:28} {status.state:12} {status.n_rows:>8} "
-              f"{counts['succeeded']:>9} {counts['errored']:>8}")
+        print(
+            f"{name:40} {status.provider:10} {status.model:28} {status.state:12} {status.n_rows:>8} "
+            f"{counts['succeeded']:>9} {counts['errored']:>8}"
+        )
     return 0

@@ -11,8 +11,9 @@ from ._common import describe, read_table
 
 def add_parser(subparsers: Any) -> None:
     """Register ``submit``."""
-    p = subparsers.add_parser("submit", help="submit the rows of a table as Message Batches",
-                              description=__doc__.splitlines()[0])
+    p = subparsers.add_parser(
+        "submit", help="submit the rows of a table as Message Batches", description=__doc__.splitlines()[0]
+    )
     p.add_argument("file", help="input table (.parquet, .csv, .jsonl)")
     p.add_argument("--prompt", required=True, help="a column name or a template such as 'Summarize: {text}'")
     p.add_argument("--model", required=True)
@@ -34,9 +35,19 @@ def run(args: argparse.Namespace) -> int:
     frame = read_table(args.file, args.index_col)
     max_tokens: Any = int(args.max_tokens) if args.max_tokens.isdigit() else args.max_tokens
     extra = {"system": args.system} if args.system else {}
-    job = submit(frame, prompt=args.prompt, model=args.model, max_tokens=max_tokens, name=args.name,
-                 provider=args.provider, base_url=args.base_url, new=args.new,
-                 max_batch_requests=args.max_batch_requests, max_batch_bytes=args.max_batch_bytes, **extra)
+    job = submit(
+        frame,
+        prompt=args.prompt,
+        model=args.model,
+        max_tokens=max_tokens,
+        name=args.name,
+        provider=args.provider,
+        base_url=args.base_url,
+        new=args.new,
+        max_batch_requests=args.max_batch_requests,
+        max_batch_bytes=args.max_batch_bytes,
+        **extra,
+    )
     status = job.wait(poll_interval=args.poll_interval) if args.wait else job.status
     print(describe(status))
     return 0

@@ -14,9 +14,11 @@ from .base import Endpoint, Provider, check_batch_id, register_provider
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 _PATH = "/v1/messages/batches"
-_NO_KEY = ("No Anthropic API key. Set one with `export ANTHROPIC_API_KEY=sk-ant-...` (or pass api_key=...), "
-           "or run without a key on the bundled local service: provider=\"local\" "
-           "(or `export BATCHFRAME_PROVIDER=local`).")
+_NO_KEY = (
+    "No Anthropic API key. Set one with `export ANTHROPIC_API_KEY=sk-ant-...` (or pass api_key=...), "
+    'or run without a key on the bundled local service: provider="local" '
+    "(or `export BATCHFRAME_PROVIDER=local`)."
+)
 
 
 @register_provider
@@ -43,8 +45,12 @@ class AnthropicProvider(Provider):
         return Endpoint(cls.name, url, f"{cls.name}:{url}", api_key=key)
 
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
-        return {"x-api-key": endpoint.api_key or "", "anthropic-version": API_VERSION,
-                "accept": "application/json", "user-agent": f"batchframe/{__version__}"}
+        return {
+            "x-api-key": endpoint.api_key or "",
+            "anthropic-version": API_VERSION,
+            "accept": "application/json",
+            "user-agent": f"batchframe/{__version__}",
+        }
 
     def create(self, body: bytes) -> dict:
         # Not resent after an ambiguous failure: a second POST could create (and bill) a second batch.

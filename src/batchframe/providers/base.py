@@ -54,9 +54,11 @@ class Provider:
     #: Most bytes of serialized create body for one batch.
     max_bytes: ClassVar[int] = 256_000_000
 
-    def __init__(self, endpoint: Endpoint, *, retry: RetryPolicy = RetryPolicy()):
+    def __init__(self, endpoint: Endpoint, *, retry: RetryPolicy | None = None):
         self.endpoint = endpoint
-        self.http = HttpClient(endpoint.base_url, self.headers(endpoint), secret=endpoint.api_key, retry=retry)
+        self.http = HttpClient(
+            endpoint.base_url, self.headers(endpoint), secret=endpoint.api_key, retry=retry or RetryPolicy()
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint.base_url!r})"

@@ -24,8 +24,15 @@ class LocalProvider(AnthropicProvider):
     name = "local"
 
     @classmethod
-    def resolve(cls, *, api_key: str | None = None, base_url: str | None = None,
-                data_dir: str | os.PathLike | None = None, engine: str | None = None, **options: Any) -> Endpoint:
+    def resolve(
+        cls,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        data_dir: str | os.PathLike | None = None,
+        engine: str | None = None,
+        **options: Any,
+    ) -> Endpoint:
         folder = data_dir or os.environ.get("BATCHFRAME_DATA_DIR")
         if base_url is None:
             from ..server import ensure_running  # the server package is imported only when needed
@@ -33,5 +40,10 @@ class LocalProvider(AnthropicProvider):
             base_url = ensure_running(data_dir=folder, engine=engine)
         # The port changes between runs; the data folder is what names this service's batches.
         identity = f"local:{Path(folder).resolve() if folder else 'default'}"
-        return Endpoint(cls.name, base_url.rstrip("/"), identity, api_key=api_key or "local",
-                        data_dir=str(folder) if folder else None)
+        return Endpoint(
+            cls.name,
+            base_url.rstrip("/"),
+            identity,
+            api_key=api_key or "local",
+            data_dir=str(folder) if folder else None,
+        )
