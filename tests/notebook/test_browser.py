@@ -72,6 +72,15 @@ def test_quickstart_in_jupyterlab(lab):
             assert job.locator(".bf-state").inner_text() == "ended"
             assert job.locator(".bf-provider").inner_text() == "local"
             assert page.locator(".bf-widget button", has_text="Cancel").first.is_disabled()
+            # Refresh goes browser -> kernel -> service and back: the "checked at" time moves on.
+            checked = page.locator(".bf-widget .bf-checked").first
+            before = checked.inner_text()
+            page.wait_for_timeout(1100)  # the time shown has a one-second resolution
+            page.locator(".bf-widget button", has_text="Refresh").first.click()
+            # (the HTML widget replaces its content on every update: look the element up each time)
+            page.wait_for_function(
+                "old => document.querySelector('.bf-widget .bf-checked').textContent !== old", arg=before,
+                timeout=30_000)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "quickstart-failure.png"))
             raise
