@@ -25,7 +25,14 @@ from .store import Store
 
 
 class Ambiguous(Exception):
-    """The create failed and the batch list cannot tell whether a batch exists (leave it ``creating``)."""
+    """The create failed and the batch list cannot tell whether a batch exists (leave it ``creating``).
+
+    Examples
+    --------
+    >>> from batchframe.errors import ServerError
+    >>> Ambiguous(ServerError("boom", status=500)).error.status
+    500
+    """
 
     def __init__(self, error: APIError):
         super().__init__(str(error))

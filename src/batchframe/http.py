@@ -144,10 +144,18 @@ class HttpClient:
         self.close()
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._client.close()
 
     def redact(self, text: str) -> str:
-        """``text`` with the secret replaced by ``[redacted]``."""
+        """``text`` with the secret replaced by ``[redacted]``.
+
+        Examples
+        --------
+        >>> with HttpClient("http://127.0.0.1:1", {}, secret="sk-1") as c:
+        ...     c.redact("bad key sk-1")
+        'bad key [redacted]'
+        """
         return text.replace(self._secret, "[redacted]") if self._secret else text
 
     def request_json(
@@ -159,7 +167,13 @@ class HttpClient:
         params: dict | None = None,
         resend_safe: bool = True,
     ) -> Any:
-        """Send a request with retries and return the parsed JSON body of its 2xx response."""
+        """Send a request with retries and return the parsed JSON body of its 2xx response.
+
+        Examples
+        --------
+        >>> client.request_json("GET", "/v1/messages/batches", params={"limit": 1})  # doctest: +SKIP
+        {'data': [...], 'has_more': False, 'first_id': ..., 'last_id': ...}
+        """
         headers = {"content-type": "application/json"} if content is not None else None
         response = self._send(
             lambda: self._client.build_request(method, path, content=content, params=params, headers=headers),
@@ -169,7 +183,13 @@ class HttpClient:
 
     @contextmanager
     def stream(self, method: str, path: str) -> Iterator[httpx.Response]:
-        """A streamed 2xx response (retried until its headers arrive); closed on exit."""
+        """A streamed 2xx response (retried until its headers arrive); closed on exit.
+
+        Examples
+        --------
+        >>> with client.stream("GET", "/v1/messages/batches/msgbatch_x/results") as r:  # doctest: +SKIP
+        ...     data = b"".join(client.iter_bytes(r))
+        """
         response = self._send(lambda: self._client.build_request(method, path), True, stream=True)
         try:
             yield response
@@ -177,7 +197,12 @@ class HttpClient:
             response.close()
 
     def iter_bytes(self, response: httpx.Response) -> Iterator[bytes]:
-        """The body of a streamed response in chunks; a cut connection raises TransportError."""
+        """The body of a streamed response in chunks; a cut connection raises TransportError.
+
+        Examples
+        --------
+        >>> for chunk in client.iter_bytes(response): ...  # doctest: +SKIP
+        """
         try:
             yield from response.iter_bytes()
         except httpx.TransportError as exc:

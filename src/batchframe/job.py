@@ -104,24 +104,39 @@ class Job:
 
     @property
     def name(self) -> str:
+        """The job's name in the store."""
         return self._manifest["name"]
 
     @property
     def provider_name(self) -> str:
+        """``"anthropic"`` or ``"local"``."""
         return self._manifest["provider"]
 
     @property
     def model(self) -> str:
+        """The model the requests name."""
         return self._manifest["model"]
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """A copy of the last manifest read (plain JSON data)."""
+        """A copy of the last manifest read (plain JSON data; see :mod:`batchframe.manifest`).
+
+        Examples
+        --------
+        >>> job.manifest["attempts"][0]["shards"][0]["batch_id"]  # doctest: +SKIP
+        'msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d'
+        """
         return _copy(self._manifest)
 
     @property
     def status(self) -> JobStatus:
-        """Last known status, from the manifest; no network. :meth:`refresh` asks the provider."""
+        """Last known status, from the manifest; no network. :meth:`refresh` asks the provider.
+
+        Examples
+        --------
+        >>> job.status.counts  # doctest: +SKIP
+        {'processing': 10, 'succeeded': 0, 'errored': 0, 'canceled': 0, 'expired': 0}
+        """
         return job_status(self._manifest)
 
     # -- network steps --------------------------------------------------------------------------------
@@ -150,6 +165,11 @@ class Job:
 
         Shards left ``creating`` by an interrupted process are first reconciled with the remote batches
         (adopted, or sent again if none was created; see :mod:`batchframe.orphans`).
+
+        Examples
+        --------
+        >>> job.send_unsent().state  # doctest: +SKIP
+        'in_progress'
         """
         with self._session() as (manifest, provider):
             reconcile(self.store, manifest, provider, self._save)
@@ -402,11 +422,23 @@ class Job:
         return to_frame(combine(len(skipped), skipped, tables, pricer=_price), index, prefix)
 
     def merge(self, df: pd.DataFrame, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
-        """``df`` with the result columns added (see :func:`batchframe.merge.merge_into`)."""
+        """``df`` with the result columns added (see :func:`batchframe.merge.merge_into`).
+
+        Examples
+        --------
+        >>> job.merge(df, prefix="ai_").columns[-1]  # doctest: +SKIP
+        'ai_tool_use'
+        """
         return merge_into(df, self.results(prefix=prefix))
 
     def batch_ids(self) -> list[str]:
-        """Remote batch ids of every shard that has one."""
+        """Remote batch ids of every shard that has one.
+
+        Examples
+        --------
+        >>> job.batch_ids()  # doctest: +SKIP
+        ['msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d']
+        """
         return [s["batch_id"] for _, s in iter_shards(self._manifest) if s.get("batch_id")]
 
 
