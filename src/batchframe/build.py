@@ -13,7 +13,7 @@ import base64
 import hashlib
 import os
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,13 @@ _INTEGER = ("max_tokens", "top_k")
 
 @dataclass(frozen=True)
 class Column:
-    """A per-row parameter value read from a column. Build with :func:`col`."""
+    """A per-row parameter value read from a column. Build with :func:`col`.
+
+    Examples
+    --------
+    >>> Column("budget").name
+    'budget'
+    """
 
     name: str
 
@@ -56,6 +62,12 @@ class RequestSet:
 
     ``bodies[i]`` is the JSON of ``{"custom_id": custom_ids[i], "params": {...}}`` for the row at
     ``positions[i]``.
+
+    Examples
+    --------
+    >>> rs = build_requests(pd.DataFrame({"q": ["a", ""]}), prompt="q", model="m", max_tokens=4)
+    >>> rs.n_rows, rs.n_sent, rs.bodies[0][:20]
+    (2, 1, b'{"custom_id":"r0","p')
     """
 
     n_rows: int
@@ -67,10 +79,18 @@ class RequestSet:
 
     @property
     def n_sent(self) -> int:
+        """Number of requests (rows not skipped)."""
         return len(self.bodies)
 
     def fingerprint(self, provider_id: str) -> str:
-        """sha256 over the provider identity and every body in order (what would be paid for)."""
+        """sha256 over the provider identity and every body in order (what would be paid for).
+
+        Examples
+        --------
+        >>> rs = build_requests(pd.DataFrame({"q": ["a"]}), prompt="q", model="m", max_tokens=4)
+        >>> len(rs.fingerprint("anthropic:https://api.anthropic.com"))
+        64
+        """
         digest = hashlib.sha256(provider_id.encode() + b"\0")
         for body in self.bodies:
             digest.update(body)
@@ -156,20 +176,15 @@ def render_prompts(df: pd.DataFrame, prompt: str, *, allow_literal: bool = False
     if prompt in df.columns:
         values = df[prompt].tolist()
         missing = df[prompt].isna().to_numpy(dtype=bool)
-        texts = [
-            None if m else (v if isinstance(v, str) else str(v)) for v, m in zip(values, missing, strict=True)
-        ]
+        texts = [None if m else (v if isinstance(v, str) else str(v)) for v, m in zip(values, missing, strict=True)]
         return texts, missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
     fmt, fields = _parse_template(prompt)
     absent = [f for f in fields if f not in df.columns]
     if absent:
-        raise InputError(
-            f"column {absent[0]!r} used by the prompt is not in the frame (columns: {list(df.columns)})"
-        )
+        raise InputError(f"column {absent[0]!r} used by the prompt is not in the frame (columns: {list(df.columns)})")
     if not fields and not allow_literal:
         raise InputError(
-            f"prompt {prompt!r} is not a column of the frame and has no {{column}} fields "
-            f"(columns: {list(df.columns)})"
+            f"prompt {prompt!r} is not a column of the frame and has no {{column}} fields (columns: {list(df.columns)})"
         )
     missing = np.zeros(len(df), dtype=bool)
     for name in fields:
@@ -246,9 +261,7 @@ def _row_params(df, pos: int, per_row) -> bytes:
                 raise InputError(f"max_tokens is missing for row {df.index[pos]!r} (position {pos})")
             continue
         value = values[pos]
-        parts.append(
-            b"," + orjson.dumps(key) + b":" + _dump(df, pos, int(value) if key in _INTEGER else value)
-        )
+        parts.append(b"," + orjson.dumps(key) + b":" + _dump(df, pos, int(value) if key in _INTEGER else value))
     return b"".join(parts)
 
 
@@ -349,15 +362,3 @@ def preview(requests: RequestSet, index: pd.Index) -> pd.DataFrame:
     for pos, cid, body in zip(requests.positions.tolist(), requests.custom_ids, requests.bodies, strict=True):
         ids[pos], params[pos] = cid, orjson.loads(body)["params"]
     return pd.DataFrame({"custom_id": ids, "params": params, "skipped": requests.skipped}, index=index)
-
-
-def iter_chunks(items: Iterable, size: int):
-    """Yield lists of at most ``size`` items (used to bound memory when writing)."""
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -107,6 +107,10 @@ class APIError(BatchframeError):
         The ``request-id`` header or the envelope's ``request_id``.
     """
 
+    #: Whether the status (or ``x-should-retry``) asks for a retry; ``retry_after`` is the server's hint.
+    retryable: bool = False
+    retry_after: float | None = None
+
     def __init__(self, message: str, *, status: int, error_type: str = "", request_id: str | None = None):
         self.status = status
         self.error_type = error_type

@@ -30,7 +30,14 @@ MAX_DOWNLOADS = 4
 
 
 def shard_mapping(store: Store, name: str, attempt: int, shard: int) -> tuple[pa.Array, np.ndarray]:
-    """The custom_ids a shard sent and their row positions, from the persisted requests."""
+    """The custom_ids a shard sent and their row positions, from the persisted requests.
+
+    Examples
+    --------
+    >>> ids, positions = shard_mapping(job.store, job.name, attempt=1, shard=0)  # doctest: +SKIP
+    >>> ids[0].as_py(), positions[0]  # doctest: +SKIP
+    ('r0', 0)
+    """
     table = store.read_table(store.requests_path(name, attempt), columns=["position", "custom_id", "shard"])
     table = table.filter(pc.equal(table.column("shard"), shard))
     return table.column("custom_id").combine_chunks(), table.column("position").to_numpy()
@@ -50,6 +57,11 @@ def download(
     ------
     TransportError
         Still incomplete after ``max_downloads`` attempts.
+
+    Examples
+    --------
+    >>> download(provider, "msgbatch_01...", expected=100).num_rows  # doctest: +SKIP
+    100
     """
     tables: list[pa.Table] = []
     got, cut = 0, None
@@ -83,7 +95,14 @@ def _count_known(table: pa.Table, known: pa.Array | None) -> int:
 def harvest_shard(
     provider: Provider, store: Store, manifest: dict[str, Any], attempt: int, shard: dict[str, Any]
 ) -> dict[str, Any]:
-    """Download, match and persist one ended shard; returns the fields to record on the shard."""
+    """Download, match and persist one ended shard; returns the fields to record on the shard.
+
+    Examples
+    --------
+    >>> shard.update(harvest_shard(provider, store, manifest, 1, shard))  # doctest: +SKIP
+    >>> shard["state"]  # doctest: +SKIP
+    'harvested'
+    """
     name = manifest["name"]
     known, positions = shard_mapping(store, name, attempt, shard["index"])
     table = download(provider, shard["batch_id"], len(known), known=known)

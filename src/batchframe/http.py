@@ -3,8 +3,9 @@
 Retries (exponential backoff 0.5 s * 2^n capped at 8 s, jitter x0.75-1) on connection errors and on
 408, 409, 429, 5xx and 529, waiting ``retry-after-ms`` / ``retry-after`` instead when the server gives
 0 < value <= 60 s; ``x-should-retry`` overrides. A request that must not be sent twice (creating a
-batch) is retried only when it provably did not reach the server (connect errors) or the server
-answered with a retryable status. Errors become :class:`batchframe.errors.APIError` subclasses; the
+batch) is retried here only when it provably did not reach the server (connect errors); an error
+answer is raised (with ``retryable`` and ``retry_after`` set) for the caller to check and resend
+(:mod:`batchframe.create`). Errors become :class:`batchframe.errors.APIError` subclasses; the
 API key is redacted from every message and never appears in a repr.
 """
 
@@ -43,9 +44,16 @@ class RetryPolicy:
     max_backoff: float = 8.0
     max_retry_after: float = 60.0
 
-    def delay(self, retry: int, response: httpx.Response | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (0-based)."""
-        hinted = _retry_after(response) if response is not None else None
+    def delay(self, retry: int, response: httpx.Response | None = None, *, hinted: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based): the server's hint, else backoff.
+
+        Examples
+        --------
+        >>> RetryPolicy().delay(0, hinted=2.0)
+        2.0
+        """
+        if response is not None:
+            hinted = _retry_after(response)
         if hinted is not None and 0 < hinted <= self.max_retry_after:
             return hinted
         return min(self.backoff * 2**retry, self.max_backoff) * random.uniform(0.75, 1.0)
@@ -69,7 +77,13 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def retryable(response: httpx.Response) -> bool:
-    """Whether a response's status (or its ``x-should-retry`` header) asks for a retry."""
+    """Whether a response's status (or its ``x-should-retry`` header) asks for a retry.
+
+    Examples
+    --------
+    >>> retryable(httpx.Response(529)), retryable(httpx.Response(400))
+    (True, False)
+    """
     hint = response.headers.get("x-should-retry")
     if hint in ("true", "false"):
         return hint == "true"
@@ -130,10 +144,18 @@ class HttpClient:
         self.close()
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._client.close()
 
     def redact(self, text: str) -> str:
-        """``text`` with the secret replaced by ``[redacted]``."""
+        """``text`` with the secret replaced by ``[redacted]``.
+
+        Examples
+        --------
+        >>> with HttpClient("http://127.0.0.1:1", {}, secret="sk-1") as c:
+        ...     c.redact("bad key sk-1")
+        'bad key [redacted]'
+        """
         return text.replace(self._secret, "[redacted]") if self._secret else text
 
     def request_json(
@@ -145,7 +167,13 @@ class HttpClient:
         params: dict | None = None,
         resend_safe: bool = True,
     ) -> Any:
-        """Send a request with retries and return the parsed JSON body of its 2xx response."""
+        """Send a request with retries and return the parsed JSON body of its 2xx response.
+
+        Examples
+        --------
+        >>> client.request_json("GET", "/v1/messages/batches", params={"limit": 1})  # doctest: +SKIP
+        {'data': [...], 'has_more': False, 'first_id': ..., 'last_id': ...}
+        """
         headers = {"content-type": "application/json"} if content is not None else None
         response = self._send(
             lambda: self._client.build_request(method, path, content=content, params=params, headers=headers),
@@ -155,7 +183,13 @@ class HttpClient:
 
     @contextmanager
     def stream(self, method: str, path: str) -> Iterator[httpx.Response]:
-        """A streamed 2xx response (retried until its headers arrive); closed on exit."""
+        """A streamed 2xx response (retried until its headers arrive); closed on exit.
+
+        Examples
+        --------
+        >>> with client.stream("GET", "/v1/messages/batches/msgbatch_x/results") as r:  # doctest: +SKIP
+        ...     data = b"".join(client.iter_bytes(r))
+        """
         response = self._send(lambda: self._client.build_request(method, path), True, stream=True)
         try:
             yield response
@@ -163,16 +197,19 @@ class HttpClient:
             response.close()
 
     def iter_bytes(self, response: httpx.Response) -> Iterator[bytes]:
-        """The body of a streamed response in chunks; a cut connection raises TransportError."""
+        """The body of a streamed response in chunks; a cut connection raises TransportError.
+
+        Examples
+        --------
+        >>> for chunk in client.iter_bytes(response): ...  # doctest: +SKIP
+        """
         try:
             yield from response.iter_bytes()
         except httpx.TransportError as exc:
             detail = self.redact(str(exc)) or type(exc).__name__
             raise TransportError(f"download of {response.request.url.path} was cut: {detail}") from exc
 
-    def _send(
-        self, build: Callable[[], httpx.Request], resend_safe: bool, stream: bool = False
-    ) -> httpx.Response:
+    def _send(self, build: Callable[[], httpx.Request], resend_safe: bool, stream: bool = False) -> httpx.Response:
         retry = 0
         while True:
             request = build()
@@ -190,7 +227,8 @@ class HttpClient:
             if stream:
                 response.read()
                 response.close()
-            if not retryable(response) or retry >= self.retry.max_retries:
+            # A POST that is not resend-safe is never resent here: its caller checks first (create.py).
+            if not resend_safe or not retryable(response) or retry >= self.retry.max_retries:
                 raise self._api_error(response)
             self._sleep(self.retry.delay(retry, response))
             retry += 1
@@ -208,7 +246,10 @@ class HttpClient:
         request_id = response.headers.get("request-id") or request_id
         message = self.redact(message or response.reason_phrase or "error")
         cls = api_error_class(response.status_code)
-        return cls(message, status=response.status_code, error_type=error_type, request_id=request_id)
+        error = cls(message, status=response.status_code, error_type=error_type, request_id=request_id)
+        error.retryable = retryable(response)
+        error.retry_after = _retry_after(response)
+        return error
 
 
 def parse_error_body(content: bytes) -> tuple[str, str, str | None]:

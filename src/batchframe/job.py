@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .build import RequestSet
+from .create import Ambiguous, create_checked
 from .errors import APIError, JobError, JobTimeoutError, OrphanBatchError, TransportError
 from .harvest import harvest_shard
 from .http import RetryPolicy
@@ -103,24 +104,39 @@ class Job:
 
     @property
     def name(self) -> str:
+        """The job's name in the store."""
         return self._manifest["name"]
 
     @property
     def provider_name(self) -> str:
+        """``"anthropic"`` or ``"local"``."""
         return self._manifest["provider"]
 
     @property
     def model(self) -> str:
+        """The model the requests name."""
         return self._manifest["model"]
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """A copy of the last manifest read (plain JSON data)."""
+        """A copy of the last manifest read (plain JSON data; see :mod:`batchframe.manifest`).
+
+        Examples
+        --------
+        >>> job.manifest["attempts"][0]["shards"][0]["batch_id"]  # doctest: +SKIP
+        'msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d'
+        """
         return _copy(self._manifest)
 
     @property
     def status(self) -> JobStatus:
-        """Last known status, from the manifest; no network. :meth:`refresh` asks the provider."""
+        """Last known status, from the manifest; no network. :meth:`refresh` asks the provider.
+
+        Examples
+        --------
+        >>> job.status.counts  # doctest: +SKIP
+        {'processing': 10, 'succeeded': 0, 'errored': 0, 'canceled': 0, 'expired': 0}
+        """
         return job_status(self._manifest)
 
     # -- network steps --------------------------------------------------------------------------------
@@ -137,9 +153,7 @@ class Job:
             m = self._manifest
             options = {"data_dir": m["data_dir"]} if m.get("data_dir") else {}
             base_url = None if options else m["base_url"]
-            self._endpoint = provider_class(m["provider"]).resolve(
-                api_key=self._api_key, base_url=base_url, **options
-            )
+            self._endpoint = provider_class(m["provider"]).resolve(api_key=self._api_key, base_url=base_url, **options)
         return self._endpoint
 
     def _save(self) -> None:
@@ -151,6 +165,11 @@ class Job:
 
         Shards left ``creating`` by an interrupted process are first reconciled with the remote batches
         (adopted, or sent again if none was created; see :mod:`batchframe.orphans`).
+
+        Examples
+        --------
+        >>> job.send_unsent().state  # doctest: +SKIP
+        'in_progress'
         """
         with self._session() as (manifest, provider):
             reconcile(self.store, manifest, provider, self._save)
@@ -164,24 +183,21 @@ class Job:
         shard.update(state="creating", intent_at=now(), error=None)
         self._save()  # persisted BEFORE the POST: a crash after it is detectable
         try:
-            batch = provider.create(shard_body(lines))
-        except APIError as exc:
-            shard.update(
-                state="failed",
-                error={
-                    "status": exc.status,
-                    "type": exc.error_type,
-                    "message": exc.message,
-                    "request_id": exc.request_id,
-                },
-            )
+            batch = create_checked(provider, self.store, shard, shard_body(lines), self._retry)
+        except Ambiguous as exc:  # a batch may exist: stays "creating" for orphans.reconcile
+            shard.update(error=_error_record(exc.error))
+            self._save()
+            raise exc.error from exc
+        except APIError as exc:  # refused, and the batch list shows nothing was created
+            shard.update(state="failed", error=_error_record(exc))
             self._save()
             raise
         except TransportError as exc:
             shard.update(state="creating" if exc.maybe_sent else "planned", error={"message": str(exc)})
             self._save()
             raise
-        record_batch(shard, batch)
+        if batch is not None:
+            record_batch(shard, batch)
         self._save()  # the batch id, right after the POST
 
     def _shard_lines(self, attempt: int, index: int, requests: RequestSet | None) -> list[bytes]:
@@ -240,6 +256,8 @@ class Job:
         try:
             while True:
                 status = self.refresh()
+                if self._has_planned():
+                    status = self.send_unsent()
                 bar.update(status)
                 if self._finished(status):
                     ok = status.counts["succeeded"] == sum(s.n_requests for s in status.shards)
@@ -261,20 +279,25 @@ class Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = await asyncio.to_thread(self.refresh)
+            if self._has_planned():
+                status = await asyncio.to_thread(self.send_unsent)
             if self._finished(status):
                 return status
             await asyncio.sleep(self._pause(poll_interval, deadline, timeout))
 
     def _finished(self, status: JobStatus) -> bool:
-        if status.state == "unsent":
-            bad = [
-                s for _, s in iter_shards(self._manifest) if s["state"] in ("planned", "creating", "failed")
-            ]
+        """Whether waiting is over. A refused shard stops the wait; an interrupted one (``creating``) is
+        reconciled by the next refresh; a ``planned`` one (nothing exists remotely) is sent by the caller."""
+        refused = [s for _, s in iter_shards(self._manifest) if s["state"] == "failed"]
+        if refused:
             raise JobError(
-                f"job {self.name!r}: shard {bad[0]['index']} has no remote batch (state "
-                f"{bad[0]['state']!r}, {bad[0].get('error')}); submit again to send it"
+                f"job {self.name!r}: shard {refused[0]['index']} was refused by the provider "
+                f"({refused[0].get('error')}); fix the cause and submit again to send it"
             )
         return status.ended
+
+    def _has_planned(self) -> bool:
+        return any(s["state"] == "planned" for _, s in iter_shards(self._manifest))
 
     def _pause(self, poll_interval: float, deadline: float | None, timeout: float | None) -> float:
         if deadline is None:
@@ -308,8 +331,14 @@ class Job:
             raise asked
         return self.status
 
-    def retry(self, error_types: Collection[str] | None = None, *, expired: bool = True, canceled: bool = True,
-              missing: bool = True) -> int:
+    def retry(
+        self,
+        error_types: Collection[str] | None = None,
+        *,
+        expired: bool = True,
+        canceled: bool = True,
+        missing: bool = True,
+    ) -> int:
         """Resubmit, as a new attempt of this job, only the rows whose latest try failed; returns how many.
 
         A row is resubmitted when its latest attempt ended with it errored (with one of ``error_types``),
@@ -382,13 +411,9 @@ class Job:
         """
         with self.store.lock(self.name):
             self._manifest = self.store.read_manifest(self.name)
-            source = self.store.read_table(
-                self.store.requests_path(self.name, 1), columns=["position", "shard"]
-            )
+            source = self.store.read_table(self.store.requests_path(self.name, 1), columns=["position", "shard"])
             tables = [
-                self.store.read_table(
-                    self.store.job_dir(self.name) / s["results_file"], columns=HARVEST_SCHEMA.names
-                )
+                self.store.read_table(self.store.job_dir(self.name) / s["results_file"], columns=HARVEST_SCHEMA.names)
                 for _, s in iter_shards(self._manifest)
                 if s["state"] == "harvested"
             ]
@@ -397,12 +422,28 @@ class Job:
         return to_frame(combine(len(skipped), skipped, tables, pricer=_price), index, prefix)
 
     def merge(self, df: pd.DataFrame, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
-        """``df`` with the result columns added (see :func:`batchframe.merge.merge_into`)."""
+        """``df`` with the result columns added (see :func:`batchframe.merge.merge_into`).
+
+        Examples
+        --------
+        >>> job.merge(df, prefix="ai_").columns[-1]  # doctest: +SKIP
+        'ai_tool_use'
+        """
         return merge_into(df, self.results(prefix=prefix))
 
     def batch_ids(self) -> list[str]:
-        """Remote batch ids of every shard that has one."""
+        """Remote batch ids of every shard that has one.
+
+        Examples
+        --------
+        >>> job.batch_ids()  # doctest: +SKIP
+        ['msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d']
+        """
         return [s["batch_id"] for _, s in iter_shards(self._manifest) if s.get("batch_id")]
+
+
+def _error_record(exc: APIError) -> dict[str, Any]:
+    return {"status": exc.status, "type": exc.error_type, "message": exc.message, "request_id": exc.request_id}
 
 
 def _reconcile_or_error(store: Store, manifest: dict, provider: Provider, save: Any) -> OrphanBatchError | None:

@@ -65,11 +65,11 @@ def positions_of(ids: pa.Array | list[str], known: pa.Array, known_positions: np
     idx = pc.index_in(pa.array(ids, type=pa.string()), value_set=known.cast(pa.string()))
     idx_np = idx.to_numpy(zero_copy_only=False)
     out = np.full(len(idx), -1, dtype=np.int64)
-    valid = ~pd_isnull(idx_np)
+    valid = ~_isnull(idx_np)
     out[valid] = known_positions[idx_np[valid].astype(np.int64)]
     return out
 
 
-def pd_isnull(values: np.ndarray) -> np.ndarray:
+def _isnull(values: np.ndarray) -> np.ndarray:
     # index_in returns a nullable int array; to_numpy makes nulls NaN (float).
     return np.isnan(values) if values.dtype.kind == "f" else np.zeros(len(values), dtype=bool)

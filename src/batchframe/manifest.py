@@ -28,11 +28,24 @@ UNSENT = ("planned", "creating", "failed")
 
 
 def now() -> str:
-    """The current UTC time as RFC 3339 with microseconds."""
+    """The current UTC time as RFC 3339 with microseconds.
+
+    Examples
+    --------
+    >>> now().endswith("Z")
+    True
+    """
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 time (``Z`` allowed) as an aware datetime; None stays None.
+
+    Examples
+    --------
+    >>> parse_time("2024-09-24T18:37:24.100435Z").year
+    2024
+    """
     return datetime.fromisoformat(value) if value else None
 
 
@@ -61,14 +74,28 @@ def shard_record(index: int, n_requests: int, n_bytes: int) -> dict[str, Any]:
 
 
 def iter_shards(manifest: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(attempt, shard)`` pairs of every attempt, in order."""
+    """``(attempt, shard)`` pairs of every attempt, in order.
+
+    Examples
+    --------
+    >>> [(a, s["index"]) for a, s in iter_shards({"attempts": [{"attempt": 1, "shards": [{"index": 0}]}]})]
+    [(1, 0)]
+    """
     for attempt in manifest["attempts"]:
         for shard in attempt["shards"]:
             yield attempt["attempt"], shard
 
 
 def record_batch(shard: dict[str, Any], batch: dict[str, Any]) -> None:
-    """Copy a remote MessageBatch's state onto a shard record."""
+    """Copy a remote MessageBatch's state onto a shard record.
+
+    Examples
+    --------
+    >>> shard = shard_record(0, 2, 100)
+    >>> record_batch(shard, {"id": "msgbatch_1", "processing_status": "in_progress"})
+    >>> shard["state"], shard["batch_id"]
+    ('submitted', 'msgbatch_1')
+    """
     shard["batch_id"] = batch["id"]
     shard["processing_status"] = batch.get("processing_status")
     shard["counts"] = {k: int((batch.get("request_counts") or {}).get(k, 0)) for k in COUNT_KEYS}
@@ -80,6 +107,13 @@ def record_batch(shard: dict[str, Any], batch: dict[str, Any]) -> None:
 
 
 def shard_status(attempt: int, shard: dict[str, Any]) -> ShardStatus:
+    """A shard record as a :class:`ShardStatus` (``unsent`` while it has no remote batch).
+
+    Examples
+    --------
+    >>> shard_status(1, shard_record(0, 5, 100)).processing_status
+    'unsent'
+    """
     counts = shard.get("counts") or {**empty_counts(), "processing": shard["n_requests"]}
     processing = "unsent" if shard["state"] in UNSENT else (shard.get("processing_status") or "in_progress")
     return ShardStatus(
@@ -99,6 +133,11 @@ def job_status(manifest: dict[str, Any]) -> JobStatus:
 
     ``state``: ``in_progress`` while a shard runs, ``canceling`` while one is canceling, ``unsent``
     while a shard has no batch (not sent yet, refused, or interrupted), else ``ended``.
+
+    Examples
+    --------
+    >>> job_status(job.manifest).state  # doctest: +SKIP
+    'ended'
     """
     shards = tuple(shard_status(a, s) for a, s in iter_shards(manifest))
     states = {s.processing_status for s in shards}

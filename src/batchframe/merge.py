@@ -69,9 +69,7 @@ def latest_per_position(tables: Sequence[pa.Table]) -> pa.Table:
     return table.take(pa.array(order[last]))
 
 
-def combine(
-    n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pricer: Pricer | None = None
-) -> pa.Table:
+def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pricer: Pricer | None = None) -> pa.Table:
     """The result columns of all ``n_rows`` rows, in position order.
 
     Parameters
@@ -90,9 +88,7 @@ def combine(
     >>> out.column("status").to_pylist()
     ['pending', 'skipped']
     """
-    found = latest_per_position(
-        [t.select(HARVEST_SCHEMA.names) for t in tables] or [HARVEST_SCHEMA.empty_table()]
-    )
+    found = latest_per_position([t.select(HARVEST_SCHEMA.names) for t in tables] or [HARVEST_SCHEMA.empty_table()])
     take = np.full(n_rows, -1, dtype=np.int64)
     pos = found.column("position").to_numpy()
     if len(pos) and (pos.min() < 0 or pos.max() >= n_rows):

@@ -49,7 +49,7 @@ class Backoff:
             raise ValueError("Backoff needs initial > 0, factor >= 1 and maximum >= initial")
 
     def next(self, interval: float) -> float:
-        return min(self.maximum, interval * self.factor)
+        return float(min(self.maximum, interval * self.factor))
 
     def intervals(self, n: int) -> list[float]:
         out, value = [], float(self.initial)

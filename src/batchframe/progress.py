@@ -39,16 +39,16 @@ class TextProgress:
             self._bar = tqdm(total=total, desc=name, unit="req", dynamic_ncols=True)
 
     def update(self, status: JobStatus) -> None:
+        """Show a new snapshot."""
         if self._bar is None:
             return
         self._bar.n = sum(s.done for s in status.shards)
         counts = status.counts
-        self._bar.set_postfix_str(
-            f"{status.state} ok={counts['succeeded']} err={counts['errored']}", refresh=False
-        )
+        self._bar.set_postfix_str(f"{status.state} ok={counts['succeeded']} err={counts['errored']}", refresh=False)
         self._bar.refresh()
 
     def close(self, *, ok: bool) -> None:
+        """End the bar: green when ``ok``, red otherwise."""
         if self._bar is None:
             return
         self._bar.colour = "green" if ok else "red"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -78,6 +77,7 @@ class ResultParser:
         self._batches: list[pa.Table] = []
 
     def feed(self, data: bytes) -> None:
+        """Take the next bytes of the stream (any size, cut anywhere)."""
         self._pending.append(data)
         self._size += len(data)
         if self._size >= self.chunk_bytes:
@@ -87,6 +87,7 @@ class ResultParser:
             self._pending, self._size = [buf[cut:]], len(buf) - cut
 
     def finish(self) -> pa.Table:
+        """Parse what is left and return every row (also kept as ``self.table``)."""
         buf = b"".join(self._pending)
         self._pending, self._size = [], 0
         cut = buf.rfind(b"\n") + 1
@@ -223,13 +224,3 @@ def dedupe(table: pa.Table) -> pa.Table:
     ids = table.column("custom_id").to_numpy(zero_copy_only=False)
     dup = pd.Index(ids).duplicated(keep="first")
     return table.filter(pa.array(~dup)) if dup.any() else table
-
-
-def empty_results() -> pa.Table:
-    """A zero-row results table."""
-    return RESULT_SCHEMA.empty_table()
-
-
-def ids_array(table: pa.Table) -> np.ndarray:
-    """The custom_ids of a results table as a NumPy object array."""
-    return table.column("custom_id").to_numpy(zero_copy_only=False)

@@ -36,17 +36,19 @@ class ShardLimits:
             raise InputError(f"shard limits must be positive, got {self}")
 
     def within(self, provider: ShardLimits) -> ShardLimits:
-        """These limits checked against a provider's own (which they may only lower)."""
+        """These limits checked against a provider's own (which they may only lower).
+
+        Examples
+        --------
+        >>> ShardLimits(max_requests=10).within(ShardLimits()).max_requests
+        10
+        """
         if self.max_requests > provider.max_requests or self.max_bytes > provider.max_bytes:
-            raise InputError(
-                f"shard limits {self} exceed the provider's {provider}; they can only be lowered"
-            )
+            raise InputError(f"shard limits {self} exceed the provider's {provider}; they can only be lowered")
         return self
 
 
-def plan_shards(
-    sizes: Sequence[int] | np.ndarray, limits: ShardLimits = ShardLimits()
-) -> list[tuple[int, int]]:
+def plan_shards(sizes: Sequence[int] | np.ndarray, limits: ShardLimits = ShardLimits()) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges over the requests, greedily filled up to both limits.
 
     Parameters

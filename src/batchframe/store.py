@@ -112,13 +112,21 @@ class Store:
         return f"Store({str(self.root)!r})"
 
     def job_dir(self, name: str) -> Path:
+        """The folder of job ``name`` (the name is validated first)."""
         return self.root / validate_name(name)
 
     def exists(self, name: str) -> bool:
+        """Whether job ``name`` has a manifest."""
         return (self.job_dir(name) / MANIFEST).is_file()
 
     def names(self) -> list[str]:
-        """Names of every job with a manifest, sorted."""
+        """Names of every job with a manifest, sorted.
+
+        Examples
+        --------
+        >>> Store(tempfile.mkdtemp()).names()
+        []
+        """
         if not self.root.is_dir():
             return []
         return sorted(p.parent.name for p in self.root.glob(f"*/{MANIFEST}"))
@@ -126,7 +134,13 @@ class Store:
     # -- locks ---------------------------------------------------------------------------------------
     @contextmanager
     def lock(self, name: str | None = None) -> Iterator[None]:
-        """Hold the lock of one job, or of the whole store (name None) while choosing a new job's name."""
+        """Hold the lock of one job, or of the whole store (name None) while choosing a new job's name.
+
+        Examples
+        --------
+        >>> with Store(tempfile.mkdtemp()).lock("j1"):
+        ...     pass
+        """
         folder = self.job_dir(name) if name else self.root
         folder.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(folder / ("job.lock" if name else "store.lock")), timeout=LOCK_TIMEOUT)
@@ -139,6 +153,7 @@ class Store:
 
     # -- manifest ------------------------------------------------------------------------------------
     def read_manifest(self, name: str) -> dict[str, Any]:
+        """The manifest of job ``name``; JobNotFoundError names the known jobs."""
         path = self.job_dir(name) / MANIFEST
         try:
             return json.loads(path.read_bytes())
@@ -149,11 +164,18 @@ class Store:
             raise JobError(f"manifest of job {name!r} is corrupt: {exc}") from exc
 
     def write_manifest(self, name: str, manifest: dict[str, Any]) -> None:
+        """Replace the manifest of job ``name`` atomically."""
         data = json.dumps(manifest, indent=1, sort_keys=False, default=str).encode()
         atomic_write_bytes(self.job_dir(name) / MANIFEST, data)
 
     def find_fingerprint(self, fingerprint: str) -> str | None:
-        """Name of the newest job whose request fingerprint is ``fingerprint``, if any."""
+        """Name of the newest job whose request fingerprint is ``fingerprint``, if any.
+
+        Examples
+        --------
+        >>> Store(tempfile.mkdtemp()).find_fingerprint("0" * 64) is None
+        True
+        """
         found = []
         for name in self.names():
             try:
@@ -166,14 +188,24 @@ class Store:
 
     # -- parquet -------------------------------------------------------------------------------------
     def requests_path(self, name: str, attempt: int = 1) -> Path:
+        """``requests.parquet`` (attempt 1) or ``requests-a<N>.parquet`` of a job."""
         file = "requests.parquet" if attempt == 1 else f"requests-a{attempt}.parquet"
         return self.job_dir(name) / file
 
     def results_path(self, name: str, attempt: int, shard: int) -> Path:
+        """The results file of one shard of one attempt."""
         return self.job_dir(name) / "results" / f"a{attempt}-s{shard:04d}.parquet"
 
     def write_table(self, path: Path, table: pa.Table, metadata: dict[str, Any] | None = None) -> None:
-        """Write a Parquet file atomically, adding ``metadata`` under the ``batchframe`` key."""
+        """Write a Parquet file atomically, adding ``metadata`` under the ``batchframe`` key.
+
+        Examples
+        --------
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Store(folder).write_table(folder / "t.parquet", pa.table({"x": [1]}), metadata={"job": "j"})
+        >>> table_metadata(folder / "t.parquet")
+        {'job': 'j'}
+        """
         if metadata is not None:
             meta = dict(table.schema.metadata or {})
             meta[b"batchframe"] = json.dumps(metadata, default=str).encode()
@@ -182,6 +214,7 @@ class Store:
             pq.write_table(table, tmp, compression="zstd")
 
     def read_table(self, path: Path, columns: list[str] | None = None) -> pa.Table:
+        """A Parquet file of the store, with the index columns its pandas metadata names."""
         try:
             return pq.read_table(path, columns=columns, use_pandas_metadata=True)
         except FileNotFoundError as exc:
@@ -201,7 +234,13 @@ def table_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_index_storable(index: Any) -> None:
-    """Refuse an index Parquet cannot hold (mixed object types), with what to do instead."""
+    """Refuse an index Parquet cannot hold (mixed object types), with what to do instead.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_index_storable(pd.Index(["a", "b"]))
+    """
     import pandas as pd
 
     try:

@@ -172,10 +172,7 @@ def _persist_new(
             _requests_table(index, requests, shard_of),
             metadata={"job": name, "provider": endpoint.provider, "model": requests.model},
         )
-        shards = [
-            shard_record(i, stop - start, body_size(sizes[start:stop]))
-            for i, (start, stop) in enumerate(ranges)
-        ]
+        shards = [shard_record(i, stop - start, body_size(sizes[start:stop])) for i, (start, stop) in enumerate(ranges)]
         store.write_manifest(
             name,
             {

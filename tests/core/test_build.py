@@ -31,9 +31,7 @@ def test_column_prompt_builds_one_body_per_row_with_custom_ids_by_position():
 
 def test_template_over_columns_with_format_spec():
     df = pd.DataFrame({"title": ["Bolt"], "price": [3.14159], "body text": ["ok"]})
-    rs = build_requests(
-        df, prompt="{title} costs {price:.2f}: {body text} {{literal}}", model="m", max_tokens=5
-    )
+    rs = build_requests(df, prompt="{title} costs {price:.2f}: {body text} {{literal}}", model="m", max_tokens=5)
     assert params(rs, 0)["messages"][0]["content"] == "Bolt costs 3.14: ok {literal}"
 
 

@@ -30,8 +30,7 @@ def test_http_errors_and_a_cut_results_stream_still_end_with_every_row_once(serv
         job.wait(poll_interval=0.05, timeout=60)
     # nothing half-downloaded was taken for a result: the cut shard is not harvested
     assert not any(
-        s["state"] == "harvested" and s["n_results"] < s["n_requests"]
-        for s in job.manifest["attempts"][0]["shards"]
+        s["state"] == "harvested" and s["n_results"] < s["n_requests"] for s in job.manifest["attempts"][0]["shards"]
     )
     service.set_faults(
         Faults(http_error_rate=0.2, http_error_statuses=(429, 529, 500), retry_after_seconds=0.01, seed=8)
@@ -44,10 +43,28 @@ def test_http_errors_and_a_cut_results_stream_still_end_with_every_row_once(serv
     assert len(remote_batches(service)) == 3
 
 
-def test_errored_rows_keep_error_type_and_message(service_factory):
-    service = service_factory(
-        faults=Faults(request_error_rate=0.5, request_error_type="overloaded_error", seed=3)
+def test_create_answers_lost_after_the_batch_was_made_never_pay_twice(service_factory):
+    faults = Faults(
+        http_error_rate=0.5,
+        http_error_statuses=(500, 529, 429),
+        http_errors_after_processing=True,
+        retry_after_seconds=0.01,
+        seed=5,
     )
+    service = service_factory(faults=faults)
+    df = pd.DataFrame({"q": [f"q{i}" for i in range(60)]})
+    job = submit(df, service, max_batch_requests=10)
+    adopted = [s for s in job.manifest["attempts"][0]["shards"] if s.get("adopted")]
+    assert adopted  # some answers were lost, and their batches were found instead of created again
+    service.set_faults(Faults())
+    assert len(remote_batches(service)) == 6
+    job.wait(poll_interval=0.05, timeout=60)
+    merged = df.batch.merge(job)
+    assert (merged["llm_text"] == merged["q"]).all() and merged["llm_batch_id"].nunique() == 6
+
+
+def test_errored_rows_keep_error_type_and_message(service_factory):
+    service = service_factory(faults=Faults(request_error_rate=0.5, request_error_type="overloaded_error", seed=3))
     df = pd.DataFrame({"q": [f"q{i}" for i in range(40)]})
     job = submit(df, service)
     job.wait(poll_interval=0.05, timeout=60)
@@ -124,21 +141,15 @@ def test_a_body_over_the_service_limit_is_a_request_too_large_error(service_fact
 def test_retries_give_up_with_the_mapped_error_and_honour_retry_after(service_factory):
     import time
 
-    service = service_factory(
-        faults=Faults(http_error_rate=1.0, http_error_statuses=(429,), retry_after_seconds=0.2)
-    )
+    service = service_factory(faults=Faults(http_error_rate=1.0, http_error_statuses=(429,), retry_after_seconds=0.2))
     started = time.monotonic()
     with pytest.raises(batchframe.RateLimitError) as info:
-        submit(
-            pd.DataFrame({"q": ["a"]}), service, retry=batchframe.RetryPolicy(max_retries=2, backoff=0.001)
-        )
+        submit(pd.DataFrame({"q": ["a"]}), service, retry=batchframe.RetryPolicy(max_retries=2, backoff=0.001))
     assert time.monotonic() - started >= 0.4  # two waits of retry-after, not the 1 ms backoff
     assert info.value.status == 429 and info.value.error_type == "rate_limit_error" and info.value.request_id
     service.set_faults(Faults(http_error_rate=1.0, http_error_statuses=(529,)))
     with pytest.raises(batchframe.OverloadedError):
-        submit(
-            pd.DataFrame({"q": ["a"]}), service, retry=batchframe.RetryPolicy(max_retries=1, backoff=0.001)
-        )
+        submit(pd.DataFrame({"q": ["a"]}), service, retry=batchframe.RetryPolicy(max_retries=1, backoff=0.001))
     assert remote_batches_after_faults_off(service) == []
 
 

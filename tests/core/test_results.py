@@ -77,9 +77,7 @@ def test_usage_cache_and_tool_use_fields():
         cache_read_input_tokens=7,
         cache_creation={"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 3},
     )
-    rec["result"]["message"]["content"].append(
-        {"type": "tool_use", "id": "t", "name": "f", "input": {"k": 1}}
-    )
+    rec["result"]["message"]["content"].append({"type": "tool_use", "id": "t", "name": "f", "input": {"k": 1}})
     row = parse_results([jsonl(rec)]).table.to_pylist()[0]
     assert (
         row["input_tokens"],

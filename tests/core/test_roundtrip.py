@@ -12,9 +12,7 @@ from batchframe.store import table_metadata
 
 INDEXES = {
     "string": pd.Index(["first row", "zweite Zeile ü", "第三", "x/../y", "spaces  and\ttabs"], name="key"),
-    "multi": pd.MultiIndex.from_tuples(
-        [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 9)], names=["grp", "n"]
-    ),
+    "multi": pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 9)], names=["grp", "n"]),
     "datetime": pd.date_range("2024-03-10 01:30", periods=5, freq="37min", tz="America/New_York", name="ts"),
 }
 
@@ -22,9 +20,7 @@ INDEXES = {
 @pytest.mark.parametrize("kind", sorted(INDEXES))
 def test_round_trip_keeps_the_index_and_puts_each_answer_on_its_row(service, kind):
     index = INDEXES[kind]
-    df = pd.DataFrame(
-        {"q": ["alpha one", None, "gamma\u2028three", "delta four", ""], "other": range(5)}, index=index
-    )
+    df = pd.DataFrame({"q": ["alpha one", None, "gamma\u2028three", "delta four", ""], "other": range(5)}, index=index)
     job = submit(df, service)
     status = job.wait(poll_interval=0.05, timeout=60)
     assert status.state == "ended" and status.counts["succeeded"] == 3 and status.n_skipped == 2
@@ -89,11 +85,7 @@ def test_bodies_over_the_byte_limit_shard_by_bytes(service):
     sizes = [s["n_bytes"] for s in job.manifest["attempts"][0]["shards"]]
     assert len(sizes) >= 6 and max(sizes) <= 10_000
     assert (
-        sum(
-            b["request_counts"]["processing"] + b["request_counts"]["succeeded"]
-            for b in remote_batches(service)
-        )
-        == 30
+        sum(b["request_counts"]["processing"] + b["request_counts"]["succeeded"] for b in remote_batches(service)) == 30
     )
     job.wait(poll_interval=0.05, timeout=60)
     assert (df.batch.merge(job)["llm_status"] == "succeeded").all()
@@ -121,11 +113,7 @@ def test_job_reopens_by_name_and_exports_parquet_with_metadata(service, tmp_path
     back = pd.read_parquet(out)
     assert back.index.equals(df.index) and back["llm_text"].tolist() == ["a", "b"]
     meta = table_metadata(out)
-    assert (
-        meta["job"] == job.name
-        and meta["batch_ids"] == job.batch_ids()
-        and meta["model"] == "claude-haiku-4-5"
-    )
+    assert meta["job"] == job.name and meta["batch_ids"] == job.batch_ids() and meta["model"] == "claude-haiku-4-5"
     shard_file = job.store.job_dir(job.name) / job.manifest["attempts"][0]["shards"][0]["results_file"]
     assert table_metadata(shard_file)["batch_ids"] == job.batch_ids()
     assert pd.read_parquet(shard_file).index.isin(df.index).all()

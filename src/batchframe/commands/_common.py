@@ -11,7 +11,12 @@ from ..status import JobStatus
 
 
 def read_table(path: str, index_col: str | None = None) -> pd.DataFrame:
-    """A frame from .parquet, .csv or .jsonl (index from ``index_col`` when given)."""
+    """A frame from .parquet, .csv or .jsonl (index from ``index_col`` when given).
+
+    Examples
+    --------
+    >>> read_table("reviews.csv", index_col="id")  # doctest: +SKIP
+    """
     suffix = Path(path).suffix.lower()
     try:
         if suffix == ".parquet":
@@ -32,6 +37,7 @@ def read_table(path: str, index_col: str | None = None) -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, path: str) -> None:
+    """Write ``frame`` (index included) as .csv or .parquet, by the path's suffix."""
     suffix = Path(path).suffix.lower()
     if suffix == ".csv":
         frame.to_csv(path)
@@ -42,16 +48,20 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
 
 
 def describe(status: JobStatus) -> str:
-    """One line per shard plus a total, for the terminal."""
+    """One line per shard plus a total, for the terminal.
+
+    Examples
+    --------
+    >>> print(describe(job.status))  # doctest: +SKIP
+    job reviews  provider=local  model=claude-haiku-4-5  state=ended  rows=40 skipped=0
+    """
     lines = [
         f"job {status.name}  provider={status.provider}  model={status.model}  state={status.state}  "
         f"rows={status.n_rows} skipped={status.n_skipped}"
     ]
     for s in status.shards:
         counts = " ".join(f"{k}={v}" for k, v in s.counts.items())
-        lines.append(
-            f"  attempt {s.attempt} shard {s.index}: {s.batch_id or '-'} {s.processing_status} {counts}"
-        )
+        lines.append(f"  attempt {s.attempt} shard {s.index}: {s.batch_id or '-'} {s.processing_status} {counts}")
     total = " ".join(f"{k}={v}" for k, v in status.counts.items())
     lines.append(f"  total: {total}")
     return "\n".join(lines)

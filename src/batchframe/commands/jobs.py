@@ -23,9 +23,7 @@ def run(args: argparse.Namespace) -> int:
     if not names:
         print(f"no jobs in {str(store.root)!r}")
         return 0
-    print(
-        f"{'name':40} {'provider':10} {'model':28} {'state':12} {'rows':>8} {'succeeded':>9} {'errored':>8}"
-    )
+    print(f"{'name':40} {'provider':10} {'model':28} {'state':12} {'rows':>8} {'succeeded':>9} {'errored':>8}")
     for name in names:
         try:
             status = job_status(store.read_manifest(name))

@@ -13,16 +13,12 @@ from ._common import read_table, write_table
 
 def add_parser(subparsers: Any) -> None:
     """Register ``results``."""
-    p = subparsers.add_parser(
-        "results", help="write a job's results to a file", description=__doc__.splitlines()[0]
-    )
+    p = subparsers.add_parser("results", help="write a job's results to a file", description=__doc__.splitlines()[0])
     p.add_argument("name", help="job name")
     p.add_argument("-o", "--output", required=True, help="output file (.parquet keeps job metadata, or .csv)")
     p.add_argument("--input", help="the submitted table, to write it merged with the results")
     p.add_argument("--index-col", help="index column of --input")
-    p.add_argument(
-        "--prefix", default=DEFAULT_PREFIX, help=f"result column prefix (default {DEFAULT_PREFIX})"
-    )
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"result column prefix (default {DEFAULT_PREFIX})")
     p.add_argument("--wait", action="store_true", help="wait for the job to end first")
     p.add_argument("--poll-interval", type=float, default=10.0)
     p.set_defaults(func=run)

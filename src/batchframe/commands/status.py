@@ -11,13 +11,9 @@ from ._common import describe
 
 def add_parser(subparsers: Any) -> None:
     """Register ``status``."""
-    p = subparsers.add_parser(
-        "status", help="show a job's state and counts", description=__doc__.splitlines()[0]
-    )
+    p = subparsers.add_parser("status", help="show a job's state and counts", description=__doc__.splitlines()[0])
     p.add_argument("name", help="job name")
-    p.add_argument(
-        "--offline", action="store_true", help="show the last known state without any network call"
-    )
+    p.add_argument("--offline", action="store_true", help="show the last known state without any network call")
     p.set_defaults(func=run)
 
 

@@ -23,6 +23,11 @@ class Endpoint:
 
     ``identity`` names the remote side for the request fingerprint (for the local service: its data
     folder, not its port, which changes between runs).
+
+    Examples
+    --------
+    >>> Endpoint("anthropic", "https://api.anthropic.com", "anthropic:https://api.anthropic.com", api_key="sk")
+    Endpoint(provider='anthropic', base_url='https://api.anthropic.com')
     """
 
     provider: str
@@ -70,43 +75,79 @@ class Provider:
         self.close()
 
     def close(self) -> None:
+        """Close the provider's HTTP client."""
         self.http.close()
 
     @classmethod
     def limits(cls) -> ShardLimits:
+        """The provider's own shard limits."""
         return ShardLimits(max_requests=cls.max_requests, max_bytes=cls.max_bytes)
 
     @classmethod
     def resolve(cls, *, api_key: str | None = None, base_url: str | None = None, **options: Any) -> Endpoint:
-        """Read settings (arguments, then environment) into an :class:`Endpoint`; may start a service."""
+        """Read settings (arguments, then environment) into an :class:`Endpoint`; may start a service.
+
+        Examples
+        --------
+        >>> provider_class("anthropic").resolve(api_key="sk", base_url="http://127.0.0.1:9").identity
+        'anthropic:http://127.0.0.1:9'
+        """
         raise NotImplementedError
 
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
+        """Headers sent with every call (auth, API version)."""
         raise NotImplementedError
 
     def create(self, body: bytes) -> dict:
-        """Create a batch from a serialized ``{"requests": [...]}`` body; return the batch object."""
+        """Create a batch from a serialized ``{"requests": [...]}`` body; return the batch object.
+
+        Examples
+        --------
+        >>> provider.create(shard_body(lines))["processing_status"]  # doctest: +SKIP
+        'in_progress'
+        """
         raise NotImplementedError
 
     def retrieve(self, batch_id: str) -> dict:
+        """The batch object of ``batch_id``."""
         raise NotImplementedError
 
     def list(self, *, limit: int = 100, after_id: str | None = None) -> dict:
-        """One page: ``{"data": [...], "has_more": bool, "last_id": ...}``, newest first."""
+        """One page: ``{"data": [...], "has_more": bool, "last_id": ...}``, newest first.
+
+        Examples
+        --------
+        >>> provider.list(limit=1)["has_more"]  # doctest: +SKIP
+        True
+        """
         raise NotImplementedError
 
     def cancel(self, batch_id: str) -> dict:
+        """Ask to cancel; returns the batch object (``canceling``)."""
         raise NotImplementedError
 
     def delete(self, batch_id: str) -> dict:
+        """Delete an ended batch; returns ``{"id": ..., "type": "message_batch_deleted"}``."""
         raise NotImplementedError
 
     def stream_results(self, batch_id: str) -> AbstractContextManager[Iterator[bytes]]:
-        """A context manager yielding an iterator of raw JSONL byte chunks."""
+        """A context manager yielding an iterator of raw JSONL byte chunks.
+
+        Examples
+        --------
+        >>> with provider.stream_results("msgbatch_x") as chunks:  # doctest: +SKIP
+        ...     data = b"".join(chunks)
+        """
         raise NotImplementedError
 
     def iter_batches(self, *, page_size: int = 100, max_pages: int = 10_000) -> Iterator[dict]:
-        """Every remote batch, newest first, following ``after_id`` cursors (bounded by ``max_pages``)."""
+        """Every remote batch, newest first, following ``after_id`` cursors (bounded by ``max_pages``).
+
+        Examples
+        --------
+        >>> [b["id"] for b in provider.iter_batches()]  # doctest: +SKIP
+        ['msgbatch_02...', 'msgbatch_01...']
+        """
         after = None
         for _ in range(max_pages):
             page = self.list(limit=page_size, after_id=after)
@@ -117,7 +158,13 @@ class Provider:
 
 
 def check_batch_id(batch_id: str) -> str:
-    """A batch id goes into a URL path: refuse anything that is not a plain token."""
+    """A batch id goes into a URL path: refuse anything that is not a plain token.
+
+    Examples
+    --------
+    >>> check_batch_id("msgbatch_01Hk")
+    'msgbatch_01Hk'
+    """
     if not isinstance(batch_id, str) or not _BATCH_ID_RE.match(batch_id):
         raise ValueError(f"not a batch id: {batch_id!r}")
     return batch_id
@@ -136,7 +183,13 @@ def register_provider(cls: type[Provider]) -> type[Provider]:
 
 
 def provider_class(name: str) -> type[Provider]:
-    """The provider registered as ``name``."""
+    """The provider registered as ``name``.
+
+    Examples
+    --------
+    >>> provider_class("local").name
+    'local'
+    """
     try:
         return PROVIDERS[name]
     except KeyError:
