@@ -21,7 +21,16 @@ import pyarrow.compute as pc
 
 from .build import RequestSet
 from .create import Ambiguous, create_checked
-from .errors import APIError, JobError, JobTimeoutError, OrphanBatchError, TransportError
+from .errors import (
+    APIError,
+    JobError,
+    JobTimeoutError,
+    OrphanBatchError,
+    OverloadedError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+)
 from .harvest import harvest_shard
 from .http import RetryPolicy
 from .manifest import iter_shards, job_status, now, record_batch
@@ -34,6 +43,9 @@ from .shard import shard_body
 from .status import JobStatus
 from .store import Store
 
+#: Polls in a row that may fail transiently before wait() gives up (each already retried over HTTP).
+POLL_FAILURES = 3
+_TRANSIENT = (TransportError, RateLimitError, OverloadedError, ServerError)
 _sleep = time.sleep  # the one blocking pause of wait(); a name of its own so a test can interrupt it
 _INTERRUPTED = (
     "\nStopped waiting for job {name!r}. Its remote batches were NOT canceled and keep running; "
@@ -236,7 +248,9 @@ class Job:
     def wait(self, poll_interval: float = 10.0, timeout: float | None = None) -> JobStatus:
         """Block until every shard has ended and its results are stored; show a progress bar.
 
-        Ctrl-C stops waiting and says so; it does not cancel the remote batches.
+        Ctrl-C stops waiting and says so; it does not cancel the remote batches. A poll that fails for
+        a transient reason (network, 429, 529, 5xx, a cut download), after the HTTP layer's own retries,
+        is tried again at the next interval, up to :data:`POLL_FAILURES` times in a row.
 
         Parameters
         ----------
@@ -253,11 +267,13 @@ class Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = TextProgress(self.name, total=sum(s.n_requests for s in self.status.shards))
         ok = False
+        failures = [0]
         try:
             while True:
-                status = self.refresh()
-                if self._has_planned():
-                    status = self.send_unsent()
+                status = self._poll(failures)
+                if status is None:
+                    _sleep(self._pause(poll_interval, deadline, timeout))
+                    continue
                 bar.update(status)
                 if self._finished(status):
                     ok = status.counts["succeeded"] == sum(s.n_requests for s in status.shards)
@@ -277,13 +293,26 @@ class Job:
         >>> status = await job.wait_async(poll_interval=5)  # doctest: +SKIP
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        failures = [0]
         while True:
-            status = await asyncio.to_thread(self.refresh)
-            if self._has_planned():
-                status = await asyncio.to_thread(self.send_unsent)
-            if self._finished(status):
+            status = await asyncio.to_thread(self._poll, failures)
+            if status is not None and self._finished(status):
                 return status
             await asyncio.sleep(self._pause(poll_interval, deadline, timeout))
+
+    def _poll(self, failures: list[int]) -> JobStatus | None:
+        """One refresh (then sending any ``planned`` shard); None after a tolerated transient failure."""
+        try:
+            status = self.refresh()
+            if self._has_planned():
+                status = self.send_unsent()
+        except _TRANSIENT:
+            failures[0] += 1
+            if failures[0] > POLL_FAILURES:
+                raise
+            return None
+        failures[0] = 0
+        return status
 
     def _finished(self, status: JobStatus) -> bool:
         """Whether waiting is over. A refused shard stops the wait; an interrupted one (``creating``) is
