@@ -142,7 +142,7 @@ def test_ctrl_c_stops_waiting_without_canceling(service_factory, monkeypatch, ca
     def interrupt(_seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("batchframe.job._sleep", interrupt)  # Ctrl-C arrives while wait() sleeps
+    monkeypatch.setattr("batchframe.waiting._sleep", interrupt)  # Ctrl-C arrives while wait() sleeps
     with pytest.raises(KeyboardInterrupt):
         job.wait(poll_interval=0.05)
     assert "NOT canceled" in capsys.readouterr().err
