@@ -165,6 +165,10 @@ class JobWidget:
         when = datetime.now().strftime("%H:%M:%S")
         self.message.value = f'<span class="bf-checked" style="color:#757575">checked at {when}</span>'
         self._set_ended(status.ended)
+        if status.state == "unsent":  # a shard has no remote batch: polling cannot change that
+            self.monitor.close(timeout=0)
+            self.message.value = ('<span class="bf-stopped" style="color:#c62828">a shard was never sent '
+                                  f"(refused or interrupted): submit again to send it (checked at {when})</span>")
 
     def _error(self, exc: BaseException) -> None:
         self.message.value = (f'<span class="bf-error" style="color:#c62828">refresh failed: '

@@ -15,10 +15,10 @@ from batchframe.widget import JobWidget, display_job
 FAST = Backoff(initial=0.1, factor=1.5, maximum=0.5)
 
 
-def _submit(service, n, name):
+def _submit(service, n, name, **options):
     df = pd.DataFrame({"q": [f"question {i}" for i in range(n)]}, index=[f"row-{i}" for i in range(n)])
     return df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=8, name=name, provider="local",
-                           base_url=service.base_url)
+                           base_url=service.base_url, **options)
 
 
 def _wait_for(predicate, timeout=20.0):
@@ -120,3 +120,20 @@ def test_showing_a_job_again_stops_the_older_view(service_factory):
     finally:
         second.close()
     assert not second.monitor.running
+
+
+def test_a_job_with_an_unsent_shard_stops_polling_and_says_why(service_factory):
+    from batchframe.http import RetryPolicy
+    from batchframe.server import Faults
+
+    service = service_factory(faults=Faults(http_error_rate=1.0, http_error_statuses=(500,), seed=1))
+    with pytest.raises(batchframe.APIError):
+        _submit(service, 3, "refused", retry=RetryPolicy(max_retries=0))
+    service.set_faults(Faults())
+    job = batchframe.open_job("refused")
+    view = JobWidget(job, backoff=FAST).start()
+    try:
+        assert view.monitor.join(timeout=10) and view.monitor.stop_reason == "closed"
+        assert view.status.state == "unsent" and "never sent" in view.message.value
+    finally:
+        view.close()
