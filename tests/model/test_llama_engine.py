@@ -67,6 +67,14 @@ def test_a_forced_tool_gets_input_that_validates(llama_engine):
     assert done.output_tokens > 0
 
 
+def test_a_tool_input_cut_by_max_tokens_is_no_tool_use(llama_engine):
+    done = llama_engine.complete(ask("Weather in Paris?", max_tokens=3, tools=[WEATHER],
+                                     tool_choice={"type": "tool", "name": "get_weather"}))
+    assert done.stop_reason == "max_tokens" and done.output_tokens == 3
+    (block,) = done.content
+    assert block["type"] == "text" and block["text"].startswith("{")
+
+
 def test_the_tool_grammar_keeps_control_characters_out_of_json_strings():
     # llama-cpp-python's JSON-schema converter lets a string hold a raw newline; JSON forbids it
     from batchframe.server.engines.llama import _grammar

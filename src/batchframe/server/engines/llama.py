@@ -12,8 +12,9 @@ How a Messages request becomes a generation:
   context is full), ``stop_sequence`` or ``tool_use``.
 - Tools: with ``tool_choice`` ``{"type": "tool", "name": N}`` (or ``"any"``) the tool's ``input_schema`` is
   turned into a llama.cpp grammar, so the output is JSON that parses and validates against the schema; it
-  becomes a ``tool_use`` block. With ``"auto"``/``"none"`` the model answers in text (a 135M model does
-  not decide to call tools reliably).
+  becomes a ``tool_use`` block. If ``max_tokens`` cuts the input short, the answer is the partial JSON as
+  text, with stop_reason ``max_tokens``. With ``"auto"``/``"none"`` the model answers in text (a 135M
+  model does not decide to call tools reliably).
 - ``usage`` holds real token counts: the prompt's tokens after the chat template, and the tokens sampled
   (the end-of-turn token excluded). ``count_tokens`` counts the same prompt with the model's tokenizer.
 
@@ -134,7 +135,10 @@ class LlamaEngine(Engine):
         prefill = ""
         if chat and chat[-1]["role"] == "assistant":
             prefill = chat.pop()["content"]
-        return self._runtime.chat_prompt(chat) + prefill
+        try:
+            return self._runtime.chat_prompt(chat) + prefill
+        except Exception as exc:  # a template may refuse a conversation (jinja raise_exception, errors)
+            raise _invalid(f"messages: the model's chat template refused them: {exc}") from None
 
 
 # -- request mapping (plain functions over the request) --------------------------------------------------

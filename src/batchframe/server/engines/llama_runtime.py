@@ -146,6 +146,7 @@ class LlamaRuntime:
             raise ServiceError(f"llama.cpp could not load the model file {model_path}")
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._template = self._meta("tokenizer.chat_template") or _CHATML
+        self._formatter: Any = None
         n_contexts = max(1, min(n_parallel, n_threads // max(1, threads_per_context)))
         per_context = -(-n_parallel // n_contexts)
         self._contexts: list[_Context] = []
@@ -168,15 +169,15 @@ class LlamaRuntime:
     def token_text(self, token: int) -> str:
         return self._lib.llama_vocab_get_text(self._vocab, token).decode("utf-8", "replace")
 
-    def chat_prompt(self, messages: list[dict[str, str]], *, add_generation_prompt: bool = True) -> str:
-        """Render ``[{"role", "content"}, ...]`` with the model's own chat template."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        """Render ``[{"role", "content"}, ...]`` with the model's own chat template, ready for its answer."""
+        if self._formatter is None:  # compiled once: compiling the template costs more than rendering it
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        eos = self.token_text(self._lib.llama_vocab_eos(self._vocab))
-        bos = self.token_text(self._lib.llama_vocab_bos(self._vocab))
-        formatter = Jinja2ChatFormatter(self._template, eos_token=eos, bos_token=bos,
-                                        add_generation_prompt=add_generation_prompt)
-        return formatter(messages=messages).prompt
+            eos = self.token_text(self._lib.llama_vocab_eos(self._vocab))
+            bos = self.token_text(self._lib.llama_vocab_bos(self._vocab))
+            self._formatter = Jinja2ChatFormatter(self._template, eos_token=eos, bos_token=bos)
+        return self._formatter(messages=messages).prompt
 
     def tokenize(self, text: str) -> list[int]:
         """Tokens of a rendered prompt (special tokens such as ``<|im_start|>`` parsed as such)."""
