@@ -183,3 +183,12 @@ def test_documents_from_a_column_of_pdf_bytes_are_sent_as_blocks(service, tmp_pa
     job = submit(df, service, prompt="Summarize this document.", documents="doc")
     job.wait(poll_interval=0.05, timeout=60)
     assert (job.results()["llm_status"] == "succeeded").all()
+
+
+def test_two_concurrent_submits_of_the_same_frame_pay_once(service):
+    from concurrent.futures import ThreadPoolExecutor
+
+    df = pd.DataFrame({"q": [f"q{i}" for i in range(50)]})
+    with ThreadPoolExecutor(2) as pool:
+        names = list(pool.map(lambda _: submit(df, service, max_batch_requests=20).name, range(2)))
+    assert names[0] == names[1] and len(remote_batches(service)) == 3
