@@ -6,39 +6,31 @@ terminal) can work on one job. The provider connection is opened per operation a
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import sys
-import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import waiting
 from .build import RequestSet
 from .create import Ambiguous, create_checked
-from .errors import APIError, JobError, JobTimeoutError, OrphanBatchError, TransportError
+from .errors import (
+    APIError,
+    OrphanBatchError,
+    TransportError,
+)
 from .harvest import harvest_shard
 from .http import RetryPolicy
 from .manifest import iter_shards, job_status, now, record_batch
-from .merge import DEFAULT_PREFIX, HARVEST_SCHEMA, combine, merge_into, to_frame
+from .merge import DEFAULT_PREFIX, HARVEST_SCHEMA, batch_pricer, combine, merge_into, to_frame
 from .orphans import adopt_chosen, reconcile, verify_adopted
-from .pricing import batch_cost
-from .progress import TextProgress
 from .providers import Endpoint, Provider, provider_class
 from .shard import shard_body
 from .status import JobStatus
 from .store import Store
-
-_sleep = time.sleep  # the one blocking pause of wait(); a name of its own so a test can interrupt it
-_INTERRUPTED = (
-    "\nStopped waiting for job {name!r}. Its remote batches were NOT canceled and keep running; "
-    "re-attach later with Job.open({name!r}) (then .wait() / .results()), or cancel with job.cancel()."
-)
 
 
 class Job:
@@ -236,7 +228,9 @@ class Job:
     def wait(self, poll_interval: float = 10.0, timeout: float | None = None) -> JobStatus:
         """Block until every shard has ended and its results are stored; show a progress bar.
 
-        Ctrl-C stops waiting and says so; it does not cancel the remote batches.
+        Ctrl-C stops waiting and says so; it does not cancel the remote batches. A poll that fails for
+        a transient reason (network, 429, 529, 5xx, a cut download), after the HTTP layer's own retries,
+        is tried again at the next interval, up to :data:`batchframe.waiting.POLL_FAILURES` times in a row.
 
         Parameters
         ----------
@@ -250,24 +244,7 @@ class Job:
         >>> job.wait(poll_interval=5, timeout=3600).state  # doctest: +SKIP
         'ended'
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        bar = TextProgress(self.name, total=sum(s.n_requests for s in self.status.shards))
-        ok = False
-        try:
-            while True:
-                status = self.refresh()
-                if self._has_planned():
-                    status = self.send_unsent()
-                bar.update(status)
-                if self._finished(status):
-                    ok = status.counts["succeeded"] == sum(s.n_requests for s in status.shards)
-                    return status
-                _sleep(self._pause(poll_interval, deadline, timeout))
-        except KeyboardInterrupt:
-            print(_INTERRUPTED.format(name=self.name), file=sys.stderr)
-            raise
-        finally:
-            bar.close(ok=ok)
+        return waiting.wait(self, poll_interval=poll_interval, timeout=timeout)
 
     async def wait_async(self, poll_interval: float = 10.0, timeout: float | None = None) -> JobStatus:
         """Like :meth:`wait` without blocking the event loop (refreshes run in a worker thread).
@@ -276,39 +253,7 @@ class Job:
         --------
         >>> status = await job.wait_async(poll_interval=5)  # doctest: +SKIP
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            status = await asyncio.to_thread(self.refresh)
-            if self._has_planned():
-                status = await asyncio.to_thread(self.send_unsent)
-            if self._finished(status):
-                return status
-            await asyncio.sleep(self._pause(poll_interval, deadline, timeout))
-
-    def _finished(self, status: JobStatus) -> bool:
-        """Whether waiting is over. A refused shard stops the wait; an interrupted one (``creating``) is
-        reconciled by the next refresh; a ``planned`` one (nothing exists remotely) is sent by the caller."""
-        refused = [s for _, s in iter_shards(self._manifest) if s["state"] == "failed"]
-        if refused:
-            raise JobError(
-                f"job {self.name!r}: shard {refused[0]['index']} was refused by the provider "
-                f"({refused[0].get('error')}); fix the cause and submit again to send it"
-            )
-        return status.ended
-
-    def _has_planned(self) -> bool:
-        return any(s["state"] == "planned" for _, s in iter_shards(self._manifest))
-
-    def _pause(self, poll_interval: float, deadline: float | None, timeout: float | None) -> float:
-        if deadline is None:
-            return poll_interval
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise JobTimeoutError(
-                f"job {self.name!r} still running after {timeout} s; its batches keep running "
-                f"(re-attach with Job.open({self.name!r}))"
-            )
-        return min(poll_interval, left)
+        return await waiting.wait_async(self, poll_interval=poll_interval, timeout=timeout)
 
     def cancel(self) -> JobStatus:
         """Ask the provider to cancel every shard still running. Rows already done keep their results.
@@ -419,7 +364,7 @@ class Job:
             ]
         skipped = source.column("shard").to_numpy() < 0
         index = source.to_pandas().index  # the index columns come back through the pandas metadata
-        return to_frame(combine(len(skipped), skipped, tables, pricer=_price), index, prefix)
+        return to_frame(combine(len(skipped), skipped, tables, pricer=batch_pricer), index, prefix)
 
     def merge(self, df: pd.DataFrame, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
         """``df`` with the result columns added (see :func:`batchframe.merge.merge_into`).
@@ -452,31 +397,6 @@ def _reconcile_or_error(store: Store, manifest: dict, provider: Provider, save: 
     except OrphanBatchError as exc:
         return exc
     return None
-
-
-def _price(aligned: pa.Table) -> pa.Array:
-    """Batch cost per row (null when there is no usage or the model has no known price)."""
-    frame = aligned.select(
-        [
-            "model",
-            "input_tokens",
-            "output_tokens",
-            "cache_creation_input_tokens",
-            "cache_read_input_tokens",
-            "cache_creation_1h_input_tokens",
-        ]
-    ).to_pandas(types_mapper=pd.ArrowDtype)
-    cost = batch_cost(
-        frame["model"],
-        input_tokens=frame["input_tokens"],
-        output_tokens=frame["output_tokens"],
-        cache_creation_input_tokens=frame["cache_creation_input_tokens"],
-        cache_read_input_tokens=frame["cache_read_input_tokens"],
-        cache_creation_1h_input_tokens=frame["cache_creation_1h_input_tokens"],
-    )
-    return pa.array(
-        cost.to_numpy(dtype="float64", na_value=np.nan), pa.float64(), mask=cost.isna().to_numpy(dtype=bool)
-    )
 
 
 def _copy(data: Any) -> Any:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
+from .pricing import batch_cost
 from .results import RESULT_SCHEMA
 
 #: Result columns, in order, before the prefix is applied.
@@ -47,6 +48,31 @@ HARVEST_FIELDS = [
 HARVEST_SCHEMA = pa.schema([*RESULT_SCHEMA, *HARVEST_FIELDS])
 
 Pricer = Callable[[pa.Table], pa.Array]
+_USAGE = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_1h_input_tokens",
+)
+
+
+def batch_pricer(aligned: pa.Table) -> pa.Array:
+    """Cost per row at batch prices (:func:`batchframe.pricing.batch_cost`), null without usage or price.
+
+    Examples
+    --------
+    >>> t = pa.table({"model": ["claude-haiku-4-5", "echo"], "input_tokens": [1_000_000, 5],
+    ...               "output_tokens": [0, 5], "cache_creation_input_tokens": [None, None],
+    ...               "cache_read_input_tokens": [None, None], "cache_creation_1h_input_tokens": [None, None]})
+    >>> batch_pricer(t).to_pylist()
+    [0.5, None]
+    """
+    frame = aligned.select(["model", *_USAGE]).to_pandas(types_mapper=pd.ArrowDtype)
+    cost = batch_cost(frame["model"], **{name: frame[name] for name in _USAGE})
+    return pa.array(
+        cost.to_numpy(dtype="float64", na_value=np.nan), pa.float64(), mask=cost.isna().to_numpy(dtype=bool)
+    )
 
 
 def latest_per_position(tables: Sequence[pa.Table]) -> pa.Table:

@@ -56,7 +56,9 @@ def submit(
     api_key, base_url : str, optional
         Override ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``. The key is never stored.
     new : bool
-        Submit again even if the same requests were already submitted (pays again).
+        Submit again even if the same requests were already submitted (pays again). Without it, a
+        submit whose fingerprint matches a job of the store returns that job, whatever ``name`` says,
+        and only sends its shards that were never created.
     max_batch_requests, max_batch_bytes : int, optional
         Lower the per-batch limits (defaults: the provider's, 100,000 requests and 256 MB).
     store : str or Store, optional

@@ -43,6 +43,21 @@ def test_http_errors_and_a_cut_results_stream_still_end_with_every_row_once(serv
     assert len(remote_batches(service)) == 3
 
 
+def test_wait_rides_out_a_few_failed_polls(service_factory):
+    import threading
+
+    service = service_factory(faults=Faults(cut_results_after_bytes=300))
+    df = pd.DataFrame({"q": [f"question {i} " + "pad " * 20 for i in range(20)]})
+    job = submit(df, service)
+    fixed = threading.Timer(0.3, service.set_faults, args=(Faults(),))
+    fixed.start()
+    try:
+        status = job.wait(poll_interval=0.05, timeout=60)
+    finally:
+        fixed.join()
+    assert status.ended and (job.results()["llm_text"] == df["q"]).all()
+
+
 def test_create_answers_lost_after_the_batch_was_made_never_pay_twice(service_factory):
     faults = Faults(
         http_error_rate=0.5,

@@ -142,7 +142,7 @@ def test_ctrl_c_stops_waiting_without_canceling(service_factory, monkeypatch, ca
     def interrupt(_seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("batchframe.job._sleep", interrupt)  # Ctrl-C arrives while wait() sleeps
+    monkeypatch.setattr("batchframe.waiting._sleep", interrupt)  # Ctrl-C arrives while wait() sleeps
     with pytest.raises(KeyboardInterrupt):
         job.wait(poll_interval=0.05)
     assert "NOT canceled" in capsys.readouterr().err
@@ -157,3 +157,38 @@ def test_cancel_marks_unfinished_rows_canceled(service_factory):
     job.wait(poll_interval=0.05, timeout=60)
     statuses = job.results()["llm_status"]
     assert set(statuses) <= {"canceled", "succeeded"} and (statuses == "canceled").sum() >= 2
+
+
+def test_tools_round_trip_into_the_tool_use_column(service):
+    import json
+
+    tools = [{"name": "label", "description": "Label the sentiment",
+              "input_schema": {"type": "object", "properties": {"sentiment": {"type": "string"}},
+                               "required": ["sentiment"]}}]
+    df = pd.DataFrame({"q": ["great product", "awful"]}, index=["p1", "p2"])
+    job = submit(df, service, tools=tools, tool_choice={"type": "tool", "name": "label"})
+    job.wait(poll_interval=0.05, timeout=60)
+    merged = df.batch.merge(job)
+    assert merged["llm_stop_reason"].tolist() == ["tool_use", "tool_use"]
+    assert all(isinstance(json.loads(v)["sentiment"], str) for v in merged["llm_tool_use"])
+
+
+def test_documents_from_a_column_of_pdf_bytes_are_sent_as_blocks(service, tmp_path):
+    pdf = tmp_path / "a.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n% fake pdf for the echo engine\n")
+    df = pd.DataFrame({"doc": [str(pdf), pdf.read_bytes()]}, index=["path", "bytes"])
+    preview = df.batch.requests(prompt="Summarize this document.", model="claude-haiku-4-5", max_tokens=20,
+                                documents="doc")
+    assert [b["type"] for b in preview.loc["bytes", "params"]["messages"][0]["content"]] == ["document", "text"]
+    job = submit(df, service, prompt="Summarize this document.", documents="doc")
+    job.wait(poll_interval=0.05, timeout=60)
+    assert (job.results()["llm_status"] == "succeeded").all()
+
+
+def test_two_concurrent_submits_of_the_same_frame_pay_once(service):
+    from concurrent.futures import ThreadPoolExecutor
+
+    df = pd.DataFrame({"q": [f"q{i}" for i in range(50)]})
+    with ThreadPoolExecutor(2) as pool:
+        names = list(pool.map(lambda _: submit(df, service, max_batch_requests=20).name, range(2)))
+    assert names[0] == names[1] and len(remote_batches(service)) == 3
