@@ -98,35 +98,44 @@ class BareBatched:
         return total
 
     def _group(self, texts: list[str], max_tokens: int) -> int:
-        lib, batch = llama_cpp, self.batch
+        lib = llama_cpp
         rendered = [self.template(messages=[{"role": "user", "content": t}]).prompt for t in texts]
         prompts = [self.llm.tokenize(r.encode(), add_bos=False, special=True) for r in rendered]
-        n, last = 0, {}
-        for seq, toks in enumerate(prompts):  # all prompts in one batch (they are short)
-            for pos, tok in enumerate(toks):
-                self._put(n, tok, pos, seq, pos == len(toks) - 1)
-                if pos == len(toks) - 1:
-                    last[seq] = n
-                n += 1
-        batch.n_tokens = n
-        assert lib.llama_decode(self.ctx, batch) == 0
-        pos, produced = {s: len(p) for s, p in enumerate(prompts)}, 0
+        sampled, pos = self._prefill(prompts), {s: len(p) for s, p in enumerate(prompts)}
+        produced = 0
         for step in range(max_tokens):
-            n, nxt = 0, {}
-            for seq, i in last.items():
-                tok = lib.llama_sampler_sample(self.sampler, self.ctx, i)
+            n, rows = 0, {}
+            for seq, tok in sampled.items():
                 if lib.llama_vocab_is_eog(self.vocab, tok):
                     continue
                 produced += 1
                 if step < max_tokens - 1:  # the last token sampled needs no decode
                     self._put(n, tok, pos[seq], seq, True)
-                    nxt[seq], pos[seq], n = n, pos[seq] + 1, n + 1
-            if not nxt:
+                    rows[seq], pos[seq], n = n, pos[seq] + 1, n + 1
+            if not rows:
                 break
-            last, batch.n_tokens = nxt, n
-            assert lib.llama_decode(self.ctx, batch) == 0
+            self.batch.n_tokens = n
+            assert lib.llama_decode(self.ctx, self.batch) == 0
+            sampled = {seq: lib.llama_sampler_sample(self.sampler, self.ctx, i) for seq, i in rows.items()}
         lib.llama_memory_clear(lib.llama_get_memory(self.ctx), True)
         return produced
+
+    def _prefill(self, prompts: list[list[int]]) -> dict[int, int]:
+        """Decode the prompts, as many per llama_decode as fit; the first token sampled for each."""
+        first: dict[int, int] = {}
+        n, rows = 0, {}
+        for seq, toks in enumerate(prompts + [[]]):
+            if rows and (not toks or n + len(toks) > 512):
+                self.batch.n_tokens = n
+                assert llama_cpp.llama_decode(self.ctx, self.batch) == 0
+                first.update({s: llama_cpp.llama_sampler_sample(self.sampler, self.ctx, i) for s, i in rows.items()})
+                n, rows = 0, {}
+            for pos, tok in enumerate(toks):
+                self._put(n, tok, pos, seq, pos == len(toks) - 1)
+                n += 1
+            if toks:
+                rows[seq] = n - 1
+        return first
 
     def _put(self, i: int, tok: int, pos: int, seq: int, logits: bool) -> None:
         b = self.batch
