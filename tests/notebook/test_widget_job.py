@@ -12,6 +12,8 @@ import batchframe  # noqa: F401  (registers df.batch)
 from batchframe.monitor import Backoff
 from batchframe.widget import JobWidget, display_job
 
+from .services import stop_recorded_service
+
 FAST = Backoff(initial=0.1, factor=1.5, maximum=0.5)
 
 
@@ -122,7 +124,7 @@ def test_showing_a_job_again_stops_the_older_view(service_factory):
     assert not second.monitor.running
 
 
-def test_a_job_with_an_unsent_shard_stops_polling_and_says_why(service_factory):
+def test_a_job_with_an_unsent_shard_stops_polling_and_says_why(service_factory, tmp_path):
     from batchframe.http import RetryPolicy
     from batchframe.server import Faults
 
@@ -137,3 +139,6 @@ def test_a_job_with_an_unsent_shard_stops_polling_and_says_why(service_factory):
         assert view.status.state == "unsent" and "never sent" in view.message.value
     finally:
         view.close()
+        # The re-opened job resolves the local provider by its data folder ($BATCHFRAME_DATA_DIR), which
+        # starts a detached service there: stop it.
+        stop_recorded_service(tmp_path / "service")
