@@ -66,7 +66,7 @@ def create_checked(
     """
     for attempt in range(retry.max_retries + 1):
         try:
-            return provider.create(body, betas=betas)
+            return provider.create(body, betas=betas) if betas else provider.create(body)
         except APIError as exc:
             if not exc.retryable:
                 raise
