@@ -1,5 +1,6 @@
-import batchframe
 import pytest
+
+import batchframe
 from batchframe import errors
 from batchframe.cli import main
 

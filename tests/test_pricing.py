@@ -1,5 +1,6 @@
 import pandas as pd
 import pytest
+
 from batchframe.pricing import PRICES, batch_cost, price_for
 
 

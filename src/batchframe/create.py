@@ -12,7 +12,7 @@ to :func:`batchframe.orphans.reconcile`, which asks the user.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +46,7 @@ def create_checked(
     body: bytes,
     retry: RetryPolicy,
     *,
+    betas: Sequence[str] = (),
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any] | None:
     """POST the shard's body; returns the new batch, or None when a batch created anyway was adopted
@@ -65,7 +66,7 @@ def create_checked(
     """
     for attempt in range(retry.max_retries + 1):
         try:
-            return provider.create(body)
+            return provider.create(body, betas=betas) if betas else provider.create(body)
         except APIError as exc:
             if not exc.retryable:
                 raise

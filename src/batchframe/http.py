@@ -165,6 +165,7 @@ class HttpClient:
         *,
         content: bytes | None = None,
         params: dict | None = None,
+        headers: dict[str, str] | None = None,
         resend_safe: bool = True,
     ) -> Any:
         """Send a request with retries and return the parsed JSON body of its 2xx response.
@@ -174,7 +175,7 @@ class HttpClient:
         >>> client.request_json("GET", "/v1/messages/batches", params={"limit": 1})  # doctest: +SKIP
         {'data': [...], 'has_more': False, 'first_id': ..., 'last_id': ...}
         """
-        headers = {"content-type": "application/json"} if content is not None else None
+        headers = {**({"content-type": "application/json"} if content is not None else {}), **(headers or {})}
         response = self._send(
             lambda: self._client.build_request(method, path, content=content, params=params, headers=headers),
             resend_safe,

@@ -175,7 +175,8 @@ class Job:
         shard.update(state="creating", intent_at=now(), error=None)
         self._save()  # persisted BEFORE the POST: a crash after it is detectable
         try:
-            batch = create_checked(provider, self.store, shard, shard_body(lines), self._retry)
+            betas = (self._manifest.get("request") or {}).get("betas") or ()
+            batch = create_checked(provider, self.store, shard, shard_body(lines), self._retry, betas=betas)
         except Ambiguous as exc:  # a batch may exist: stays "creating" for orphans.reconcile
             shard.update(error=_error_record(exc.error))
             self._save()

@@ -42,8 +42,9 @@ class TextProgress:
         """Show a new snapshot."""
         if self._bar is None:
             return
-        self._bar.n = sum(s.done for s in status.shards)
-        counts = status.counts
+        counts = status.row_outcomes
+        self._bar.total = sum(counts.values())
+        self._bar.n = self._bar.total - counts["processing"]
         self._bar.set_postfix_str(f"{status.state} ok={counts['succeeded']} err={counts['errored']}", refresh=False)
         self._bar.refresh()
 

@@ -69,11 +69,9 @@ def _shard_bar(shard: ShardStatus) -> Bar:
 
 def _total_bar(status: JobStatus, shards: tuple[Bar, ...]) -> Bar:
     """Requests summed over shards; with retries, source rows at their latest attempt instead."""
-    rows = status.row_counts
-    if not rows or len({s.attempt for s in status.shards}) < 2:
+    if not status.retried or status.row_counts is None:
         return Bar("total", status.counts, sum(b.total for b in shards), status.state)
-    counts = {k: rows.get(k, 0) for k in COUNT_KEYS if k != "processing"}
-    counts["processing"] = rows.get("pending", 0)
+    counts = status.row_outcomes
     return Bar("total rows", counts, sum(counts.values()), status.state)
 
 

@@ -129,8 +129,18 @@ def _parse_lines(block: bytes) -> tuple[pa.Table, int]:
     if not rows:
         return RESULT_SCHEMA.empty_table(), bad
     columns = zip(*rows, strict=True)
-    arrays = [pa.array(values, type=typ) for values, typ in zip(columns, _TYPES, strict=True)]
+    arrays = [_array(values, typ) for values, typ in zip(columns, _TYPES, strict=True)]
     return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA), bad
+
+
+def _array(values: tuple, typ: pa.DataType) -> pa.Array:
+    """An Arrow column; a value of the wrong JSON type (``"3"`` for a count) becomes null, not a crash."""
+    try:
+        return pa.array(values, type=typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        if pa.types.is_integer(typ):
+            return pa.array([v if type(v) is int else None for v in values], type=typ)
+        return pa.array([v if isinstance(v, str) else None for v in values], type=typ)
 
 
 def _row(rec: dict) -> tuple:
@@ -188,7 +198,8 @@ def _content(blocks) -> tuple[str | None, str | None]:
     for block in blocks:
         kind = block.get("type")
         if kind == "text":
-            texts.append(block.get("text") or "")
+            text = block.get("text")
+            texts.append(text if isinstance(text, str) else "")
         elif kind == "tool_use":
             tools.append(block.get("input"))
     text = "".join(texts) if texts else None

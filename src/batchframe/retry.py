@@ -13,8 +13,8 @@ a second ``retry()`` right after the first (or after a retry that fixed everythi
 Attempt ``N`` is persisted like attempt 1 before anything is sent: ``requests-aN.parquet`` (position,
 custom_id ``r{p}-aN``, shard, body: the row's original request with the new custom_id) and an entry in
 the manifest whose shards start ``planned`` and whose ``replaces`` counts the states the resent rows
-had before (so request counts summed over batches can be read as row counts). Merged results take each row's latest attempt and say
-which in the ``attempt`` column.
+had before (so request counts summed over batches can be read as row counts). Merged results take each
+row's latest attempt and say which in the ``attempt`` column.
 """
 
 from __future__ import annotations

@@ -67,5 +67,22 @@ class JobStatus:
         return total
 
     @property
+    def retried(self) -> bool:
+        """True when the job has more than one attempt (a retry)."""
+        return len({shard.attempt for shard in self.shards}) > 1
+
+    @property
+    def row_outcomes(self) -> dict[str, int]:
+        """Counts by COUNT_KEYS of the rows sent, each row once at its latest attempt.
+
+        Without retries these are the shard counts. With retries they come from ``row_counts`` (a row
+        still pending counts as ``processing``); summing shards would count a retried row per attempt.
+        """
+        if not self.retried or self.row_counts is None:
+            return self.counts
+        rows = {key: self.row_counts.get(key, 0) for key in COUNT_KEYS if key != "processing"}
+        return {"processing": self.row_counts.get("pending", 0), **rows}
+
+    @property
     def ended(self) -> bool:
         return self.state == "ended"

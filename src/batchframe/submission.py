@@ -7,6 +7,7 @@ managed to send (none, normally), so a re-run cell never pays twice. ``new=True`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ def submit(
     store: str | Store | None = None,
     provider_options: dict[str, Any] | None = None,
     retry: RetryPolicy | None = None,
+    betas: Sequence[str] = (),
     **params: Any,
 ) -> Job:
     """Send every row of ``df`` as Message Batches requests and return the :class:`Job`.
@@ -67,6 +69,9 @@ def submit(
         Extra settings of the provider (for ``local``: ``data_dir``, ``engine``).
     retry : RetryPolicy, optional
         Retries and backoff of every HTTP call of this job (in this process).
+    betas : list of str, optional
+        Feature betas for the requests (e.g. ``["structured-outputs-2025-11-13"]``), sent as the
+        ``anthropic-beta`` header of each create call (a batch refuses them inside ``params``).
 
     Examples
     --------
@@ -81,16 +86,25 @@ def submit(
         raise InputError(f"no row to send: all {requests.n_rows} prompts are empty (NaN, None or blank)")
     check_index_storable(df.index)
     store = store if isinstance(store, Store) else Store(store)
-    fingerprint = requests.fingerprint(endpoint.identity)
+    betas = _betas(betas)
+    fingerprint = requests.fingerprint(endpoint.identity + (f"|betas={','.join(betas)}" if betas else ""))
     with store.lock():
         existing = None if new else store.find_fingerprint(fingerprint)
         fresh = existing is None or _never_sent(store, existing)
         job_name = existing or _new_name(store, name, fingerprint, new)
         if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
-            _persist_new(store, job_name, df.index, requests, limits, endpoint, fingerprint, prompt)
+            _persist_new(
+                store, job_name, df.index, requests, limits, endpoint, fingerprint, {"prompt": prompt, "betas": betas}
+            )
     job = Job(job_name, store=store, endpoint=endpoint, retry=retry)
     job.send_unsent(requests if fresh else None)
     return job
+
+
+def _betas(betas: Sequence[str]) -> list[str]:
+    if isinstance(betas, str) or not all(isinstance(b, str) and b and "," not in b for b in betas):
+        raise InputError(f"betas must be a list of beta names, e.g. ['structured-outputs-2025-11-13'], got {betas!r}")
+    return list(betas)
 
 
 def _never_sent(store: Store, name: str) -> bool:
@@ -112,6 +126,7 @@ def requests_preview(
     [False, True]
     """
     for key in (
+        "betas",
         "name",
         "provider",
         "api_key",
@@ -160,7 +175,7 @@ def _persist_new(
     limits: ShardLimits,
     endpoint: Endpoint,
     fingerprint: str,
-    prompt: str,
+    request: dict[str, Any],
 ) -> None:
     """Write requests.parquet and the manifest (all shards ``planned``) before anything is sent."""
     sizes = np.fromiter((len(b) for b in requests.bodies), dtype=np.int64, count=requests.n_sent)
@@ -189,7 +204,7 @@ def _persist_new(
                 "created_at": now(),
                 "n_rows": requests.n_rows,
                 "n_skipped": int(requests.skipped.sum()),
-                "request": {"prompt": prompt},
+                "request": request,
                 "limits": {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes},
                 "attempts": [
                     {

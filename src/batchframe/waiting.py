@@ -36,16 +36,20 @@ def wait(job: Job, *, poll_interval: float = 10.0, timeout: float | None = None)
     >>> wait(job, poll_interval=5, timeout=3600).state  # doctest: +SKIP
     'ended'
     """
+    from .catalog import with_row_counts  # catalog imports job, which imports this module
+
     deadline = None if timeout is None else time.monotonic() + timeout
-    bar = TextProgress(job.name, total=sum(s.n_requests for s in job.status.shards))
+    bar = TextProgress(job.name, total=sum(job.status.row_outcomes.values()))
     ok, failures = False, [0]
     try:
         while True:
             status = poll(job, failures)
             if status is not None:
+                status = with_row_counts(job, status)
                 bar.update(status)
                 if finished(job, status):
-                    ok = status.counts["succeeded"] == sum(s.n_requests for s in status.shards)
+                    outcomes = status.row_outcomes
+                    ok = outcomes["succeeded"] == sum(outcomes.values())
                     return status
             _sleep(pause(job, poll_interval, deadline, timeout))
     except KeyboardInterrupt:

@@ -14,12 +14,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from .catalog import with_row_counts
 from .monitor import Backoff, Monitor
 from .progress import progress_enabled
 from .render import to_html, to_text
 from .status import JobStatus
 
-__all__ = ["JobWidget", "display_job", "widgets_available", "with_row_counts"]
+__all__ = ["JobWidget", "display_job", "widgets_available"]
 
 #: The widget poll policy: quick at first (small local jobs end in seconds), then at most every 30 s.
 WIDGET_BACKOFF = Backoff(initial=0.5, factor=1.5, maximum=30.0)
@@ -222,22 +223,6 @@ class JobWidget:
             return
         self.message.value = '<span class="bf-canceling">cancel requested; the batch ends shortly</span>'
         self.refresh()
-
-
-def with_row_counts(job: Any, status: JobStatus) -> JobStatus:
-    """``status`` plus per-row counts from the job store when the job has retries (else unchanged).
-
-    Shard counts summed over attempts would count a retried row once per attempt; the store knows each
-    row's latest attempt. Reads the job's result files, so it runs in the monitor thread, not per render.
-    """
-    if len({s.attempt for s in status.shards}) < 2 or not hasattr(job, "store"):
-        return status
-    from .catalog import row_counts
-
-    try:
-        return replace(status, row_counts=row_counts(job.store, job.manifest))
-    except Exception:  # a job being written by another process: show shard counts this time
-        return status
 
 
 class _RowAwareSource:

@@ -35,3 +35,16 @@ def test_local_provider_starts_the_service_and_a_reopened_job_finds_it(monkeypat
                 except ProcessLookupError:
                     break
                 time.sleep(0.05)
+
+
+def test_a_job_sent_to_a_running_service_by_url_reopens_on_that_service(service, tmp_path):
+    df = pd.DataFrame({"q": ["left", "right"]})
+    job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=10, provider="local",
+                          base_url=service.base_url)
+    job.wait(poll_interval=0.05, timeout=60)
+    assert job.manifest["identity"] == f"local:{service.data_dir.resolve()}"
+    again = batchframe.Job.open(job.name)  # no base_url: found again through the service's data folder
+    assert again.refresh().ended and again.results()["llm_text"].tolist() == ["left", "right"]
+    assert again.batch_ids() == job.batch_ids()
+    env_dir = tmp_path / "service"  # $BATCHFRAME_DATA_DIR of this test: no second service started there
+    assert not (env_dir / "service.json").exists()

@@ -152,3 +152,26 @@ def test_a_block_pyarrow_refuses_falls_back_to_lines():
     block = jsonl(ok("a", "x")) + b'{"custom_id": 5, "result": {"type": "expired"}}\n' + jsonl(ok("b", "y"))
     parser = parse_results([block])
     assert parser.table.column("custom_id").to_pylist() == ["a", "b"] and parser.n_bad_lines == 1
+
+
+def test_odd_but_parseable_lines_never_crash_the_parse():
+    lines = [
+        {"custom_id": "a", "result": {"type": "succeeded", "message": {"content": None, "usage": None}}},
+        {
+            "custom_id": "b",
+            "result": {
+                "type": "succeeded",
+                "message": {
+                    "content": [{"type": "text", "text": "x"}],
+                    "usage": {"input_tokens": 11.0, "output_tokens": "3"},
+                },
+            },
+        },
+        {"custom_id": "c", "result": {"type": "errored", "error": "plain string"}},
+        {"custom_id": "d", "result": None},
+        {"custom_id": "e", "result": {"type": "succeeded", "message": {"content": [{"type": "text", "text": 5}]}}},
+    ]
+    parser = parse_results([jsonl(*lines)])
+    rows = {r["custom_id"]: r for r in parser.table.to_pylist()}
+    assert sorted(rows) == ["a", "b", "e"] and parser.n_bad_lines == 2
+    assert rows["b"]["text"] == "x" and rows["b"]["output_tokens"] is None and rows["a"]["text"] is None

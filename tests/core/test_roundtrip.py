@@ -162,9 +162,17 @@ def test_cancel_marks_unfinished_rows_canceled(service_factory):
 def test_tools_round_trip_into_the_tool_use_column(service):
     import json
 
-    tools = [{"name": "label", "description": "Label the sentiment",
-              "input_schema": {"type": "object", "properties": {"sentiment": {"type": "string"}},
-                               "required": ["sentiment"]}}]
+    tools = [
+        {
+            "name": "label",
+            "description": "Label the sentiment",
+            "input_schema": {
+                "type": "object",
+                "properties": {"sentiment": {"type": "string"}},
+                "required": ["sentiment"],
+            },
+        }
+    ]
     df = pd.DataFrame({"q": ["great product", "awful"]}, index=["p1", "p2"])
     job = submit(df, service, tools=tools, tool_choice={"type": "tool", "name": "label"})
     job.wait(poll_interval=0.05, timeout=60)
@@ -177,8 +185,9 @@ def test_documents_from_a_column_of_pdf_bytes_are_sent_as_blocks(service, tmp_pa
     pdf = tmp_path / "a.pdf"
     pdf.write_bytes(b"%PDF-1.4\n% fake pdf for the echo engine\n")
     df = pd.DataFrame({"doc": [str(pdf), pdf.read_bytes()]}, index=["path", "bytes"])
-    preview = df.batch.requests(prompt="Summarize this document.", model="claude-haiku-4-5", max_tokens=20,
-                                documents="doc")
+    preview = df.batch.requests(
+        prompt="Summarize this document.", model="claude-haiku-4-5", max_tokens=20, documents="doc"
+    )
     assert [b["type"] for b in preview.loc["bytes", "params"]["messages"][0]["content"]] == ["document", "text"]
     job = submit(df, service, prompt="Summarize this document.", documents="doc")
     job.wait(poll_interval=0.05, timeout=60)
@@ -192,3 +201,67 @@ def test_two_concurrent_submits_of_the_same_frame_pay_once(service):
     with ThreadPoolExecutor(2) as pool:
         names = list(pool.map(lambda _: submit(df, service, max_batch_requests=20).name, range(2)))
     assert names[0] == names[1] and len(remote_batches(service)) == 3
+
+
+def test_betas_are_part_of_the_request_and_go_on_the_create_call(service):
+    df = pd.DataFrame({"q": ["a"]})
+    job = submit(df, service, betas=["structured-outputs-2025-11-13"])
+    assert job.manifest["request"]["betas"] == ["structured-outputs-2025-11-13"]
+    assert submit(df, service).name != job.name  # other betas, other requests
+    job.wait(poll_interval=0.05, timeout=60)
+    assert job.results()["llm_status"].tolist() == ["succeeded"]
+    with pytest.raises(batchframe.InputError, match="betas"):
+        submit(df, service, betas="structured-outputs-2025-11-13")
+
+
+def test_the_create_call_carries_the_beta_header_and_version_but_the_key_only_as_x_api_key():
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Recorder(BaseHTTPRequestHandler):  # a real loopback server that records what the client sends
+        def do_POST(self):  # noqa: N802
+            seen.append(dict(self.headers))
+            self.rfile.read(int(self.headers["content-length"]))
+            body = json.dumps(
+                {
+                    "id": "msgbatch_rec1",
+                    "type": "message_batch",
+                    "processing_status": "in_progress",
+                    "request_counts": {"processing": 1},
+                    "created_at": "2026-01-01T00:00:00Z",
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        df = pd.DataFrame({"q": ["a"]})
+        df.batch.submit(
+            prompt="q",
+            model="claude-haiku-4-5",
+            max_tokens=5,
+            provider="anthropic",
+            api_key="sk-rec",
+            base_url=f"http://127.0.0.1:{server.server_address[1]}",
+            betas=["b-1", "b-2"],
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    headers = {k.lower(): v for k, v in seen[0].items()}
+    assert headers["anthropic-beta"] == "b-1,b-2" and headers["anthropic-version"] == "2023-06-01"
+    assert headers["x-api-key"] == "sk-rec" and "authorization" not in headers
+    assert headers["content-type"] == "application/json"

@@ -68,7 +68,7 @@ def test_invalid_requests_are_not_retried_unless_asked(service):
         job.retry(error_types="api_error")
 
 
-def test_a_second_retry_while_the_first_runs_submits_nothing(service_factory):
+def test_a_second_retry_while_the_first_runs_submits_nothing(service_factory, monkeypatch, capsys):
     service = service_factory(engine_options={"latency": 0.3}, faults=Faults(request_error_rate=1.0, seed=1))
     df = frame(3)
     job = submit(df, service)
@@ -76,8 +76,15 @@ def test_a_second_retry_while_the_first_runs_submits_nothing(service_factory):
     service.set_faults(Faults())
     assert job.retry() == 3 and job.retry() == 0  # the three rows are in flight in attempt 2
     assert len(service_batches(service)) == 2
-    job.wait(poll_interval=0.05, timeout=60)
+    monkeypatch.delenv("BATCHFRAME_NO_PROGRESS")
+    capsys.readouterr()
+    status = job.wait(poll_interval=0.05, timeout=60)
     assert job.results()["llm_status"].tolist() == ["succeeded"] * 3
+    # Shard counts add both attempts; the wait's status and bar count each row once, at its latest attempt.
+    assert status.counts["errored"] == 3 and status.counts["succeeded"] == 3
+    assert status.row_outcomes == {"processing": 0, "succeeded": 3, "errored": 0, "canceled": 0, "expired": 0}
+    bar = capsys.readouterr().err
+    assert "3/3" in bar and "6/6" not in bar and "ok=3 err=0" in bar
 
 
 def test_cancel_mid_job_then_retry_every_row_succeeds_exactly_once(service_factory):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,9 +52,10 @@ class AnthropicProvider(Provider):
             "user-agent": f"batchframe/{__version__}",
         }
 
-    def create(self, body: bytes) -> dict:
-        # Not resent after an ambiguous failure: a second POST could create (and bill) a second batch.
-        return self.http.request_json("POST", _PATH, content=body, resend_safe=False)
+    def create(self, body: bytes, *, betas: Sequence[str] = ()) -> dict:
+        # Never resent by the HTTP layer: a second POST could create (and bill) a second batch (create.py).
+        headers = {"anthropic-beta": ",".join(betas)} if betas else None
+        return self.http.request_json("POST", _PATH, content=body, headers=headers, resend_safe=False)
 
     def retrieve(self, batch_id: str) -> dict:
         return self.http.request_json("GET", f"{_PATH}/{check_batch_id(batch_id)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -98,8 +98,10 @@ class Provider:
         """Headers sent with every call (auth, API version)."""
         raise NotImplementedError
 
-    def create(self, body: bytes) -> dict:
+    def create(self, body: bytes, *, betas: Sequence[str] = ()) -> dict:
         """Create a batch from a serialized ``{"requests": [...]}`` body; return the batch object.
+
+        ``betas`` are feature betas the requests need (the ``anthropic-beta`` header).
 
         Examples
         --------

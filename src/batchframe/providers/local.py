@@ -33,7 +33,7 @@ class LocalProvider(AnthropicProvider):
         engine: str | None = None,
         **options: Any,
     ) -> Endpoint:
-        folder = data_dir or os.environ.get("BATCHFRAME_DATA_DIR")
+        folder = data_dir or (base_url and _served_folder(base_url)) or os.environ.get("BATCHFRAME_DATA_DIR")
         if base_url is None:
             from ..server import ensure_running  # the server package is imported only when needed
 
@@ -47,3 +47,12 @@ class LocalProvider(AnthropicProvider):
             api_key=api_key or "local",
             data_dir=str(folder) if folder else None,
         )
+
+
+def _served_folder(base_url: str) -> str | None:
+    """The data folder of the service at ``base_url``, so that a job re-opened later finds the service
+    that holds its batches (not a new one on ``$BATCHFRAME_DATA_DIR``)."""
+    from ..server.runner import healthy
+
+    info = healthy(base_url.rstrip("/"))
+    return info.get("data_dir") if info else None
