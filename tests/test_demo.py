@@ -54,3 +54,16 @@ def test_llama_engine_without_the_extra_says_how_to_run_echo(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
     with pytest.raises(ConfigError, match="make demo ENGINE=echo"):
         run_demo(engine="llama", data=DATA, rows=1)
+
+
+@pytest.mark.model
+def test_demo_on_smollm2_gives_real_answers(tmp_path):
+    pytest.importorskip("llama_cpp", reason="the llama engine needs the local extra: pip install -e '.[local]'")
+    run = run_demo(engine="llama", data=DATA, rows=3, out=tmp_path / "llama.parquet")
+    assert (run.frame["summary_status"] == "succeeded").all()
+    assert (run.frame["summary_model"] == "smollm2-135m-instruct").all()
+    assert (run.frame["summary_output_tokens"] > 0).all() and (run.frame["summary_input_tokens"] > 20).all()
+    # Real generations, not the echo engine's copy of the prompt.
+    for _, row in run.frame.iterrows():
+        assert row["summary_text"].strip() and row["review"] not in row["summary_text"]
+    assert set(run.frame["sentiment_stop_reason"]) <= {"end_turn", "max_tokens", "stop_sequence"}
