@@ -58,8 +58,10 @@ def chat_peer(seen: list) -> Starlette:
             return JSONResponse({"error": {"message": "busy"}}, status_code=503)
         answer = echo.complete(_to_messages(body))
         text = "".join(b["text"] for b in answer.content if b["type"] == "text") or None
+        broken = "bad-args" in json.dumps(body["messages"])  # an upstream that emits invalid JSON arguments
         calls = [{"id": b["id"], "type": "function",
-                  "function": {"name": b["name"], "arguments": json.dumps(b["input"])}}
+                  "function": {"name": b["name"], "arguments": '{"label": "unterminated' if broken
+                               else json.dumps(b["input"])}}
                  for b in answer.content if b["type"] == "tool_use"]
         message = {"role": "assistant", "content": text, **({"tool_calls": calls} if calls else {})}
         return JSONResponse({"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
@@ -93,13 +95,16 @@ def test_batch_through_a_chat_completions_server(peer, service_factory):
         request("tool", "classify this", tools=[tool], tool_choice={"type": "tool", "name": "classify"}),
         request("down", "fail-503 please"),
         request("own-model", "x", model="tiny-chat"),
+        request("badargs", "bad-args please", tools=[tool], tool_choice={"type": "tool", "name": "classify"}),
     ]
     with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:
         batch_id = http.post("/v1/messages/batches", json={"requests": items}).json()["id"]
         ended = wait_ended_http(http, batch_id)
         lines = {x["custom_id"]: x["result"]
                  for x in map(json.loads, http.get(ended["results_url"]).content.splitlines())}
-    assert ended["request_counts"]["succeeded"] == 6 and ended["request_counts"]["errored"] == 1
+    assert ended["request_counts"]["succeeded"] == 6 and ended["request_counts"]["errored"] == 2
+    broken = lines["badargs"]["error"]["error"]
+    assert broken["type"] == "api_error" and "not a JSON object" in broken["message"]
 
     def message(cid):
         assert lines[cid]["type"] == "succeeded", lines[cid]

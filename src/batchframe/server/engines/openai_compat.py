@@ -176,6 +176,20 @@ def _image_url(source: Mapping[str, Any]) -> str:
     return str(source.get("url", ""))
 
 
+def _tool_input(fn: Mapping[str, Any]) -> dict[str, Any]:
+    # A tool_use input must be an object; an upstream that produced broken arguments fails this row (a
+    # retryable api_error) rather than handing the caller an empty input that looks valid.
+    raw = fn.get("arguments") or "{}"
+    try:
+        args = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        args = None
+    if not isinstance(args, dict):
+        raise EngineError(f"upstream tool call {fn.get('name', '')!r} has arguments that are not a JSON object: "
+                          f"{str(raw)[:200]!r}", error_type="api_error")
+    return args
+
+
 def from_chat(answer: Mapping[str, Any], params: Mapping[str, Any]) -> Completion:
     """A :class:`Completion` for a chat-completions answer to ``params``."""
     choice = answer["choices"][0]
@@ -185,12 +199,8 @@ def from_chat(answer: Mapping[str, Any], params: Mapping[str, Any]) -> Completio
         content.append({"type": "text", "text": msg["content"]})
     for i, call in enumerate(msg.get("tool_calls") or ()):
         fn = call.get("function", {})
-        try:
-            args = orjson.loads(fn.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            args = {}
         content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{i}", "name": fn.get("name", ""),
-                        "input": args if isinstance(args, dict) else {}})
+                        "input": _tool_input(fn)})
     if not content:
         content.append({"type": "text", "text": ""})
     # Chat completions say "stop" both for a natural end and for a stop sequence, and the server has cut
