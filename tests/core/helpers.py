@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 import batchframe
+from loopback import list_batches
 
 KEY = "sk-test-key-0123456789"
 FAST = batchframe.RetryPolicy(max_retries=8, backoff=0.01, max_backoff=0.05)
@@ -23,18 +24,7 @@ def submit(df, service, **kwargs):
 
 def remote_batches(service, key=KEY):
     """The service's own batch list (every page), newest first."""
-    out, after = [], None
-    with httpx.Client(
-        base_url=service.base_url, headers={"x-api-key": key, "anthropic-version": "2023-06-01"}, timeout=30
-    ) as client:
-        for _ in range(1000):
-            params = {"limit": 1000, **({"after_id": after} if after else {})}
-            page = client.get("/v1/messages/batches", params=params).raise_for_status().json()
-            out += page["data"]
-            if not page["has_more"]:
-                return out
-            after = page["last_id"]
-    raise AssertionError("too many pages")
+    return list_batches(service.base_url, key)
 
 
 def raw_results(service, batch_id, key=KEY):

@@ -12,10 +12,10 @@ import subprocess
 import sys
 import textwrap
 
-import httpx
 import pandas as pd
 
 import batchframe
+from loopback import list_batches
 
 KEY = "sk-test-key-0123456789"
 FAST = batchframe.RetryPolicy(max_retries=8, backoff=0.01, max_backoff=0.05)
@@ -31,16 +31,7 @@ def submit(df, service, **kwargs):
 
 def service_batches(service) -> list[dict]:
     """The service's own batch list (every page), newest first."""
-    out, after = [], None
-    with httpx.Client(base_url=service.base_url, headers=HEADERS, timeout=30) as client:
-        for _ in range(1000):
-            params = {"limit": 1000, **({"after_id": after} if after else {})}
-            page = client.get("/v1/messages/batches", params=params).raise_for_status().json()
-            out += page["data"]
-            if not page["has_more"]:
-                return out
-            after = page["last_id"]
-    raise AssertionError("too many pages")
+    return list_batches(service.base_url, KEY)
 
 
 def frame(n: int, word: str = "row") -> pd.DataFrame:
