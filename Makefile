@@ -41,7 +41,7 @@ endif
 	$(BIN)/batchframe demo --engine $(ENGINE)
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check batchframe tests benchmarks
 
 bench: $(VENV)/.test-installed
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

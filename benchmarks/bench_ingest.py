@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 import pandas as pd
 
-from batchframe.providers import provider_class, resolve_endpoint
-from batchframe.results import ResultParser
+from batchframe.providers import open_endpoint, provider_class
+from batchframe.providers.anthropic.results import ResultParser
 
 BATCH_ID = "msgbatch_bench000000000000000001"
 
@@ -166,7 +166,7 @@ def sdk_frame(base_url: str) -> pd.DataFrame:
 
 
 def batchframe_http_frame(base_url: str) -> pd.DataFrame:
-    endpoint = resolve_endpoint("anthropic", api_key="bench", base_url=base_url)
+    endpoint = open_endpoint("anthropic", api_key="bench", base_url=base_url)
     parser = ResultParser()
     with provider_class("anthropic")(endpoint) as provider, provider.stream_results(BATCH_ID) as chunks:
         for chunk in chunks:

@@ -4,7 +4,7 @@ A job of N rows (default 100,000) runs on the local service (echo engine) with 1
 errored by fault injection. Then, in the same run:
 
 * baseline: ``job.results()`` (read every harvested shard, keep the latest attempt per row, price rows);
-* selection: which rows ``retry()`` would resend (``row_outcomes`` + ``select_rows``);
+* selection: which rows ``retry()`` would resend (``latest_results`` + ``select_rows``);
 * planning: writing attempt 2's requests (``plan_attempt``: bodies with new custom_ids, sharded);
 * ``batchframe.jobs()`` over the store.
 
@@ -22,7 +22,7 @@ import time
 import pandas as pd
 
 import batchframe
-from batchframe.retry import plan_attempt, row_outcomes, select_rows
+from batchframe.jobs.resubmit import latest_results, plan_attempt, select_rows
 from batchframe.server import Faults, serve_in_thread
 
 
@@ -46,7 +46,7 @@ def main(n: int) -> int:
         job.wait(poll_interval=0.5, timeout=3600)
     manifest, store = job.manifest, job.store
     base, results = timed(job.results)
-    select, positions = timed(lambda: select_rows(row_outcomes(store, manifest)))
+    select, positions = timed(lambda: select_rows(latest_results(store, manifest)))
     plan, _ = timed(lambda: plan_attempt(store, manifest, positions))
     table, _ = timed(batchframe.jobs)
     errored = int((results["llm_status"] == "errored").sum())

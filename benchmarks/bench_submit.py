@@ -1,7 +1,7 @@
 """The submit path without the network: DataFrame -> request bodies -> shards -> serialized create bodies.
 
 Measures ``build_requests`` (template over two columns plus a per-row max_tokens column), ``plan_shards``
-and ``shard_body`` for every shard, on 1,000,000 rows; then, separately, writing requests.parquet (what
+and the codec's ``frame_shard`` for every shard, on 1,000,000 rows; then, separately, writing requests.parquet (what
 ``submit`` persists before the first POST). Baseline in the same run: a plain loop of ``json.dumps`` of
 the same bodies. Target: >= 1,000,000 rows/min for DataFrame -> serialized shards.
 Run: .venv/bin/python benchmarks/bench_submit.py [n_rows]
@@ -21,10 +21,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from batchframe.build import build_requests
-from batchframe.shard import plan_shards, shard_body
-from batchframe.store import Store
-from batchframe.submission import _requests_table
+from batchframe.jobs.store import Store
+from batchframe.jobs.submit import _requests_table
+from batchframe.providers.anthropic import codec
+from batchframe.requests.build import build_requests
+from batchframe.requests.shards import plan_shards
 
 
 def frame(n: int) -> pd.DataFrame:
@@ -41,7 +42,7 @@ def frame(n: int) -> pd.DataFrame:
     )
 
 
-def to_shards(df: pd.DataFrame) -> tuple[list[bytes], object, list[tuple[int, int]]]:
+def to_shards(df: pd.DataFrame) -> tuple[list[bytes], object, list[bytes], list[tuple[int, int]]]:
     requests = build_requests(
         df,
         prompt="Summarize the review '{title}': {body}",
@@ -50,8 +51,10 @@ def to_shards(df: pd.DataFrame) -> tuple[list[bytes], object, list[tuple[int, in
         system="Answer in one sentence.",
         temperature=0.0,
     )
-    ranges = plan_shards(np.fromiter((len(b) for b in requests.bodies), np.int64, requests.n_sent))
-    return [shard_body(requests.bodies[a:b]) for a, b in ranges], requests, ranges
+    lines = codec.encode_lines(requests.custom_ids, requests.params)
+    sizes = np.fromiter((len(b) for b in lines), np.int64, requests.n_sent)
+    ranges = plan_shards(sizes, envelope=codec.ENVELOPE_BYTES)
+    return [codec.frame_shard(lines[a:b]) for a, b in ranges], requests, lines, ranges
 
 
 def json_baseline(df: pd.DataFrame) -> int:
@@ -79,7 +82,7 @@ def json_baseline(df: pd.DataFrame) -> int:
 def main(n: int = 1_000_000) -> None:
     df = frame(n)
     start = time.perf_counter()
-    shards, requests, ranges = to_shards(df)
+    shards, requests, lines, ranges = to_shards(df)
     t_shards = time.perf_counter() - start
     start = time.perf_counter()
     json_baseline(df)
@@ -88,7 +91,7 @@ def main(n: int = 1_000_000) -> None:
         store = Store(tmp)
         shard_of = np.repeat(np.arange(len(ranges), dtype=np.int32), [b - a for a, b in ranges])
         start = time.perf_counter()
-        store.write_table(store.requests_path("bench"), _requests_table(df.index, requests, shard_of))
+        store.write_table(store.requests_path("bench"), _requests_table(df.index, requests, lines, shard_of))
         t_parquet = time.perf_counter() - start
     total_mb = sum(len(b) for b in shards) / 1e6
     print(

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from batchframe import ConfigError, InputError
-from batchframe.cli import main
-from batchframe.demo import load_reviews, run_demo
+from batchframe.cli.demo import load_reviews, run_demo
+from batchframe.cli.main import main
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "reviews.csv"
 

@@ -2,7 +2,7 @@ import pytest
 
 import batchframe
 from batchframe import errors
-from batchframe.cli import main
+from batchframe.cli.main import main
 
 
 def test_all_is_honest():

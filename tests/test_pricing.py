@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from batchframe.pricing import PRICES, batch_cost, price_for
+from batchframe.providers.anthropic.pricing import PRICES, batch_price_for, price_for
+from batchframe.results.cost import batch_cost
 
 
 def test_dated_and_latest_ids_resolve_to_the_base_model():
@@ -16,7 +17,7 @@ def test_unknown_models_have_no_price(model):
 
 def test_batch_cost_is_half_of_list_price_for_every_token_kind():
     model = pd.Series(["claude-sonnet-4-5"])
-    cost = batch_cost(model, input_tokens=pd.Series([1000]), output_tokens=pd.Series([100]),
+    cost = batch_cost(model, batch_price_for, input_tokens=pd.Series([1000]), output_tokens=pd.Series([100]),
                       cache_creation_input_tokens=pd.Series([2000]), cache_read_input_tokens=pd.Series([4000]),
                       cache_creation_1h_input_tokens=pd.Series([500]))
     list_price = 1000 * 3.0 + 100 * 15.0 + 1500 * 3.75 + 500 * 6.0 + 4000 * 0.30
@@ -25,7 +26,7 @@ def test_batch_cost_is_half_of_list_price_for_every_token_kind():
 
 def test_rows_without_usage_or_price_get_null_cost():
     model = pd.Series(["claude-haiku-4-5", "claude-haiku-4-5", "mystery-model"], index=["a", "b", "c"])
-    cost = batch_cost(model, input_tokens=pd.Series([10, None, 10], index=model.index, dtype="Int64"),
+    cost = batch_cost(model, batch_price_for, input_tokens=pd.Series([10, None, 10], index=model.index, dtype="Int64"),
                       output_tokens=pd.Series([2, None, 2], index=model.index, dtype="Int64"))
     assert str(cost.dtype) == "Float64"
     assert cost["a"] == pytest.approx((10 * 1.0 + 2 * 5.0) / 2e6)

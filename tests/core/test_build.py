@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 
 import batchframe
-from batchframe.build import build_requests, render_prompts
 from batchframe.errors import InputError
+from batchframe.providers.anthropic.codec import encode_lines
+from batchframe.requests.build import build_requests, render_prompts
+from batchframe.requests.fingerprint import fingerprint
 
 
 def params(rs, i):
-    return orjson.loads(rs.bodies[i])["params"]
+    return orjson.loads(rs.params[i])
 
 
 def test_column_prompt_builds_one_body_per_row_with_custom_ids_by_position():
@@ -26,7 +28,7 @@ def test_column_prompt_builds_one_body_per_row_with_custom_ids_by_position():
         "temperature": 0.2,
         "messages": [{"role": "user", "content": "b"}],
     }
-    assert orjson.loads(rs.bodies[2])["custom_id"] == "r2"
+    assert rs.positions.tolist() == [0, 1, 2]
 
 
 def test_template_over_columns_with_format_spec():
@@ -114,10 +116,13 @@ def test_unreadable_document_names_row_and_path(tmp_path):
 
 def test_fingerprint_depends_on_provider_identity_and_bodies():
     df = pd.DataFrame({"q": ["a", "b"]})
-    a = build_requests(df, prompt="q", model="m", max_tokens=5)
-    b = build_requests(df, prompt="q", model="m", max_tokens=6)
-    assert a.fingerprint("x") == build_requests(df, prompt="q", model="m", max_tokens=5).fingerprint("x")
-    assert a.fingerprint("x") != a.fingerprint("y") != b.fingerprint("y")
+
+    def lines(max_tokens):
+        rs = build_requests(df, prompt="q", model="m", max_tokens=max_tokens)
+        return encode_lines(rs.custom_ids, rs.params)
+
+    assert fingerprint("x", lines(5)) == fingerprint("x", lines(5))
+    assert fingerprint("x", lines(5)) != fingerprint("y", lines(5)) != fingerprint("y", lines(6))
 
 
 def test_dry_run_previews_without_sending():

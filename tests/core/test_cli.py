@@ -3,8 +3,8 @@
 import pandas as pd
 from helpers import KEY, remote_batches
 
-from batchframe.cli import main
-from batchframe.store import table_metadata
+from batchframe import table_metadata
+from batchframe.cli.main import main
 
 
 def test_submit_status_results_jobs(service, tmp_path, monkeypatch, capsys):
@@ -30,10 +30,10 @@ def test_submit_status_results_jobs(service, tmp_path, monkeypatch, capsys):
         "0.05",
     ]
     assert main(args) == 0
-    assert "state=ended" in capsys.readouterr().out
+    assert "· ended" in capsys.readouterr().out
     assert main(args) == 0 and len(remote_batches(service)) == 1  # a re-run pays nothing
     assert main(["status", "cli-job"]) == 0
-    assert "succeeded=2" in capsys.readouterr().out
+    assert "succeeded 2" in capsys.readouterr().out
     out = tmp_path / "out.parquet"
     assert main(["results", "cli-job", "-o", str(out), "--input", str(source), "--index-col", "id"]) == 0
     frame = pd.read_parquet(out)

@@ -5,9 +5,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from batchframe import table_metadata
 from batchframe.errors import InputError, JobNotFoundError
-from batchframe.merge import HARVEST_SCHEMA, combine, merge_into, to_frame
-from batchframe.store import Store, table_metadata, validate_name
+from batchframe.jobs.store import Store, validate_name
+from batchframe.results.combine import combine, to_frame
+from batchframe.results.merge import merge_into
+from batchframe.results.schema import HARVEST_SCHEMA
 
 
 def harvested(rows):

@@ -3,8 +3,10 @@
 import orjson
 import pytest
 
-from batchframe.results import RESULT_SCHEMA, ResultParser, _parse_lines, dedupe, parse_results
-from batchframe.results_arrow import parse_block
+from batchframe.providers.anthropic.results import ResultParser, _parse_lines, parse_results
+from batchframe.providers.anthropic.results_arrow import parse_block
+from batchframe.results.combine import dedupe
+from batchframe.results.schema import RESULT_SCHEMA
 
 
 def ok(cid, text, **usage):

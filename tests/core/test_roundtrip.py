@@ -8,7 +8,8 @@ import pytest
 from helpers import KEY, raw_results, remote_batches, submit, values
 
 import batchframe
-from batchframe.store import table_metadata
+from batchframe import table_metadata
+from batchframe.jobs import polling
 
 INDEXES = {
     "string": pd.Index(["first row", "zweite Zeile ü", "第三", "x/../y", "spaces  and\ttabs"], name="key"),
@@ -142,7 +143,8 @@ def test_ctrl_c_stops_waiting_without_canceling(service_factory, monkeypatch, ca
     def interrupt(_seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("batchframe.waiting._sleep", interrupt)  # Ctrl-C arrives while wait() sleeps
+    # Ctrl-C arrives while wait() sleeps. (`batchframe.jobs` is the public function: reach the module directly.)
+    monkeypatch.setattr(polling, "_sleep", interrupt)
     with pytest.raises(KeyboardInterrupt):
         job.wait(poll_interval=0.05)
     assert "NOT canceled" in capsys.readouterr().err

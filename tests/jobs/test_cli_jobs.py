@@ -3,7 +3,7 @@
 import anthropic
 from jobs_helpers import KEY, frame, service_batches, submit
 
-from batchframe.cli import main
+from batchframe.cli.main import main
 from batchframe.server import Faults
 
 

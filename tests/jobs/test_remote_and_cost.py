@@ -8,7 +8,7 @@ import pytest
 from jobs_helpers import KEY, frame, service_batches, submit
 
 import batchframe
-from batchframe.pricing import BATCH_DISCOUNT, price_for
+from batchframe.providers.anthropic.pricing import BATCH_DISCOUNT, price_for
 from batchframe.server.engines.base import register_engine
 from batchframe.server.engines.echo import EchoEngine
 

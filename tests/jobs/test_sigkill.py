@@ -12,18 +12,18 @@ import pytest
 from jobs_helpers import KEY, child, frame, kill_at_marker, service_batches, submit
 
 import batchframe
-from batchframe import orphans
+from batchframe.jobs import orphans
 
 ROWS = 5
 
 
 def _killed_submit(service, df, *, after_post: bool, name: str = "killed", max_tokens: int = 64) -> str:
     """Submit ``df`` as job ``name`` in a child, SIGKILLed right after (or right before) the POST."""
-    wrapper = ("batch = original(self, body); print('CREATED', batch['id'], flush=True); time.sleep(120)"
+    wrapper = ("batch = original(self, body); print('CREATED', batch.id, flush=True); time.sleep(120)"
                if after_post else "print('POSTING', flush=True); time.sleep(120)")
     proc = child(f"""
         import time, pandas as pd, batchframe
-        from batchframe.providers.anthropic import AnthropicProvider
+        from batchframe.providers.anthropic.client import AnthropicProvider
         original = AnthropicProvider.create
         def create(self, body):
             {wrapper}

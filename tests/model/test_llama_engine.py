@@ -6,8 +6,8 @@ import jsonschema
 import pytest
 from model_helpers import MODEL, chatml, model_file
 
-from batchframe.errors import ServiceError
 from batchframe.server.engines import EngineError, make_engine
+from batchframe.server.errors import ServiceError
 
 pytestmark = pytest.mark.model
 

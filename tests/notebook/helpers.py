@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from batchframe.status import JobStatus, ShardStatus
+from batchframe.types import JobStatus, ShardStatus
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -3,8 +3,9 @@
 import pyarrow as pa
 import pytest
 
-from batchframe.harvest import _cost
-from batchframe.manifest import _known_sum
+from batchframe.jobs.manifest import known_sum
+from batchframe.providers.anthropic.pricing import batch_price_for
+from batchframe.results.cost import total_cost
 
 
 def _results(models, inputs, outputs):
@@ -18,13 +19,13 @@ def _results(models, inputs, outputs):
 def test_shard_cost_at_batch_prices():
     # claude-haiku-4-5: $1 / $5 per million tokens, half price in a batch; an errored row has no usage.
     table = _results(["claude-haiku-4-5", "claude-haiku-4-5", None], [1_000_000, 0, None], [0, 200_000, None])
-    assert _cost(table) == pytest.approx(0.5 + 0.5)
+    assert total_cost(table, batch_price_for) == pytest.approx(0.5 + 0.5)
 
 
 def test_unknown_price_is_none_not_zero():
-    assert _cost(_results(["echo", "echo"], [10, 20], [1, 2])) is None
+    assert total_cost(_results(["echo", "echo"], [10, 20], [1, 2]), batch_price_for) is None
 
 
 def test_job_sums_known_shard_costs():
-    assert _known_sum([None, None]) is None
-    assert _known_sum([0.25, None, 0.5]) == pytest.approx(0.75)
+    assert known_sum([None, None]) is None
+    assert known_sum([0.25, None, 0.5]) == pytest.approx(0.75)

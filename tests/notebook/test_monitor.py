@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from batchframe.monitor import Backoff, Monitor, live_monitors
+from batchframe.jobs.polling import Backoff
+from batchframe.progress.monitor import Monitor, live_monitors
 
 from .helpers import Scripted, job_status, shard
 

@@ -69,8 +69,9 @@ MONITOR_CELLS = [
     """import time, threading
 import pandas as pd
 import batchframe
-from batchframe.monitor import Backoff, live_monitors
-from batchframe.widget import display_job
+from batchframe.jobs.polling import Backoff
+from batchframe.progress.monitor import live_monitors
+from batchframe.progress.widget import display_job
 df = pd.DataFrame({"q": [f"question {i}" for i in range(12)]})
 job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=8, name="live", provider="local",
                       provider_options={"engine": "echo"})

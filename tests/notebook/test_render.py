@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from batchframe.render import format_duration, summarize, to_html, to_text
+from batchframe.progress.render import format_duration, summarize, to_html, to_text
 
 from .helpers import T0, job_status, shard
 
@@ -78,9 +78,9 @@ def test_total_counts_rows_once_across_retries():
     first = shard(0, n=40, canceled=39)
     retry = replace(shard(0, n=39), attempt=2)
     st = job_status(first, retry)
-    assert summarize(st).total.counts["canceled"] == 39  # without row counts: summed shard counts
-    rows = {"succeeded": 40, "errored": 0, "canceled": 0, "expired": 0, "pending": 0, "skipped": 0}
+    assert summarize(st).total.counts["canceled"] == 39  # a hand-made snapshot: summed shard counts
+    rows = {"processing": 0, "succeeded": 40, "errored": 0, "canceled": 0, "expired": 0}
     s = summarize(replace(st, row_counts=rows))
-    assert (s.total.label, s.total.total, s.total.outcome) == ("total rows", 40, "success")
+    assert (s.total.label, s.total.total, s.total.outcome) == ("total", 40, "success")
     assert [b.label for b in s.shards] == ["shard 0", "shard 0 (attempt 2)"]
     assert [b.outcome for b in s.shards] == ["failure", "success"]

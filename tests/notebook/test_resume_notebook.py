@@ -49,7 +49,7 @@ def test_resume_and_retry_across_a_kernel_restart(tmp_path, demo_service_dir, mo
     assert f"resubmitted {canceled['canceled']} rows" in retried
     assert re.search(rf"succeeded\s+{N_REVIEWS}\b", retried) and "canceled" not in retried.split("resubmitted")[1]
     final = outputs_text(tagged(nb, "final"))
-    assert re.search(rf"total rows +\[#+\] {N_REVIEWS}/{N_REVIEWS}  succeeded {N_REVIEWS} ", final)
+    assert re.search(rf"total +\[#+\] {N_REVIEWS}/{N_REVIEWS}  succeeded {N_REVIEWS} ", final)
     assert "shard 0 (attempt 2)" in final
     summary = tagged(nb, "summary")["outputs"][0]["data"]["text/plain"].splitlines()
     attempts = {int(line.split()[2]): int(line.split()[3]) for line in summary[1:]}

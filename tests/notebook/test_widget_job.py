@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import batchframe  # noqa: F401  (registers df.batch)
-from batchframe.monitor import Backoff
-from batchframe.widget import JobWidget, display_job
+from batchframe.jobs.polling import Backoff
+from batchframe.progress.widget import JobWidget, display_job
 
 from .services import stop_recorded_service
 
@@ -125,7 +125,7 @@ def test_showing_a_job_again_stops_the_older_view(service_factory):
 
 
 def test_a_job_with_an_unsent_shard_stops_polling_and_says_why(service_factory, tmp_path):
-    from batchframe.http import RetryPolicy
+    from batchframe.providers.http import RetryPolicy
     from batchframe.server import Faults
 
     service = service_factory(faults=Faults(http_error_rate=1.0, http_error_statuses=(500,), seed=1))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batchframe.cli import main
+from batchframe.cli.main import main
 from batchframe.server.cli import engine_options
 
 

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from batchframe.errors import ServiceError
 from batchframe.server import serve_in_thread
+from batchframe.server.errors import ServiceError
 from batchframe.server.migrations import MIGRATIONS, migrate
 from batchframe.server.store import Store
 

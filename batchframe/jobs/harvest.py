@@ -1,0 +1,154 @@
+"""Download one ended shard's results, match them to rows through the persisted mapping, and write
+them to the job store in one atomic step.
+
+A cut download is retried; lines already received count (results are keyed by custom_id, so the
+union of several partial downloads, deduplicated, is the result). A shard is recorded as harvested
+only once every request it sent has a result line, so a crash or a cut stream never leaves a file
+that could be taken for a complete one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batchframe.errors import TransportError
+from batchframe.jobs.store import Store
+from batchframe.providers.base import Provider
+from batchframe.requests.keys import positions_of
+from batchframe.results.combine import dedupe
+from batchframe.results.cost import total_cost
+from batchframe.results.schema import HARVEST_SCHEMA
+
+#: Downloads of one shard's results per harvest before giving up until the next refresh.
+MAX_DOWNLOADS = 4
+
+
+def shard_mapping(store: Store, name: str, attempt: int, shard: int) -> tuple[pa.Array, np.ndarray]:
+    """The custom_ids a shard sent and their row positions, from the persisted requests.
+
+    Examples
+    --------
+    >>> ids, positions = shard_mapping(job.store, job.name, attempt=1, shard=0)  # doctest: +SKIP
+    >>> ids[0].as_py(), positions[0]  # doctest: +SKIP
+    ('r0', 0)
+    """
+    table = store.read_table(store.requests_path(name, attempt), columns=["position", "custom_id", "shard"])
+    table = table.filter(pc.equal(table.column("shard"), shard))
+    return table.column("custom_id").combine_chunks(), table.column("position").to_numpy()
+
+
+def download(
+    provider: Provider,
+    batch_id: str,
+    expected: int,
+    *,
+    max_downloads: int = MAX_DOWNLOADS,
+    known: pa.Array | None = None,
+) -> pa.Table:
+    """All result lines of a batch, deduplicated; re-downloads while fewer than ``expected`` arrived.
+
+    Raises
+    ------
+    TransportError
+        Still incomplete after ``max_downloads`` attempts.
+
+    Examples
+    --------
+    >>> download(provider, "msgbatch_01...", expected=100).num_rows  # doctest: +SKIP
+    100
+    """
+    tables: list[pa.Table] = []
+    got, cut = 0, None
+    for n in range(max_downloads):
+        parser = provider.result_parser()
+        try:
+            with provider.stream_results(batch_id) as chunks:
+                for chunk in chunks:
+                    parser.feed(chunk)
+        except TransportError as exc:
+            cut = exc
+        tables.append(parser.finish())
+        table = dedupe(pa.concat_tables(tables))
+        tables = [table]
+        got = _count_known(table, known)
+        if got >= expected:
+            return table
+        time.sleep(min(0.05 * 2**n, 2.0))
+    raise TransportError(
+        f"results of batch {batch_id} incomplete after {max_downloads} downloads: "
+        f"{got} of {expected} lines" + (f" (last error: {cut})" if cut else "")
+    )
+
+
+def _count_known(table: pa.Table, known: pa.Array | None) -> int:
+    if known is None:
+        return table.num_rows
+    return int(pc.sum(pc.is_in(table.column("custom_id"), value_set=known)).as_py() or 0)
+
+
+def harvest_shard(
+    provider: Provider, store: Store, manifest: dict[str, Any], attempt: int, shard: dict[str, Any]
+) -> dict[str, Any]:
+    """Download, match and persist one ended shard; returns the fields to record on the shard as it
+    moves to ``harvested``.
+
+    Examples
+    --------
+    >>> move(shard, ShardState.HARVESTED, **harvest_shard(provider, store, manifest, 1, shard))  # doctest: +SKIP
+    """
+    name = manifest["name"]
+    known, positions = shard_mapping(store, name, attempt, shard["index"])
+    table = download(provider, shard["batch_id"], len(known), known=known)
+    rows = positions_of(table.column("custom_id"), known, positions)
+    table = table.filter(pa.array(rows >= 0))  # lines this shard never sent cannot land on any row
+    rows = rows[rows >= 0]
+    table = table.append_column("position", pa.array(rows, pa.int64()))
+    table = table.append_column("attempt", pa.array(np.full(len(rows), attempt, np.int32)))
+    table = table.append_column("batch_id", pa.array([shard["batch_id"]] * len(rows), pa.string()))
+    indexed = _with_index(store, name, table.select(HARVEST_SCHEMA.names), rows)
+    path = store.results_path(name, attempt, shard["index"])
+    store.write_table(path, indexed, metadata=_metadata(manifest, attempt, shard))
+    return {
+        "results_file": str(path.relative_to(store.job_dir(name))),
+        "n_results": len(rows),
+        "result_counts": _status_counts(table),
+        "input_tokens": _sum(table, "input_tokens"),
+        "output_tokens": _sum(table, "output_tokens"),
+        "cost_usd": total_cost(table, provider.price_for),
+    }
+
+
+def _with_index(store: Store, name: str, table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The results with the source index labels of their rows, as pandas metadata Parquet keeps."""
+    source = store.read_table(store.requests_path(name, 1), columns=["position"]).to_pandas()
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    frame.index = source.index[rows]
+    return pa.Table.from_pandas(frame, preserve_index=True)
+
+
+def _metadata(manifest: dict[str, Any], attempt: int, shard: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "job": manifest["name"],
+        "provider": manifest["provider"],
+        "model": manifest["model"],
+        "batch_ids": [shard["batch_id"]],
+        "attempt": attempt,
+        "shard": shard["index"],
+        "created_at": manifest["created_at"],
+        "batch_created_at": shard.get("created_at"),
+    }
+
+
+def _status_counts(table: pa.Table) -> dict[str, int]:
+    counts = pc.value_counts(table.column("status")).to_pylist()
+    return {item["values"]: item["counts"] for item in counts if item["values"] is not None}
+
+
+def _sum(table: pa.Table, column: str) -> int:
+    return int(pc.sum(table.column(column)).as_py() or 0)

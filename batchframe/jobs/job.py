@@ -1,0 +1,469 @@
+"""The Job: one submit call, its shards (remote batches) and attempts, persisted in the job store.
+
+Every method re-reads the manifest under the job's file lock, so two processes (or a notebook and a
+terminal) can work on one job. A Job keeps one HTTP connection (one ``httpx.Client``, injected into its
+provider) for its lifetime, not one per poll; it is closed by :meth:`Job.close` or when the Job is collected.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import weakref
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pandas as pd
+import pyarrow.compute as pc
+
+from batchframe.errors import (
+    APIError,
+    OrphanBatchError,
+    TransportError,
+)
+from batchframe.jobs import delete, polling, resubmit
+from batchframe.jobs.create import Ambiguous, create_checked
+from batchframe.jobs.harvest import harvest_shard
+from batchframe.jobs.manifest import iter_shards, job_status, now
+from batchframe.jobs.orphans import adopt_chosen, reconcile, verify_adopted
+from batchframe.jobs.states import SENDABLE, ShardState, move, record_batch, state_of
+from batchframe.jobs.store import Store
+from batchframe.jobs.views import VIEWS
+from batchframe.providers import Endpoint, Provider, provider_class
+from batchframe.providers.http import RetryPolicy
+from batchframe.results.combine import combine, to_frame
+from batchframe.results.cost import cost_array
+from batchframe.results.merge import merge_into
+from batchframe.results.schema import DEFAULT_PREFIX, HARVEST_SCHEMA
+from batchframe.types import JobStatus
+
+
+class Job:
+    """A submitted DataFrame: shards on a provider, and their results in the job store.
+
+    Examples
+    --------
+    >>> job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=64,
+    ...                       provider="local")  # doctest: +SKIP
+    >>> job.wait(poll_interval=1).counts  # doctest: +SKIP
+    {'processing': 0, 'succeeded': 2, 'errored': 0, 'canceled': 0, 'expired': 0}
+    >>> df.batch.merge(job)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        store: Store | None = None,
+        endpoint: Endpoint | None = None,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+    ):
+        self.store = store or Store()
+        self._manifest = self.store.read_manifest(name)
+        self._endpoint = endpoint
+        self._http_policy = retry or RetryPolicy()
+        self._api_key = api_key
+        self._provider: Provider | None = None
+        self._client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
+        # Closed when the Job is collected too: a notebook rarely closes what it opened.
+        self._finalizer = weakref.finalize(self, self._client.close)
+
+    @classmethod
+    def open(
+        cls,
+        name: str,
+        *,
+        store: str | Store | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Job:
+        """Re-attach to a job of the store by name (from any process); no network.
+
+        The API key comes from ``api_key`` or the environment (it is never stored); the provider and
+        base URL from the manifest.
+
+        Examples
+        --------
+        >>> job = Job.open("reviews")  # doctest: +SKIP
+        """
+        return cls(name, store=store if isinstance(store, Store) else Store(store), retry=retry, api_key=api_key)
+
+    def __repr__(self) -> str:
+        status = self.status
+        return (
+            f"Job(name={self.name!r}, provider={self.provider_name!r}, model={self.model!r}, "
+            f"state={status.state!r}, rows={status.n_rows})"
+        )
+
+    def _ipython_display_(self) -> None:
+        """In Jupyter: the live widget (returns at once, updates itself); elsewhere: the status as text.
+
+        The view is registered by :mod:`batchframe.progress` (see :mod:`batchframe.jobs.views`).
+        """
+        if VIEWS.display is None:
+            print(repr(self))
+        else:
+            VIEWS.display(self)
+
+    @property
+    def name(self) -> str:
+        """The job's name in the store."""
+        return self._manifest["name"]
+
+    @property
+    def provider_name(self) -> str:
+        """``"anthropic"`` or ``"local"``."""
+        return self._manifest["provider"]
+
+    @property
+    def model(self) -> str:
+        """The model the requests name."""
+        return self._manifest["model"]
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A copy of the last manifest read (plain JSON data; see :mod:`batchframe.jobs.manifest`).
+
+        Examples
+        --------
+        >>> job.manifest["attempts"][0]["shards"][0]["batch_id"]  # doctest: +SKIP
+        'msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d'
+        """
+        return _copy(self._manifest)
+
+    @property
+    def status(self) -> JobStatus:
+        """Last known status, from the manifest; no network. :meth:`refresh` asks the provider.
+
+        Examples
+        --------
+        >>> job.status.counts  # doctest: +SKIP
+        {'processing': 10, 'succeeded': 0, 'errored': 0, 'canceled': 0, 'expired': 0}
+        """
+        return job_status(self._manifest)
+
+    def close(self) -> None:
+        """Close the job's HTTP connection (a later network step opens a new one).
+
+        Examples
+        --------
+        >>> with batchframe.open_job("reviews") as job:  # doctest: +SKIP
+        ...     job.refresh()
+        """
+        self._provider = None
+        self._finalizer()
+        self._client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
+        self._finalizer = weakref.finalize(self, self._client.close)
+
+    def __enter__(self) -> Job:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- network steps --------------------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[tuple[dict[str, Any], Provider]]:
+        """Hold the job lock and re-read the manifest for one operation; yields it with the job's provider.
+
+        Changes to the manifest are persisted by :meth:`save` (call it before and after every network step).
+
+        Examples
+        --------
+        >>> with job.session() as (manifest, provider):  # doctest: +SKIP
+        ...     provider.retrieve(manifest["attempts"][0]["shards"][0]["batch_id"]).state
+        'ended'
+        """
+        with self.store.lock(self.name):
+            self._manifest = self.store.read_manifest(self.name)
+            yield self._manifest, self._connected()
+
+    def _connected(self) -> Provider:
+        if self._provider is None:
+            cls = provider_class(self.provider_name)
+            self._provider = cls(self._endpoint_for_job(), client=self._client, retry=self._http_policy)
+        return self._provider
+
+    def _endpoint_for_job(self) -> Endpoint:
+        if self._endpoint is None:
+            m = self._manifest
+            options = {"data_dir": m["data_dir"]} if m.get("data_dir") else {}
+            base_url = None if options else m["base_url"]
+            cls = provider_class(m["provider"])
+            self._endpoint = cls.open_endpoint(api_key=self._api_key, base_url=base_url, **options)
+        return self._endpoint
+
+    def save(self) -> None:
+        """Persist the manifest read by the current :meth:`session` (atomically, stamped ``updated_at``)."""
+        self._manifest["updated_at"] = now()
+        self.store.write_manifest(self.name, self._manifest)
+
+    def send_unsent(self, lines: Sequence[bytes] | None = None) -> JobStatus:
+        """Send every shard that has no remote batch yet (``planned``, or ``failed`` = refused).
+
+        Shards left ``creating`` by an interrupted process are first reconciled with the remote batches
+        (adopted, or sent again if none was created; see :mod:`batchframe.jobs.orphans`).
+
+        Examples
+        --------
+        >>> job.send_unsent().state  # doctest: +SKIP
+        'in_progress'
+        """
+        with self.session() as (manifest, provider):
+            reconcile(self.store, manifest, provider, self.save)
+            for attempt, shard in iter_shards(manifest):
+                if state_of(shard) in SENDABLE:
+                    self._send_shard(provider, attempt, shard, lines if attempt == 1 else None)
+        return self.status
+
+    def _send_shard(self, provider: Provider, attempt: int, shard: dict, lines: Sequence[bytes] | None) -> None:
+        shard_lines = self._shard_lines(attempt, shard["index"], lines)
+        move(shard, ShardState.CREATING, intent_at=now(), error=None)
+        self.save()  # persisted BEFORE the POST: a crash after it is detectable
+        body = provider.codec.frame_shard(shard_lines)
+        try:
+            betas = (self._manifest.get("request") or {}).get("betas") or ()
+            batch = create_checked(provider, self.store, shard, body, self._http_policy, betas=betas)
+        except Ambiguous as exc:  # a batch may exist: stays "creating" for orphans.reconcile
+            move(shard, ShardState.CREATING, error=_error_record(exc.error))
+            self.save()
+            raise exc.error from exc
+        except APIError as exc:  # refused, and the batch list shows nothing was created
+            move(shard, ShardState.FAILED, error=_error_record(exc))
+            self.save()
+            raise
+        except TransportError as exc:
+            move(shard, ShardState.CREATING if exc.maybe_sent else ShardState.PLANNED, error={"message": str(exc)})
+            self.save()
+            raise
+        if batch is not None:
+            record_batch(shard, batch)
+        self.save()  # the batch id, right after the POST
+
+    def _shard_lines(self, attempt: int, index: int, lines: Sequence[bytes] | None) -> Sequence[bytes]:
+        if lines is not None:  # still in memory from this submit: shards are consecutive runs of lines
+            shards = self._manifest["attempts"][0]["shards"]
+            start = sum(s["n_requests"] for s in shards[:index])
+            return lines[start : start + shards[index]["n_requests"]]
+        table = self.store.read_table(self.store.requests_path(self.name, attempt), columns=["shard", "body"])
+        table = table.filter(pc.equal(table.column("shard"), index))
+        return table.column("body").to_pylist()
+
+    def refresh(self) -> JobStatus:
+        """Ask the provider about every running shard; download and persist the results of ended ones.
+
+        Examples
+        --------
+        >>> job.refresh().state  # doctest: +SKIP
+        'in_progress'
+        """
+        with self.session() as (manifest, provider):
+            reconcile(self.store, manifest, provider, self.save)
+            for attempt, shard in iter_shards(manifest):
+                if state_of(shard) is ShardState.SUBMITTED:
+                    record_batch(shard, provider.retrieve(shard["batch_id"]))
+                    self.save()
+                if state_of(shard) is ShardState.ENDED and not (shard.get("adopted") or {"verified": True})["verified"]:
+                    try:
+                        verify_adopted(provider, self.store, manifest, attempt, shard)
+                    finally:
+                        self.save()
+                if state_of(shard) is ShardState.ENDED:
+                    move(shard, ShardState.HARVESTED, **harvest_shard(provider, self.store, manifest, attempt, shard))
+                    self.save()
+        return self.status
+
+    def wait(self, poll_interval: float = 10.0, timeout: float | None = None) -> JobStatus:
+        """Block until every shard has ended and its results are stored; show a progress bar.
+
+        Ctrl-C stops waiting and says so; it does not cancel the remote batches. A poll that fails for
+        a transient reason (network, 429, 529, 5xx, a cut download), after the HTTP layer's own retries,
+        is tried again at the next interval, up to :data:`batchframe.jobs.polling.POLL_FAILURES` times in a row.
+
+        Parameters
+        ----------
+        poll_interval : float
+            Seconds between refreshes.
+        timeout : float, optional
+            Raise :class:`batchframe.errors.JobTimeoutError` after this many seconds.
+
+        Examples
+        --------
+        >>> job.wait(poll_interval=5, timeout=3600).state  # doctest: +SKIP
+        'ended'
+        """
+        return polling.wait(self, poll_interval=poll_interval, timeout=timeout)
+
+    async def wait_async(self, poll_interval: float = 10.0, timeout: float | None = None) -> JobStatus:
+        """Like :meth:`wait` without blocking the event loop (refreshes run in a worker thread).
+
+        Examples
+        --------
+        >>> status = await job.wait_async(poll_interval=5)  # doctest: +SKIP
+        """
+        return await polling.wait_async(self, poll_interval=poll_interval, timeout=timeout)
+
+    def cancel(self) -> JobStatus:
+        """Ask the provider to cancel every shard still running. Rows already done keep their results.
+
+        A batch whose creation was interrupted is adopted first (see :mod:`batchframe.jobs.orphans`) and
+        canceled too; if that needs the user's choice, the others are canceled, then it is asked.
+
+        Examples
+        --------
+        >>> job.cancel().state  # doctest: +SKIP
+        'canceling'
+        """
+        with self.session() as (manifest, provider):
+            asked = _reconcile_or_error(self.store, manifest, provider, self.save)
+            for _, shard in iter_shards(manifest):
+                if state_of(shard) is ShardState.SUBMITTED and shard.get("remote_state") == "in_progress":
+                    record_batch(shard, provider.cancel(shard["batch_id"]))
+                    self.save()
+        if asked is not None:
+            raise asked
+        return self.status
+
+    def retry(
+        self,
+        error_types: Collection[str] | None = None,
+        *,
+        expired: bool = True,
+        canceled: bool = True,
+        missing: bool = True,
+    ) -> int:
+        """Resubmit, as a new attempt of this job, only the rows whose latest try failed; returns how many.
+
+        A row is resubmitted when its latest attempt ended with it errored (with one of ``error_types``),
+        expired, canceled, or without a result line. Rows still running or succeeded are never sent
+        again, so retrying twice without new failures submits nothing. Merged results take each row's
+        latest attempt (``attempt`` column). See :mod:`batchframe.jobs.resubmit`.
+
+        Parameters
+        ----------
+        error_types : collection of str, optional
+            Error types to resubmit; default every type but ``invalid_request_error`` (it would fail again).
+        expired, canceled, missing : bool
+            Whether to resubmit rows in those states.
+
+        Examples
+        --------
+        >>> job.retry()  # doctest: +SKIP
+        7
+        >>> job.wait(); job.retry()  # doctest: +SKIP
+        0
+        """
+        return resubmit.resubmit_failed(self, error_types, expired=expired, canceled=canceled, missing=missing)
+
+    def delete(self, *, local: bool = False) -> pd.DataFrame:
+        """Delete the remote batches that have ended (results downloaded first); report the others and why.
+
+        Parameters
+        ----------
+        local : bool
+            Also remove the job's folder from the store, only if no remote batch is left.
+
+        Returns
+        -------
+        DataFrame
+            One row per shard: ``attempt``, ``shard``, ``batch_id``, ``deleted``, ``reason``;
+            ``report.attrs["local_files_removed"]``.
+
+        Examples
+        --------
+        >>> job.delete(local=True)  # doctest: +SKIP
+        """
+        return delete.delete_job(self, local=local)
+
+    def adopt(self, batch_id: str | None, *, attempt: int | None = None, shard: int | None = None) -> JobStatus:
+        """Answer :class:`batchframe.errors.OrphanBatchError`: ``batch_id`` is the interrupted shard's batch,
+        or None if none is (the shard is then sent again: it may be paid twice if that was wrong).
+
+        Examples
+        --------
+        >>> job.adopt("msgbatch_013Zva2CMHLNnXjNJJKqJ2EF")  # doctest: +SKIP
+        """
+        with self.session() as (manifest, provider):
+            adopt_chosen(self.store, manifest, provider, batch_id, attempt=attempt, shard=shard)
+            self.save()
+        return self.status
+
+    # -- results ----------------------------------------------------------------------------------------
+    def results(self, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
+        """The result columns, one row per source row, indexed like the submitted frame.
+
+        Rows not harvested yet are ``pending``; rows never sent are ``skipped``.
+
+        Examples
+        --------
+        >>> job.results()["llm_status"].value_counts()  # doctest: +SKIP
+        """
+        with self.store.lock(self.name):
+            self._manifest = self.store.read_manifest(self.name)
+            source = self.store.read_table(self.store.requests_path(self.name, 1), columns=["position", "shard"])
+            tables = [
+                self.store.read_table(self.store.job_dir(self.name) / s["results_file"], columns=HARVEST_SCHEMA.names)
+                for _, s in iter_shards(self._manifest)
+                if state_of(s) is ShardState.HARVESTED
+            ]
+        skipped = source.column("shard").to_numpy() < 0
+        index = source.to_pandas().index  # the index columns come back through the pandas metadata
+        price_for = provider_class(self.provider_name).price_for
+        pricer = functools.partial(cost_array, price_for=price_for)
+        return to_frame(combine(len(skipped), skipped, tables, pricer=pricer), index, prefix)
+
+    def merge(self, df: pd.DataFrame, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
+        """``df`` with the result columns added (see :func:`batchframe.results.combine.merge_into`).
+
+        Examples
+        --------
+        >>> job.merge(df, prefix="ai_").columns[-1]  # doctest: +SKIP
+        'ai_tool_use'
+        """
+        return merge_into(df, self.results(prefix=prefix))
+
+    def export_metadata(self) -> dict[str, Any]:
+        """What an exported Parquet file records about this job (never the key).
+
+        Examples
+        --------
+        >>> job.export_metadata()["batch_ids"]  # doctest: +SKIP
+        ['msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d']
+        """
+        return {
+            "job": self.name,
+            "provider": self.provider_name,
+            "model": self.model,
+            "batch_ids": self.batch_ids(),
+            "created_at": self._manifest.get("created_at"),
+            "fingerprint": self._manifest.get("fingerprint"),
+        }
+
+    def batch_ids(self) -> list[str]:
+        """Remote batch ids of every shard that has one.
+
+        Examples
+        --------
+        >>> job.batch_ids()  # doctest: +SKIP
+        ['msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d']
+        """
+        return [s["batch_id"] for _, s in iter_shards(self._manifest) if s.get("batch_id")]
+
+
+def _error_record(exc: APIError) -> dict[str, Any]:
+    return {"status": exc.status, "type": exc.error_type, "message": exc.message, "request_id": exc.request_id}
+
+
+def _reconcile_or_error(store: Store, manifest: dict, provider: Provider, save: Any) -> OrphanBatchError | None:
+    try:
+        reconcile(store, manifest, provider, save)
+    except OrphanBatchError as exc:
+        return exc
+    return None
+
+
+def _copy(data: Any) -> Any:
+    return copy.deepcopy(data)

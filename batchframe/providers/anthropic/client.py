@@ -1,0 +1,107 @@
+"""Anthropic Message Batches over an injected ``httpx.Client``: the calls, decoded by :mod:`.codec`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from batchframe._version import __version__
+from batchframe.errors import ConfigError
+from batchframe.providers.anthropic import codec as wire
+from batchframe.providers.anthropic.pricing import batch_price_for
+from batchframe.providers.anthropic.results import ResultParser
+from batchframe.providers.base import (
+    BatchPage,
+    Capabilities,
+    Codec,
+    Endpoint,
+    Provider,
+    RemoteBatch,
+    check_batch_id,
+)
+from batchframe.providers.registry import register_provider
+from batchframe.results.cost import Price
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+_PATH = "/v1/messages/batches"
+_NO_KEY = (
+    "No Anthropic API key. Set one with `export ANTHROPIC_API_KEY=sk-ant-...` (or pass api_key=...), "
+    'or run without a key on the bundled local service: provider="local" '
+    "(or `export BATCHFRAME_PROVIDER=local`)."
+)
+
+
+@register_provider
+class AnthropicProvider(Provider):
+    """The Anthropic Message Batches API (``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``).
+
+    Examples
+    --------
+    >>> endpoint = AnthropicProvider.open_endpoint(api_key="sk-test")
+    >>> endpoint.base_url, "sk-test" in repr(endpoint)
+    ('https://api.anthropic.com', False)
+    """
+
+    name = "anthropic"
+    # 100,000 requests or 256 MB (read as decimal: the stricter reading) per batch; no client tags.
+    capabilities = Capabilities(max_requests=100_000, max_bytes=256_000_000)
+    codec: ClassVar[Codec] = wire  # the module is the codec
+
+    @classmethod
+    def price_for(cls, model: str | None) -> Price | None:
+        return batch_price_for(model)
+
+    @classmethod
+    def result_parser(cls) -> ResultParser:
+        return ResultParser()
+
+    @classmethod
+    def open_endpoint(cls, *, api_key: str | None = None, base_url: str | None = None, **options: Any) -> Endpoint:
+        if options:
+            raise ConfigError(f"provider 'anthropic' takes no options {sorted(options)}")
+        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not key:
+            raise ConfigError(_NO_KEY)
+        url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        return Endpoint(cls.name, url, f"{cls.name}:{url}", api_key=key)
+
+    def headers(self, endpoint: Endpoint) -> dict[str, str]:
+        return {
+            "x-api-key": endpoint.api_key or "",
+            "anthropic-version": API_VERSION,
+            "accept": "application/json",
+            "user-agent": f"batchframe/{__version__}",
+        }
+
+    def create(self, body: bytes, *, betas: Sequence[str] = ()) -> RemoteBatch:
+        # Never resent by the HTTP layer: a second POST could create (and bill) a second batch (jobs/create.py).
+        headers = {"anthropic-beta": ",".join(betas)} if betas else None
+        return wire.decode_batch(
+            self.http.request_json("POST", _PATH, content=body, headers=headers, resend_safe=False)
+        )
+
+    def retrieve(self, batch_id: str) -> RemoteBatch:
+        return wire.decode_batch(self.http.request_json("GET", f"{_PATH}/{check_batch_id(batch_id)}"))
+
+    def list(self, *, limit: int = 100, after: str | None = None) -> BatchPage:
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after_id"] = after
+        page = self.http.request_json("GET", _PATH, params=params)
+        batches = [wire.decode_batch(obj) for obj in page.get("data") or ()]
+        return BatchPage(batches, page.get("last_id") if page.get("has_more") else None)
+
+    def cancel(self, batch_id: str) -> RemoteBatch:
+        return wire.decode_batch(self.http.request_json("POST", f"{_PATH}/{check_batch_id(batch_id)}/cancel"))
+
+    def delete(self, batch_id: str) -> None:
+        self.http.request_json("DELETE", f"{_PATH}/{check_batch_id(batch_id)}")
+
+    @contextmanager
+    def stream_results(self, batch_id: str) -> Iterator[Iterator[bytes]]:
+        # The id-addressed path, not results_url: a gateway may mint a results_url we cannot dial.
+        with self.http.stream("GET", f"{_PATH}/{check_batch_id(batch_id)}/results") as response:
+            yield self.http.iter_bytes(response)

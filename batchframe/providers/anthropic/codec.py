@@ -1,0 +1,100 @@
+"""The Message Batches wire format: request lines, the create body, and batch objects as :class:`RemoteBatch`.
+
+A request line is ``{"custom_id": ..., "params": {...}}``; the create body is ``{"requests": [line, ...]}``.
+Both are assembled from pre-serialized bytes (never re-parsed), so a shard's size is known exactly from
+its lines' sizes before anything is sent. Nothing outside this folder knows these keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from batchframe.providers.base import RemoteBatch
+from batchframe.types import COUNT_KEYS
+
+_LINE_HEAD, _LINE_MID, _LINE_TAIL = b'{"custom_id":"', b'","params":', b"}"
+_BODY_HEAD, _BODY_TAIL = b'{"requests":[', b"]}"
+#: A create body's size minus the sum of (line size + 1) over its lines (see ``plan_shards(envelope=)``).
+ENVELOPE_BYTES = len(_BODY_HEAD) + len(_BODY_TAIL) - 1
+
+
+def encode_lines(custom_ids: Sequence[str], params: Sequence[bytes]) -> list[bytes]:
+    """The request line of each (custom_id, serialized params) pair.
+
+    Examples
+    --------
+    >>> encode_lines(["r0"], [b'{"model":"m"}'])
+    [b'{"custom_id":"r0","params":{"model":"m"}}']
+    """
+    head, mid, tail = _LINE_HEAD, _LINE_MID, _LINE_TAIL
+    return [b"".join((head, cid.encode(), mid, p, tail)) for cid, p in zip(custom_ids, params, strict=True)]
+
+
+def rekey(line: bytes, custom_id: str) -> bytes:
+    """The same request line under another custom_id (a retry resends a row under a new one).
+
+    Examples
+    --------
+    >>> rekey(b'{"custom_id":"r3","params":{}}', "r3-a2")
+    b'{"custom_id":"r3-a2","params":{}}'
+    """
+    end = line.index(b'"', len(_LINE_HEAD))
+    return _LINE_HEAD + custom_id.encode() + line[end:]
+
+
+def frame_shard(lines: Sequence[bytes]) -> bytes:
+    """The create-batch body for a shard's request lines.
+
+    Examples
+    --------
+    >>> frame_shard([b'{"custom_id":"r0"}'])
+    b'{"requests":[{"custom_id":"r0"}]}'
+    """
+    return _BODY_HEAD + b",".join(lines) + _BODY_TAIL
+
+
+def body_size(sizes: Sequence[int] | np.ndarray) -> int:
+    """Exact size of :func:`frame_shard` for lines of these sizes.
+
+    Examples
+    --------
+    >>> body_size([17]) == len(frame_shard([b"x" * 17]))
+    True
+    """
+    return int(np.sum(sizes)) + len(sizes) + ENVELOPE_BYTES
+
+
+def decode_batch(obj: dict[str, Any]) -> RemoteBatch:
+    """A MessageBatch object as the neutral :class:`RemoteBatch`.
+
+    Examples
+    --------
+    >>> b = decode_batch({"id": "msgbatch_1", "processing_status": "ended",
+    ...                   "request_counts": {"succeeded": 2, "errored": 1}, "created_at": "2026-01-01T10:00:00Z"})
+    >>> b.state, b.counts["succeeded"], b.n_requests, b.created_at.year
+    ('ended', 2, 3, 2026)
+    """
+    counts = obj.get("request_counts") or {}
+    return RemoteBatch(
+        id=obj["id"],
+        state=obj.get("processing_status") or "in_progress",
+        counts={k: _int(counts.get(k)) for k in COUNT_KEYS},
+        created_at=_time(obj.get("created_at")),
+        ended_at=_time(obj.get("ended_at")),
+        expires_at=_time(obj.get("expires_at")),
+    )
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

@@ -1,0 +1,336 @@
+"""DataFrame -> provider-neutral requests: the Messages parameters of every row, serialized once, with its
+custom_id. Pure: no network, no disk except reading document files. A provider's codec frames them.
+
+The prompt is a column name or a template over columns (``"Summarize {title}: {body}"``). Any Messages
+parameter passes through; a parameter takes a per-row value from a column when given as ``col("name")``
+(or, for the numeric ``max_tokens``/``temperature``/``top_p``/``top_k``, simply as the column's name).
+Rows whose prompt is NaN, None or blank (for a template: any field NaN/None, or a blank rendering) are
+not sent; they are *skipped*.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from batchframe.errors import InputError
+from batchframe.requests.keys import custom_ids as _custom_ids
+
+#: Parameters a batch refuses or that make no sense per row.
+_FORBIDDEN = {"stream": "stream=True is not allowed in a batch", "messages": "use prompt=... instead"}
+#: Parameters whose string value can only mean "take it from this column".
+_NUMERIC = ("max_tokens", "temperature", "top_p", "top_k")
+_INTEGER = ("max_tokens", "top_k")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A per-row parameter value read from a column. Build with :func:`col`.
+
+    Examples
+    --------
+    >>> Column("budget").name
+    'budget'
+    """
+
+    name: str
+
+
+def col(name: str) -> Column:
+    """Take a Messages parameter from a column, row by row.
+
+    Examples
+    --------
+    >>> col("system_prompt")
+    Column(name='system_prompt')
+    """
+    return Column(name)
+
+
+@dataclass
+class RequestSet:
+    """The requests built from a frame: the serialized parameters of every sent row, plus the skipped rows.
+
+    ``params[i]`` is the JSON of the Messages parameters (``model``, ``max_tokens``, ``messages``, ...) of
+    the row at ``positions[i]``, to be sent under ``custom_ids[i]``.
+
+    Examples
+    --------
+    >>> rs = build_requests(pd.DataFrame({"q": ["a", ""]}), prompt="q", model="m", max_tokens=4)
+    >>> rs.n_rows, rs.n_sent, rs.custom_ids, rs.params[0][:22]
+    (2, 1, ['r0'], b'{"model":"m","max_toke')
+    """
+
+    n_rows: int
+    model: str
+    positions: np.ndarray
+    custom_ids: list[str]
+    params: list[bytes]
+    skipped: np.ndarray = field(repr=False)
+
+    @property
+    def n_sent(self) -> int:
+        """Number of requests (rows not skipped)."""
+        return len(self.params)
+
+
+def build_requests(
+    df: pd.DataFrame,
+    *,
+    prompt: str,
+    model: str,
+    max_tokens: int | str | Column,
+    system: str | Column | None = None,
+    documents: str | Sequence[str] | None = None,
+    images: str | Sequence[str] | None = None,
+    attempt: int = 1,
+    **params: Any,
+) -> RequestSet:
+    """Build the request bodies of every row of ``df``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One request per row.
+    prompt : str
+        A column name, or a template over columns such as ``"Summarize {title}: {body}"``. With
+        ``documents``/``images`` it may be a plain instruction.
+    model, max_tokens, system, **params
+        Messages parameters. ``col("name")`` takes a value per row from a column.
+    documents, images : str or list of str, optional
+        Columns of file paths or bytes sent as base64 document / image blocks before the prompt.
+
+    Returns
+    -------
+    RequestSet
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"q": ["2+2?", None]}, index=["a", "b"])
+    >>> rs = build_requests(df, prompt="q", model="claude-haiku-4-5", max_tokens=16)
+    >>> rs.custom_ids, rs.skipped.tolist()
+    (['r0'], [False, True])
+    """
+    _check_static(model, max_tokens, params)
+    if system is not None:
+        params["system"] = system
+    params = {"model": model, "max_tokens": max_tokens, **params}
+    texts, skip = render_prompts(df, prompt, allow_literal=bool(documents or images))
+    blocks = _attachment_columns(df, _as_list(documents), _as_list(images))
+    per_row = _per_row_params(df, params)
+    common = {k: v for k, v in params.items() if k not in per_row}
+    positions = np.flatnonzero(~skip)
+    ids = _custom_ids(positions, attempt)
+    params_json = _serialize(df, positions.tolist(), texts, common, per_row, blocks)
+    return RequestSet(len(df), model, positions.astype(np.int64), ids, params_json, skip)
+
+
+def _check_static(model: Any, max_tokens: Any, params: dict[str, Any]) -> None:
+    for key, why in _FORBIDDEN.items():
+        if key in params and (key != "stream" or params[key]):
+            raise InputError(f"parameter {key!r} cannot be used here: {why}")
+    params.pop("stream", None)
+    if not isinstance(model, str) or not model:
+        raise InputError("model must be a non-empty string, e.g. model='claude-haiku-4-5'")
+    if isinstance(max_tokens, int) and max_tokens < 1:
+        raise InputError(f"max_tokens must be >= 1 in a batch, got {max_tokens}")
+
+
+def render_prompts(df: pd.DataFrame, prompt: str, *, allow_literal: bool = False) -> tuple[list, np.ndarray]:
+    """The prompt text of every row and the mask of rows to skip.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"t": ["x", ""], "n": [1, 2]})
+    >>> render_prompts(df, "{t} #{n}")
+    (['x #1', ' #2'], array([False, False]))
+    >>> render_prompts(df, "t")[1]
+    array([False,  True])
+    """
+    if not isinstance(prompt, str):
+        raise InputError(f"prompt must be a column name or a template string, got {type(prompt).__name__}")
+    if prompt in df.columns:
+        values = df[prompt].tolist()
+        missing = df[prompt].isna().to_numpy(dtype=bool)
+        texts = [None if m else (v if isinstance(v, str) else str(v)) for v, m in zip(values, missing, strict=True)]
+        return texts, missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
+    fmt, fields = _parse_template(prompt)
+    absent = [f for f in fields if f not in df.columns]
+    if absent:
+        raise InputError(f"column {absent[0]!r} used by the prompt is not in the frame (columns: {list(df.columns)})")
+    if not fields and not allow_literal:
+        raise InputError(
+            f"prompt {prompt!r} is not a column of the frame and has no {{column}} fields (columns: {list(df.columns)})"
+        )
+    missing = np.zeros(len(df), dtype=bool)
+    for name in fields:
+        missing |= df[name].isna().to_numpy(dtype=bool)
+    rows = zip(*[df[name].tolist() for name in fields], strict=True) if fields else [()] * len(df)
+    texts = [None if m else fmt.format(*row) for row, m in zip(rows, missing, strict=True)]
+    return texts, missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
+
+
+def _parse_template(template: str) -> tuple[str, list[str]]:
+    """Rewrite ``"{a} {b:>3}"`` as ``"{0} {1:>3}"`` so rows format positionally (fast), and list fields."""
+    parts, fields = [], []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise InputError(f"prompt template {template!r} is not valid: {exc}") from exc
+    for literal, name, spec, conversion in parsed:
+        parts.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        if name not in fields:
+            fields.append(name)
+        conv = f"!{conversion}" if conversion else ""
+        parts.append("{" + str(fields.index(name)) + conv + (f":{spec}" if spec else "") + "}")
+    return "".join(parts), fields
+
+
+def _per_row_params(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, tuple[list, np.ndarray]]:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, str) and key in _NUMERIC:
+            value = Column(value)
+        if not isinstance(value, Column):
+            continue
+        if value.name not in df.columns:
+            raise InputError(f"column {value.name!r} given for {key} is not in the frame")
+        series = df[value.name]
+        out[key] = (series.tolist(), series.isna().to_numpy(dtype=bool))
+    return out
+
+
+def _serialize(df, positions, texts, common, per_row, blocks) -> list[bytes]:
+    """Each row's parameters, assembled from pre-serialized parts: the parameters shared by every row are
+    dumped once, so a row costs one ``orjson.dumps`` of its prompt (plus its own per-row values)."""
+    dumps = orjson.dumps
+    head = _dump(df, None, common)[:-1]  # '{"model":...' still open; "model" is always there
+    msg, end = b',"messages":[{"role":"user","content":', b"}]}"
+    if not per_row and not blocks:
+        return [b"".join((head, msg, dumps(texts[p]), end)) for p in positions]
+    return [
+        b"".join((head, _row_params(df, p, per_row), msg, _dump(df, p, _content(p, texts[p], blocks)), end))
+        for p in positions
+    ]
+
+
+def _row_params(df, pos: int, per_row) -> bytes:
+    parts = []
+    for key, (values, missing) in per_row.items():
+        if missing[pos]:
+            if key == "max_tokens":
+                raise InputError(f"max_tokens is missing for row {df.index[pos]!r} (position {pos})")
+            continue
+        value = values[pos]
+        parts.append(b"," + orjson.dumps(key) + b":" + _dump(df, pos, int(value) if key in _INTEGER else value))
+    return b"".join(parts)
+
+
+def _content(pos: int, text: str, blocks) -> str | list:
+    attachments = [block for make in blocks if (block := make(pos)) is not None]
+    return [*attachments, {"type": "text", "text": text}] if attachments else text
+
+
+def _dump(df, pos: int | None, value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        where = "a parameter" if pos is None else f"row {df.index[pos]!r}: a parameter"
+        raise InputError(f"{where} value cannot be sent as JSON ({exc})") from exc
+
+
+def _as_list(columns: str | Sequence[str] | None) -> list[str]:
+    if columns is None:
+        return []
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
+def _attachment_columns(df: pd.DataFrame, documents: list[str], images: list[str]) -> list:
+    makers = []
+    for kind, names in (("document", documents), ("image", images)):
+        for name in names:
+            if name not in df.columns:
+                raise InputError(f"{kind} column {name!r} is not in the frame")
+            makers.append(_attachment_maker(df, df[name].tolist(), kind))
+    return makers
+
+
+def _attachment_maker(df, values: list, kind: str):
+    def make(pos: int) -> dict | None:
+        value = values[pos]
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        return attachment_block(value, kind=kind, label=df.index[pos])
+
+    return make
+
+
+_IMAGE_MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
+
+
+def attachment_block(value: bytes | str | os.PathLike, *, kind: str, label: Any = None) -> dict:
+    """A base64 ``document`` or ``image`` content block from a file path or bytes.
+
+    Examples
+    --------
+    >>> attachment_block(b"%PDF-1.4 ...", kind="document")["source"]["media_type"]
+    'application/pdf'
+    """
+    data = value if isinstance(value, bytes | bytearray) else _read(value, label)
+    media = _media_type(bytes(data[:16]), kind, value, label)
+    if media == "text/plain":
+        try:
+            return {
+                "type": "document",
+                "source": {"type": "text", "media_type": media, "data": bytes(data).decode("utf-8")},
+            }
+        except UnicodeDecodeError as exc:
+            raise InputError(f"row {label!r}: document is neither PDF nor UTF-8 text") from exc
+    encoded = base64.b64encode(data).decode("ascii")
+    return {"type": kind, "source": {"type": "base64", "media_type": media, "data": encoded}}
+
+
+def _read(path: str | os.PathLike, label: Any) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"row {label!r}: cannot read {os.fspath(path)!r}: {exc.strerror}") from exc
+
+
+def _media_type(head: bytes, kind: str, value: Any, label: Any) -> str:
+    if kind == "document":
+        return "application/pdf" if head.startswith(b"%PDF") else "text/plain"
+    for magic, media in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return media
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    raise InputError(f"row {label!r}: image is not PNG, JPEG, GIF or WebP")
+
+
+def preview(requests: RequestSet, index: pd.Index) -> pd.DataFrame:
+    """The dry-run frame: custom_id and parsed params per row, ``None`` for skipped rows.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"q": ["hi"]})
+    >>> rs = build_requests(df, prompt="q", model="m", max_tokens=5)
+    >>> preview(rs, df.index).loc[0, "custom_id"]
+    'r0'
+    """
+    ids: list = [None] * requests.n_rows
+    params: list = [None] * requests.n_rows
+    for pos, cid, body in zip(requests.positions.tolist(), requests.custom_ids, requests.params, strict=True):
+        ids[pos], params[pos] = cid, orjson.loads(body)
+    return pd.DataFrame({"custom_id": ids, "params": params, "skipped": requests.skipped}, index=index)

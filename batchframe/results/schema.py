@@ -1,0 +1,63 @@
+"""The shared result schema: what every provider's result parser produces, and the columns a user sees.
+
+A provider's parser (e.g. :mod:`batchframe.providers.anthropic.results`) turns its result lines into
+:data:`RESULT_SCHEMA`; harvesting adds :data:`HARVEST_FIELDS` (the row each line belongs to, found through
+the persisted custom_id mapping, never by order); merging produces :data:`RESULT_COLUMNS` under a prefix.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+#: One parsed result line, the same for every provider.
+RESULT_SCHEMA = pa.schema(
+    [
+        ("custom_id", pa.string()),
+        ("status", pa.string()),
+        ("text", pa.string()),
+        ("stop_reason", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cache_creation_input_tokens", pa.int64()),
+        ("cache_read_input_tokens", pa.int64()),
+        ("cache_creation_1h_input_tokens", pa.int64()),
+        ("error_type", pa.string()),
+        ("error_message", pa.string()),
+        ("model", pa.string()),
+        ("message_id", pa.string()),
+        ("tool_use", pa.string()),
+    ]
+)
+#: Columns a harvested table adds to RESULT_SCHEMA.
+HARVEST_FIELDS = [
+    pa.field("position", pa.int64()),
+    pa.field("attempt", pa.int32()),
+    pa.field("batch_id", pa.string()),
+]
+#: A harvested shard's table, as the job store keeps it (plus the source index columns).
+HARVEST_SCHEMA = pa.schema([*RESULT_SCHEMA, *HARVEST_FIELDS])
+#: Token counts of a result, as priced by :mod:`batchframe.results.cost`.
+USAGE_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_1h_input_tokens",
+)
+#: Result columns of a merged frame, in order, before the prefix is applied.
+RESULT_COLUMNS = (
+    "text",
+    "status",
+    "stop_reason",
+    *USAGE_COLUMNS,
+    "cost_usd",
+    "error_type",
+    "error_message",
+    "model",
+    "message_id",
+    "batch_id",
+    "custom_id",
+    "attempt",
+    "tool_use",
+)
+DEFAULT_PREFIX = "llm_"

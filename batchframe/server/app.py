@@ -1,0 +1,284 @@
+"""HTTP face of the service: Starlette routes that only parse and serialise, around a :class:`Backend`.
+
+An outer ASGI middleware gives every response a ``request-id`` header, checks the ``x-api-key`` /
+``anthropic-version`` headers of API calls, and applies injected faults (slow calls, error statuses).
+Errors from anywhere are rendered as the API's envelope, with the same request id in the body.
+Legacy ``?beta=true`` paths need nothing: the query string plays no part in routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from .backend import Backend
+from .errors import ServiceRequestError
+from .faults import Faults
+from .ids import random_id
+from .wire import error_envelope
+
+_HTTP_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large"}
+
+
+class CutStream(StreamingResponse):
+    """A results stream that stops after ``limit`` bytes and returns without finishing the response, so
+    the server drops the connection mid-body (fault ``cut_results_after_bytes``), as a broken network does.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], limit: int):
+        super().__init__(chunks, media_type="application/x-jsonl")
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        sent = 0
+        async for chunk in self.body_iterator:
+            part = bytes(chunk[: self.limit - sent])  # type: ignore[arg-type]  # str never reaches here
+            if part:
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            sent += len(part)
+            if sent >= self.limit:
+                return  # without the final body event: uvicorn drops the connection
+        await send({"type": "http.response.body", "body": b"", "more_body": False})  # shorter than the cut
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(obj), status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(exc: ServiceRequestError, request_id: str | None) -> Response:
+    return json_response(error_envelope(exc.error_type, exc.message, request_id), exc.status, exc.headers)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _backend(request: Request) -> Backend:
+    return request.app.state.backend
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refusing (413) as soon as it is over the service's limit."""
+    limit = _backend(request).max_body_bytes
+    too_large = ServiceRequestError("Request exceeds the maximum size", status=413,
+                                    error_type="request_too_large")
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def create_batch(request: Request) -> Response:
+    body = await _body(request)
+    return json_response(await run_in_threadpool(_backend(request).create, body, base_url=_base_url(request)))
+
+
+async def retrieve_batch(request: Request) -> Response:
+    batch = request.path_params["batch_id"]
+    batch_object = await run_in_threadpool(_backend(request).retrieve, batch, base_url=_base_url(request))
+    return json_response(batch_object)
+
+
+async def list_batches(request: Request) -> Response:
+    query = request.query_params
+    limit = _limit(query.get("limit", "20"))
+    page = await run_in_threadpool(_backend(request).list, before_id=query.get("before_id"),
+                                   after_id=query.get("after_id"), limit=limit, base_url=_base_url(request))
+    return json_response(page)
+
+
+def _limit(raw: str) -> int:
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ServiceRequestError(
+            "limit: Input should be a valid integer, unable to parse string as an integer") from None
+    if not 1 <= limit <= 1000:
+        bound = "greater than or equal to 1" if limit < 1 else "less than or equal to 1000"
+        raise ServiceRequestError(f"limit: Input should be {bound}")
+    return limit
+
+
+async def cancel_batch(request: Request) -> Response:
+    batch = request.path_params["batch_id"]
+    batch_object = await run_in_threadpool(_backend(request).cancel, batch, base_url=_base_url(request))
+    return json_response(batch_object)
+
+
+async def delete_batch(request: Request) -> Response:
+    return json_response(await run_in_threadpool(_backend(request).delete, request.path_params["batch_id"]))
+
+
+async def batch_results(request: Request) -> Response:
+    backend = _backend(request)
+    chunks = await run_in_threadpool(backend.results, request.path_params["batch_id"])
+    faults = backend.faults.faults
+    if faults.results_crlf:  # JSON strings hold no raw newline, so every b"\n" ends a line
+        chunks = (chunk.replace(b"\n", b"\r\n") for chunk in chunks)
+    if faults.cut_results_after_bytes is not None:
+        return CutStream(chunks, faults.cut_results_after_bytes)
+    media_type = None if faults.results_no_content_type else "application/x-jsonl"
+    return StreamingResponse(chunks, media_type=media_type)
+
+
+async def create_message(request: Request) -> Response:
+    body = await _body(request)
+    return json_response(await run_in_threadpool(_backend(request).message, body))
+
+
+async def count_tokens(request: Request) -> Response:
+    body = await _body(request)
+    return json_response(await run_in_threadpool(_backend(request).count_tokens, body))
+
+
+async def put_faults(request: Request) -> Response:
+    """PUT /admin/faults: switch fault injection of a running service (what ``set_faults`` uses)."""
+    api_key = request.app.state.api_key
+    if api_key is not None and request.headers.get("x-api-key") != api_key:
+        raise ServiceRequestError("API key is invalid.", status=401, error_type="authentication_error")
+    try:
+        fields = orjson.loads(await _body(request))
+        if "http_error_statuses" in fields:
+            fields["http_error_statuses"] = tuple(fields["http_error_statuses"])
+        faults = Faults(**fields)
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ServiceRequestError(f"faults: {exc}") from None
+    _backend(request).faults.set(faults)
+    return json_response(dataclasses.asdict(faults))
+
+
+async def health(request: Request) -> Response:
+    backend = _backend(request)
+    return json_response({"status": "ok", "data_dir": str(backend.data_dir), "engine": backend.engine.name})
+
+
+ROUTES = [
+    Route("/v1/messages/batches", create_batch, methods=["POST"]),
+    Route("/v1/messages/batches", list_batches, methods=["GET"]),
+    Route("/v1/messages/batches/{batch_id}", retrieve_batch, methods=["GET"]),
+    Route("/v1/messages/batches/{batch_id}", delete_batch, methods=["DELETE"]),
+    Route("/v1/messages/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+    Route("/v1/messages/batches/{batch_id}/results", batch_results, methods=["GET"]),
+    Route("/v1/messages", create_message, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/admin/faults", put_faults, methods=["PUT"]),
+]
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceRequestError)
+    return error_response(exc, request.scope.get("state", {}).get("request_id"))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    message = "Not Found" if status == 404 else str(exc.detail)
+    kind = _HTTP_TYPES.get(status, "invalid_request_error")
+    err = ServiceRequestError(message, status=status, error_type=kind)
+    return error_response(err, request.scope.get("state", {}).get("request_id"))
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    err = ServiceRequestError("Internal server error", status=500, error_type="api_error")
+    return error_response(err, request.scope.get("state", {}).get("request_id"))
+
+
+class ApiMiddleware:
+    """request-id on every response; key and version checks and injected faults on ``/v1/`` calls."""
+
+    def __init__(self, app: Any, backend: Backend, api_key: str | None):
+        self.app = app
+        self.backend = backend
+        self._api_key = api_key
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request_id = random_id("req_")
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"request-id", request_id.encode())
+
+        async def send_with_id(event: MutableMapping[str, Any]) -> None:
+            if event["type"] == "http.response.start":
+                event["headers"] = [*event.get("headers", ()), header]
+            await send(event)
+
+        if scope["path"].startswith("/v1/"):
+            self.backend.last_activity = time.monotonic()
+            faults = self.backend.faults
+            if faults.faults.slow_seconds:
+                await asyncio.sleep(faults.faults.slow_seconds)
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                return await error_response(refusal, request_id)(scope, receive, send_with_id)
+            injected = faults.http_error()
+            if injected is not None:
+                if faults.faults.http_errors_after_processing:
+                    await self.app(scope, receive, _discard)  # served, then the answer is "lost"
+                return await error_response(injected, request_id)(scope, receive, send_with_id)
+        await self.app(scope, receive, send_with_id)
+
+    def _refusal(self, scope: dict) -> ServiceRequestError | None:
+        """401 / 400 when the key or the version header is missing or wrong."""
+        headers = dict(scope["headers"])
+        key = headers.get(b"x-api-key")
+        if key is None and headers.get(b"authorization", b"").lower().startswith(b"bearer "):
+            key = headers[b"authorization"][7:]
+        if not key:
+            return ServiceRequestError("x-api-key header is required", status=401,
+                                       error_type="authentication_error")
+        if self._api_key is not None and key.decode("latin-1") != self._api_key:
+            return ServiceRequestError("API key is invalid.", status=401, error_type="authentication_error")
+        if b"anthropic-version" not in headers:
+            return ServiceRequestError("anthropic-version: header is required")
+        return None
+
+
+async def _discard(event: MutableMapping[str, Any]) -> None:
+    pass
+
+
+def create_app(backend: Backend, *, api_key: str | None = None) -> ApiMiddleware:
+    """The ASGI app serving ``backend``; its lifespan starts and stops the worker.
+
+    Examples
+    --------
+    >>> app = create_app(Backend(data_dir=tmp_path))  # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        backend.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(backend.worker.stop)
+
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
+        ServiceRequestError: _service_error, HTTPException: _http_error, Exception: _crash})
+    app.state.backend = backend
+    app.state.api_key = api_key
+    return ApiMiddleware(app, backend, api_key)

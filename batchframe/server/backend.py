@@ -1,0 +1,258 @@
+"""The service's core: plain Python that owns the state and its transitions; no HTTP in here.
+
+Routes (``app.py``) parse a request, call one method here and serialise what it returns. Refusals are
+raised as :class:`~batchframe.errors.ServiceRequestError`, worded as the real API words them
+(reference §1, §3).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from filelock import FileLock, Timeout
+
+from .engines.base import Engine, EngineError, make_engine
+from .errors import ServiceError, ServiceRequestError
+from .faults import FaultInjector, Faults
+from .ids import batch_id, now_us
+from .models import PARAMS_KEYS, RequestInvalid, check_count_params, check_params
+from .store import Store
+from .wire import ARCHIVE_AFTER_US, batch_object, list_page, message
+from .worker import Worker
+
+MAX_REQUESTS = 100_000
+MAX_BODY_BYTES = 256 * 1024 * 1024
+_CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_ITEM_KEYS = frozenset({"custom_id", "params"})
+
+
+def _bad(message: str) -> ServiceRequestError:
+    return ServiceRequestError(message, status=400, error_type="invalid_request_error")
+
+
+def _not_found(batch: str) -> ServiceRequestError:
+    return ServiceRequestError(f"Message Batch {batch} not found.", status=404, error_type="not_found_error")
+
+
+class Backend:
+    """State and transitions of one data directory, plus the engine and worker that process it.
+
+    Examples
+    --------
+    >>> backend = Backend(data_dir=tmp_path)  # doctest: +SKIP
+    >>> backend.create(b'{"requests": [...]}', base_url="http://127.0.0.1:8000")  # doctest: +SKIP
+    """
+
+    def __init__(self, *, data_dir: str | Path, engine: str | Engine = "echo",
+                 engine_options: dict[str, Any] | None = None, faults: Faults | None = None,
+                 ttl_seconds: float = 86400, workers: int | None = None,
+                 max_body_bytes: int = MAX_BODY_BYTES):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # One service per data dir: two workers would process the same requests twice.
+        # Not thread-local: a service may be stopped from another thread than the one that started it.
+        self._lock = FileLock(self.data_dir / "service.lock", thread_local=False)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise ServiceError(f"another batchframe service already runs on {self.data_dir}; "
+                               "stop it or choose another --data-dir") from None
+        try:
+            self.store = Store(self.data_dir)
+            self.engine = engine if isinstance(engine, Engine) else _engine(engine, engine_options)
+        except BaseException:
+            self._lock.release()
+            raise
+        self.faults = FaultInjector(faults)
+        self.ttl_us = int(ttl_seconds * 1_000_000)
+        self.max_body_bytes = max_body_bytes
+        self.last_activity = time.monotonic()  # of the last API call (idle exit of detached services)
+        self.worker = Worker(self.store, self.engine, self.faults, concurrency=workers)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def close(self) -> None:
+        """Stop the worker, release the engine, the database and the data-dir lock."""
+        self.worker.stop()
+        try:
+            self.engine.close()
+        finally:
+            self.store.close()
+            self._lock.release()
+
+    # -- batches -----------------------------------------------------------------------------------------
+    def create(self, body: bytes, *, base_url: str) -> dict[str, Any]:
+        """Validate a create body as a whole (400 on any problem), store it, wake the worker."""
+        requests = parse_create(body)
+        random.shuffle(requests)  # stored (so processed and streamed) in random order, as the API's results
+        new_id, created = batch_id()
+        row = self.store.insert_batch(new_id, created, created + self.ttl_us, requests)
+        self.worker.wake()
+        return batch_object(row, base_url, created)  # as stored, even if the worker is already done
+
+    def _row(self, batch: str) -> dict[str, Any]:
+        row = self.store.get_batch(batch)
+        if row is None:
+            raise _not_found(batch)
+        return row
+
+    def retrieve(self, batch: str, *, base_url: str) -> dict[str, Any]:
+        return batch_object(self._row(batch), base_url, now_us())
+
+    def list(self, *, before_id: str | None, after_id: str | None, limit: int,
+             base_url: str) -> dict[str, Any]:
+        rows, has_more = self.store.list_batches(before_id=before_id, after_id=after_id, limit=limit)
+        now = now_us()
+        return list_page([batch_object(r, base_url, now) for r in rows], has_more)
+
+    def cancel(self, batch: str, *, base_url: str) -> dict[str, Any]:
+        """in_progress -> canceling; the worker then cancels what is pending and ends the batch.
+
+        Canceling a batch that is already canceling or ended returns it unchanged.
+        """
+        row = self.store.set_canceling(batch, now_us())  # the row as canceled, before the worker ends it
+        if row is None:
+            return self.retrieve(batch, base_url=base_url)
+        self.worker.wake()
+        return batch_object(row, base_url, now_us())
+
+    def delete(self, batch: str) -> dict[str, Any]:
+        row = self._row(batch)
+        if row["processing_status"] != "ended":
+            raise _bad("In progress batches cannot be deleted. Consider canceling the batch instead.")
+        self.store.delete_batch(row)
+        return {"id": batch, "type": "message_batch_deleted"}
+
+    def results(self, batch: str) -> Iterator[bytes]:
+        """The result lines in chunks; 404 until the batch has ended, and after it is archived."""
+        row = self._row(batch)
+        if row["processing_status"] != "ended" or now_us() >= row["created_us"] + ARCHIVE_AFTER_US:
+            raise ServiceRequestError(f"Message Batch {batch} has no available results.",
+                                      status=404, error_type="not_found_error")
+        return self.store.result_pages(row)
+
+    # -- synchronous Messages ----------------------------------------------------------------------------
+    def message(self, body: bytes) -> dict[str, Any]:
+        """POST /v1/messages: one request through the engine, answered at once."""
+        params = _json(body)
+        try:
+            model = check_params(params, self.engine.model_ids, batch=False)
+        except RequestInvalid as exc:
+            raise _sync_error(exc) from None
+        if params.get("stream"):
+            raise _bad("stream: streaming is not supported by the local batchframe service")
+        try:
+            completion = self.engine.complete(params)
+        except EngineError as exc:
+            raise ServiceRequestError(exc.message, status=_STATUS.get(exc.error_type, 500),
+                                      error_type=exc.error_type) from None
+        return message(completion, self.worker.model_for(params, model), service_tier="standard")
+
+    def count_tokens(self, body: bytes) -> dict[str, int]:
+        params = _json(body)
+        try:
+            check_count_params(params, self.engine.model_ids)
+        except RequestInvalid as exc:
+            raise _sync_error(exc) from None
+        return {"input_tokens": self.engine.count_tokens(params)}
+
+
+def _engine(name: str, options: dict[str, Any] | None) -> Engine:
+    try:
+        return make_engine(name, **(options or {}))
+    except TypeError as exc:  # a missing or unknown option: say which, and how to pass it
+        raise ServiceError(f"engine {name!r}: {exc}; pass options as --engine-option KEY=VALUE "
+                           "(engine_options={...} in Python)") from None
+
+
+_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
+           "not_found_error": 404, "rate_limit_error": 429, "timeout_error": 504, "api_error": 500,
+           "overloaded_error": 529, "billing_error": 402}
+
+
+def _sync_error(exc: RequestInvalid) -> ServiceRequestError:
+    status = _STATUS.get(exc.error_type, 400)
+    return ServiceRequestError(exc.message, status=status, error_type=exc.error_type)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"The request body is not valid JSON: {exc}") from None
+
+
+def parse_create(body: bytes) -> list[tuple[str, bytes]]:
+    """Validate a create body; return (custom_id, params JSON) per request.
+
+    Checks only what fails a whole batch (reference §3); each ``params`` is checked later, by the worker.
+
+    Examples
+    --------
+    >>> parse_create(b'{"requests": [{"custom_id": "a", "params": {"model": "m"}}]}')
+    [('a', b'{"model":"m"}')]
+    """
+    doc = _json(body)
+    if not isinstance(doc, dict):
+        raise _bad("Input should be a valid dictionary")
+    extra = sorted(set(doc) - {"requests"})
+    if extra:
+        raise _bad(f"{extra[0]}: Extra inputs are not permitted")
+    if "requests" not in doc:
+        raise _bad("requests: Field required")
+    items = doc["requests"]
+    if not isinstance(items, list):
+        raise _bad("requests: Input should be a valid list")
+    if not items:
+        raise _bad("requests: List should have at least 1 item after validation, not 0")
+    if len(items) > MAX_REQUESTS:
+        raise _bad(f"requests: List should have at most {MAX_REQUESTS} items after validation, "
+                   f"not {len(items)}")
+    out: list[tuple[str, bytes]] = []
+    seen: set[str] = set()
+    dumps, match = orjson.dumps, _CUSTOM_ID.fullmatch
+    for i, item in enumerate(items):
+        if type(item) is not dict or item.keys() != _ITEM_KEYS:
+            _item_problem(i, item)
+        cid, params = item["custom_id"], item["params"]
+        if type(cid) is not str or not match(cid):
+            _custom_id_problem(i, cid)
+        if type(params) is not dict:
+            raise _bad(f"requests.{i}.params: Input should be a valid dictionary")
+        if not params.keys() <= PARAMS_KEYS:
+            extra = sorted(set(params) - PARAMS_KEYS)[0]
+            raise _bad(f"requests.{i}.params.{extra}: Extra inputs are not permitted")
+        if cid in seen:
+            raise _bad("requests: custom_id's must be unique within a batch. "
+                       f"Duplicate custom_id found: {cid}")
+        seen.add(cid)
+        out.append((cid, dumps(params)))
+    return out
+
+
+def _item_problem(i: int, item: Any) -> None:
+    if not isinstance(item, dict):
+        raise _bad(f"requests.{i}: Input should be a valid dictionary")
+    for key in ("custom_id", "params"):
+        if key not in item:
+            raise _bad(f"requests.{i}.{key}: Field required")
+    extra = sorted(set(item) - _ITEM_KEYS)
+    raise _bad(f"requests.{i}.{extra[0]}: Extra inputs are not permitted")
+
+
+def _custom_id_problem(i: int, cid: Any) -> None:
+    where = f"requests.{i}.custom_id"
+    if not isinstance(cid, str):
+        raise _bad(f"{where}: Input should be a valid string")
+    if not cid:
+        raise _bad(f"{where}: String should have at least 1 character")
+    if len(cid) > 64:
+        raise _bad(f"{where}: String should have at most 64 characters")
+    raise _bad(f"{where}: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")

@@ -1,0 +1,125 @@
+"""The engine contract of the local service: one small class answers a Messages request.
+
+An engine receives ``params``, a Messages create body that the service has already validated (model known,
+``max_tokens`` >= 1, ``messages`` present, no ``stream``), and returns a :class:`Completion`. The service
+wraps it into a Message (id, type, role, model, usage) and into a result line.
+
+A new engine is a subclass with ``name``, ``model_ids`` and ``complete``; ``register_engine`` makes it
+available to ``batchframe serve --engine NAME``.
+
+Threads: the worker calls ``complete_many`` from its thread while ``POST /v1/messages`` may call
+``complete`` from a request thread at the same time; an engine with state that is not thread-safe (a
+model context) takes a lock inside. ``count_tokens`` defaults to the echo rule (``text.py``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..errors import ServiceError
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What an engine produced for one request."""
+
+    content: list[dict[str, Any]]  # content blocks: {"type": "text", ...} / {"type": "tool_use", ...}
+    stop_reason: str  # "end_turn" | "max_tokens" | "stop_sequence" | "tool_use"
+    input_tokens: int
+    output_tokens: int
+    stop_sequence: str | None = None
+
+
+class EngineError(ServiceError):
+    """One request failed inside an engine; it becomes an errored result line of that type."""
+
+    def __init__(self, message: str, *, error_type: str = "api_error"):
+        self.error_type = error_type
+        self.message = message
+        super().__init__(message)
+
+
+class Engine(ABC):
+    """Answers Messages requests for the local service.
+
+    Class attributes
+    ----------------
+    name : str
+        Registry key (``--engine NAME``), also the ``model`` reported in results unless overridden.
+    model_ids : tuple of str
+        The engine's own model names, accepted besides the Claude model ids.
+    max_concurrency : int
+        How many requests the worker hands to ``complete_many`` at once.
+    """
+
+    name: ClassVar[str]
+    model_ids: ClassVar[tuple[str, ...]] = ()
+    max_concurrency: ClassVar[int] = 4
+
+    @property
+    def model_name(self) -> str:
+        """The ``model`` field of the Messages this engine answers."""
+        return self.model_ids[0] if self.model_ids else self.name
+
+    @abstractmethod
+    def complete(self, params: Mapping[str, Any]) -> Completion:
+        """Answer one validated Messages request, or raise :class:`EngineError`."""
+
+    def complete_many(self, batch: Sequence[Mapping[str, Any]]) -> list[Completion | EngineError]:
+        """Answer several requests; engines that decode in batches override this."""
+        out: list[Completion | EngineError] = []
+        for params in batch:
+            try:
+                out.append(self.complete(params))
+            except EngineError as exc:
+                out.append(exc)
+        return out
+
+    def count_tokens(self, params: Mapping[str, Any]) -> int:
+        """Input tokens of a request; the default counts like the echo engine (see ``text.py``)."""
+        from .text import input_tokens
+
+        return input_tokens(params)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
+        """Release resources (model weights, HTTP clients)."""
+
+
+_ENGINES: dict[str, type[Engine]] = {}
+
+
+def register_engine(cls: type[Engine]) -> type[Engine]:
+    """Register an engine class under ``cls.name`` (usable as a decorator)."""
+    _ENGINES[cls.name] = cls
+    return cls
+
+
+def engine_names() -> list[str]:
+    _load_builtins()
+    return sorted(_ENGINES)
+
+
+def make_engine(name: str, **options: Any) -> Engine:
+    """Instantiate a registered engine by name, e.g. ``make_engine("echo", latency=0.01)``."""
+    _load_builtins()
+    try:
+        cls = _ENGINES[name]
+    except KeyError:
+        raise ServiceError(f"unknown engine {name!r}; known engines: {', '.join(sorted(_ENGINES))}") from None
+    return cls(**options)
+
+
+def _load_builtins() -> None:
+    # Imported lazily: the llama engine imports llama_cpp, which only the `local` extra installs.
+    import importlib
+
+    for module in ("echo", "openai_compat", "llama"):
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(f"{__package__}.{module}"):
+                continue  # that engine is not written yet
+            raise
