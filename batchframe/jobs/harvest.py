@@ -9,6 +9,7 @@ that could be taken for a complete one.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -18,12 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchframe.errors import TransportError
+from batchframe.jobs.manifest import iter_shards
+from batchframe.jobs.states import ShardState, state_of
 from batchframe.jobs.store import Store
 from batchframe.providers.base import Provider
 from batchframe.requests.keys import positions_of
-from batchframe.results.combine import dedupe
-from batchframe.results.cost import total_cost
-from batchframe.results.schema import HARVEST_SCHEMA
+from batchframe.results.combine import combine, dedupe, to_frame
+from batchframe.results.cost import PriceLookup, cost_array, total_cost
+from batchframe.results.schema import DEFAULT_PREFIX, HARVEST_SCHEMA
 
 #: Downloads of one shard's results per harvest before giving up until the next refresh.
 MAX_DOWNLOADS = 4
@@ -152,3 +155,27 @@ def _status_counts(table: pa.Table) -> dict[str, int]:
 
 def _sum(table: pa.Table, column: str) -> int:
     return int(pc.sum(table.column(column)).as_py() or 0)
+
+
+def stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLookup,
+                   prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
+    """The result columns of a job from its store: one row per source row, indexed like the submitted frame.
+
+    Each row takes its latest attempt's result; rows not harvested yet are ``pending``, rows never sent
+    ``skipped``. Cost is priced with the provider's ``price_for``.
+
+    Examples
+    --------
+    >>> stored_results(job.store, job.manifest, price_for=provider.price_for)["llm_status"][:2]  # doctest: +SKIP
+    """
+    name = manifest["name"]
+    source = store.read_table(store.requests_path(name, 1), columns=["position", "shard"])
+    tables = [
+        store.read_table(store.job_dir(name) / s["results_file"], columns=HARVEST_SCHEMA.names)
+        for _, s in iter_shards(manifest)
+        if state_of(s) is ShardState.HARVESTED
+    ]
+    skipped = source.column("shard").to_numpy() < 0
+    index = source.to_pandas().index  # the index columns come back through the pandas metadata
+    pricer = functools.partial(cost_array, price_for=price_for)
+    return to_frame(combine(len(skipped), skipped, tables, pricer=pricer), index, prefix)

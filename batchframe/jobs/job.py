@@ -8,7 +8,6 @@ provider) for its lifetime, not one per poll; it is closed by :meth:`Job.close` 
 from __future__ import annotations
 
 import copy
-import functools
 import weakref
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,27 +15,20 @@ from typing import Any
 
 import httpx
 import pandas as pd
-import pyarrow.compute as pc
 
-from batchframe.errors import (
-    APIError,
-    OrphanBatchError,
-    TransportError,
-)
+from batchframe.errors import OrphanBatchError
 from batchframe.jobs import delete, polling, resubmit
-from batchframe.jobs.create import Ambiguous, create_checked
-from batchframe.jobs.harvest import harvest_shard
+from batchframe.jobs.harvest import harvest_shard, stored_results
 from batchframe.jobs.manifest import iter_shards, job_status, now
 from batchframe.jobs.orphans import adopt_chosen, reconcile, verify_adopted
+from batchframe.jobs.send import send_shard, shard_lines
 from batchframe.jobs.states import SENDABLE, ShardState, move, record_batch, state_of
 from batchframe.jobs.store import Store
 from batchframe.jobs.views import VIEWS
 from batchframe.providers import Endpoint, Provider, provider_class
 from batchframe.providers.http import RetryPolicy
-from batchframe.results.combine import combine, to_frame
-from batchframe.results.cost import cost_array
 from batchframe.results.merge import merge_into
-from batchframe.results.schema import DEFAULT_PREFIX, HARVEST_SCHEMA
+from batchframe.results.schema import DEFAULT_PREFIX
 from batchframe.types import JobStatus
 
 
@@ -216,41 +208,17 @@ class Job:
             reconcile(self.store, manifest, provider, self.save)
             for attempt, shard in iter_shards(manifest):
                 if state_of(shard) in SENDABLE:
-                    self._send_shard(provider, attempt, shard, lines if attempt == 1 else None)
+                    shard_lines = self._lines_of(attempt, shard["index"], lines if attempt == 1 else None)
+                    send_shard(self.store, manifest, shard, shard_lines, provider, self._http_policy, self.save)
         return self.status
 
-    def _send_shard(self, provider: Provider, attempt: int, shard: dict, lines: Sequence[bytes] | None) -> None:
-        shard_lines = self._shard_lines(attempt, shard["index"], lines)
-        move(shard, ShardState.CREATING, intent_at=now(), error=None)
-        self.save()  # persisted BEFORE the POST: a crash after it is detectable
-        body = provider.codec.frame_shard(shard_lines)
-        try:
-            betas = (self._manifest.get("request") or {}).get("betas") or ()
-            batch = create_checked(provider, self.store, shard, body, self._http_policy, betas=betas)
-        except Ambiguous as exc:  # a batch may exist: stays "creating" for orphans.reconcile
-            move(shard, ShardState.CREATING, error=_error_record(exc.error))
-            self.save()
-            raise exc.error from exc
-        except APIError as exc:  # refused, and the batch list shows nothing was created
-            move(shard, ShardState.FAILED, error=_error_record(exc))
-            self.save()
-            raise
-        except TransportError as exc:
-            move(shard, ShardState.CREATING if exc.maybe_sent else ShardState.PLANNED, error={"message": str(exc)})
-            self.save()
-            raise
-        if batch is not None:
-            record_batch(shard, batch)
-        self.save()  # the batch id, right after the POST
-
-    def _shard_lines(self, attempt: int, index: int, lines: Sequence[bytes] | None) -> Sequence[bytes]:
-        if lines is not None:  # still in memory from this submit: shards are consecutive runs of lines
-            shards = self._manifest["attempts"][0]["shards"]
-            start = sum(s["n_requests"] for s in shards[:index])
-            return lines[start : start + shards[index]["n_requests"]]
-        table = self.store.read_table(self.store.requests_path(self.name, attempt), columns=["shard", "body"])
-        table = table.filter(pc.equal(table.column("shard"), index))
-        return table.column("body").to_pylist()
+    def _lines_of(self, attempt: int, index: int, lines: Sequence[bytes] | None) -> Sequence[bytes]:
+        if lines is None:
+            return shard_lines(self.store, self.name, attempt, index)
+        # still in memory from this submit: attempt 1's shards are consecutive runs of its lines
+        shards = self._manifest["attempts"][0]["shards"]
+        start = sum(s["n_requests"] for s in shards[:index])
+        return lines[start : start + shards[index]["n_requests"]]
 
     def refresh(self) -> JobStatus:
         """Ask the provider about every running shard; download and persist the results of ended ones.
@@ -403,17 +371,8 @@ class Job:
         """
         with self.store.lock(self.name):
             self._manifest = self.store.read_manifest(self.name)
-            source = self.store.read_table(self.store.requests_path(self.name, 1), columns=["position", "shard"])
-            tables = [
-                self.store.read_table(self.store.job_dir(self.name) / s["results_file"], columns=HARVEST_SCHEMA.names)
-                for _, s in iter_shards(self._manifest)
-                if state_of(s) is ShardState.HARVESTED
-            ]
-        skipped = source.column("shard").to_numpy() < 0
-        index = source.to_pandas().index  # the index columns come back through the pandas metadata
-        price_for = provider_class(self.provider_name).price_for
-        pricer = functools.partial(cost_array, price_for=price_for)
-        return to_frame(combine(len(skipped), skipped, tables, pricer=pricer), index, prefix)
+            price_for = provider_class(self.provider_name).price_for
+            return stored_results(self.store, self._manifest, price_for=price_for, prefix=prefix)
 
     def merge(self, df: pd.DataFrame, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
         """``df`` with the result columns added (see :func:`batchframe.results.combine.merge_into`).
@@ -451,10 +410,6 @@ class Job:
         ['msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d']
         """
         return [s["batch_id"] for _, s in iter_shards(self._manifest) if s.get("batch_id")]
-
-
-def _error_record(exc: APIError) -> dict[str, Any]:
-    return {"status": exc.status, "type": exc.error_type, "message": exc.message, "request_id": exc.request_id}
 
 
 def _reconcile_or_error(store: Store, manifest: dict, provider: Provider, save: Any) -> OrphanBatchError | None:

@@ -5,7 +5,7 @@ Retries (exponential backoff 0.5 s * 2^n capped at 8 s, jitter x0.75-1) on conne
 0 < value <= 60 s; ``x-should-retry`` overrides. A request that must not be sent twice (creating a
 batch) is retried here only when it provably did not reach the server (connect errors); an error
 answer is raised (with ``retryable`` and ``retry_after`` set) for the caller to check and resend
-(:mod:`batchframe.jobs.create`). Errors become :class:`batchframe.errors.APIError` subclasses; the
+(:mod:`batchframe.jobs.send`). Errors become :class:`batchframe.errors.APIError` subclasses; the
 API key is redacted from every message and never appears in a repr.
 """
 

@@ -77,7 +77,7 @@ class AnthropicProvider(Provider):
         }
 
     def create(self, body: bytes, *, betas: Sequence[str] = ()) -> RemoteBatch:
-        # Never resent by the HTTP layer: a second POST could create (and bill) a second batch (jobs/create.py).
+        # Never resent by the HTTP layer: a second POST could create (and bill) a second batch (jobs/send.py).
         headers = {"anthropic-beta": ",".join(betas)} if betas else None
         return wire.decode_batch(
             self.http.request_json("POST", _PATH, content=body, headers=headers, resend_safe=False)

@@ -1,4 +1,7 @@
-"""Creating a shard's remote batch without ever paying twice.
+"""Sending a shard: persist the intent, POST its batch, record the answer, and never pay twice.
+
+The shard moves to ``creating`` (with ``intent_at``) and the manifest is saved *before* the POST, so a
+process killed after it is detectable (:mod:`batchframe.jobs.orphans`); the batch id is saved right after.
 
 A create POST answered with a retryable error (429, 529, 5xx, 408, 409) is not simply sent again:
 the error may have been raised *after* the provider created the batch (the answer was lost). Since the
@@ -16,12 +19,73 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+import pyarrow.compute as pc
+
 from batchframe.errors import APIError, TransportError
-from batchframe.jobs.manifest import parse_time
+from batchframe.jobs.manifest import now, parse_time
 from batchframe.jobs.orphans import SKEW_SECONDS, adopt_batch, candidates, known_batches, recent_batches
+from batchframe.jobs.states import ShardState, move, record_batch
 from batchframe.jobs.store import Store
 from batchframe.providers.base import Provider, RemoteBatch
 from batchframe.providers.http import RetryPolicy
+
+
+def send_shard(
+    store: Store,
+    manifest: dict[str, Any],
+    shard: dict[str, Any],
+    lines: Sequence[bytes],
+    provider: Provider,
+    policy: RetryPolicy,
+    save: Callable[[], None],
+) -> None:
+    """Create ``shard``'s remote batch from its request ``lines``, persisting before and after the POST.
+
+    Raises what the provider raised, after recording it on the shard: ``failed`` when it refused and
+    created nothing, ``planned`` when the request provably never left, ``creating`` when a batch may exist.
+
+    Examples
+    --------
+    >>> send_shard(job.store, manifest, shard, lines, provider, RetryPolicy(), job.save)  # doctest: +SKIP
+    >>> shard["state"]  # doctest: +SKIP
+    'submitted'
+    """
+    move(shard, ShardState.CREATING, intent_at=now(), error=None)
+    save()  # persisted BEFORE the POST: a crash after it is detectable
+    betas = (manifest.get("request") or {}).get("betas") or ()
+    try:
+        batch = create_checked(provider, store, shard, provider.codec.frame_shard(lines), policy, betas=betas)
+    except Ambiguous as exc:  # a batch may exist: stays "creating" for orphans.reconcile
+        move(shard, ShardState.CREATING, error=_error_record(exc.error))
+        save()
+        raise exc.error from exc
+    except APIError as exc:  # refused, and the batch list shows nothing was created
+        move(shard, ShardState.FAILED, error=_error_record(exc))
+        save()
+        raise
+    except TransportError as exc:
+        move(shard, ShardState.CREATING if exc.maybe_sent else ShardState.PLANNED, error={"message": str(exc)})
+        save()
+        raise
+    if batch is not None:
+        record_batch(shard, batch)
+    save()  # the batch id, right after the POST
+
+
+def shard_lines(store: Store, name: str, attempt: int, index: int) -> list[bytes]:
+    """The request lines a shard sends, from the persisted requests of its attempt.
+
+    Examples
+    --------
+    >>> len(shard_lines(job.store, job.name, 1, 0))  # doctest: +SKIP
+    40
+    """
+    table = store.read_table(store.requests_path(name, attempt), columns=["shard", "body"])
+    return table.filter(pc.equal(table.column("shard"), index)).column("body").to_pylist()
+
+
+def _error_record(exc: APIError) -> dict[str, Any]:
+    return {"status": exc.status, "type": exc.error_type, "message": exc.message, "request_id": exc.request_id}
 
 
 class Ambiguous(Exception):
