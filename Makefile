@@ -47,4 +47,4 @@ bench: $(VENV)/.test-installed
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .batchframe .pytest_cache
+	rm -rf $(VENV) .pytest_cache

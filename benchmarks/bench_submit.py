@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from batchframe.jobs.store import Store
-from batchframe.jobs.submit import _requests_table
+from batchframe.jobs.submit import requests_table
 from batchframe.providers.anthropic import codec
 from batchframe.requests.build import build_requests
 from batchframe.requests.shards import plan_shards
+from batchframe.results.merge import input_hashes
 
 
 def frame(n: int) -> pd.DataFrame:
@@ -91,7 +92,8 @@ def main(n: int = 1_000_000) -> None:
         store = Store(tmp)
         shard_of = np.repeat(np.arange(len(ranges), dtype=np.int32), [b - a for a, b in ranges])
         start = time.perf_counter()
-        store.write_table(store.requests_path("bench"), _requests_table(df.index, requests, lines, shard_of))
+        store.write_table(store.requests_path("bench"), requests_table(df.index, requests, lines, shard_of,
+                                                                               input_hashes(df, requests.columns)))
         t_parquet = time.perf_counter() - start
     total_mb = sum(len(b) for b in shards) / 1e6
     print(

@@ -13,7 +13,7 @@ _COLUMNS = ["name", "provider", "model", "state", "rows", "succeeded", "errored"
 def add_parser(subparsers: Any) -> None:
     """Register ``jobs``."""
     p = subparsers.add_parser("jobs", help="list the jobs of the store", description=__doc__.splitlines()[0])
-    p.add_argument("--store", help="job store folder (default $BATCHFRAME_STORE or ./.batchframe)")
+    p.add_argument("--store", help="job store folder (default $BATCHFRAME_STORE, else the per-user one)")
     p.set_defaults(func=run)
 
 

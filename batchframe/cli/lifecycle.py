@@ -20,14 +20,17 @@ def add_parser(subparsers: Any) -> None:
                               description="Resubmit the rows whose latest try errored, expired, was canceled or "
                                           "is missing (never the succeeded or running ones).")
     p.add_argument("name", help="job name")
+    p.add_argument("--base-url", help="the host of the job's batches, if it is not $ANTHROPIC_BASE_URL's (your choice)")
     p.add_argument("--error-type", action="append", dest="error_types", metavar="TYPE",
                    help="retry errored rows of this type only (repeatable; default: all but invalid_request_error)")
     p.set_defaults(func=_retry)
     p = subparsers.add_parser("cancel", help="cancel a job's running batches (done rows keep their results)")
     p.add_argument("name", help="job name")
+    p.add_argument("--base-url", help="the host of the job's batches, if it is not $ANTHROPIC_BASE_URL's (your choice)")
     p.set_defaults(func=_cancel)
     p = subparsers.add_parser("delete", help="delete a job's ended remote batches (and its local files)")
     p.add_argument("name", help="job name")
+    p.add_argument("--base-url", help="the host of the job's batches, if it is not $ANTHROPIC_BASE_URL's (your choice)")
     p.add_argument("--local", action="store_true", help="also remove the job's folder if no remote batch is left")
     p.set_defaults(func=_delete)
     p = subparsers.add_parser("batches", help="list remote batches; orphans are those no local job knows")
@@ -37,18 +40,18 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _retry(args: argparse.Namespace) -> int:
-    n = open_job(args.name).retry(set(args.error_types) if args.error_types else None)
+    n = open_job(args.name, base_url=args.base_url).retry(set(args.error_types) if args.error_types else None)
     print(f"job {args.name}: {n} row(s) resubmitted" if n else f"job {args.name}: nothing to retry")
     return 0
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    print(f"job {args.name}: {open_job(args.name).cancel().state}")
+    print(f"job {args.name}: {open_job(args.name, base_url=args.base_url).cancel().state}")
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
-    report = open_job(args.name).delete(local=args.local)
+    report = open_job(args.name, base_url=args.base_url).delete(local=args.local)
     _print(report)
     if args.local:
         print("local files removed" if report.attrs["local_files_removed"] else "local files kept")

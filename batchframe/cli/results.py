@@ -13,6 +13,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``results``."""
     p = subparsers.add_parser("results", help="write a job's results to a file", description=__doc__.splitlines()[0])
     p.add_argument("name", help="job name")
+    p.add_argument("--base-url", help="the host of the job's batches, if it is not $ANTHROPIC_BASE_URL's (your choice)")
     p.add_argument("-o", "--output", required=True, help="output file (.parquet keeps job metadata, or .csv)")
     p.add_argument("--input", help="the submitted table, to write it merged with the results")
     p.add_argument("--index-col", help="index column of --input")
@@ -23,7 +24,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    job = open_job(args.name)
+    job = open_job(args.name, base_url=args.base_url)
     job.wait(poll_interval=args.poll_interval) if args.wait else job.refresh()
     if args.input:
         frame = job.merge(read_table(args.input, args.index_col), prefix=args.prefix)

@@ -3,8 +3,8 @@ remote batch with orphans flagged (:func:`remote_batches`).
 
 Notes for the README
 --------------------
-* Jobs live in the job store (``$BATCHFRAME_STORE`` or ``./.batchframe``), not in the kernel: after a
-  restart, ``batchframe.open_job("reviews")`` (or re-running the same ``submit`` cell) re-attaches and
+* Jobs live in the job store (``$BATCHFRAME_STORE``, or ``jobs`` in the per-user data folder), not in the
+  kernel: after a restart, ``batchframe.open_job("reviews")`` (or re-running the same ``submit`` cell) re-attaches and
   sends nothing again.
 * ``batchframe.jobs()`` reads only the store (no network): the states are the last ones seen.
 * ``batchframe.remote_batches("anthropic")`` lists every remote batch, all pages, and flags the
@@ -45,7 +45,8 @@ def _store(store: str | Store | None) -> Store:
     return store if isinstance(store, Store) else Store(store)
 
 
-def open_job(name: str, *, store: str | Store | None = None, api_key: str | None = None, **options: Any) -> Job:
+def open_job(name: str, *, store: str | Store | None = None, api_key: str | None = None,
+             base_url: str | None = None, **options: Any) -> Job:
     """Re-attach to a job by name, from any process (a new kernel, a script, another terminal). No network.
 
     Parameters
@@ -53,9 +54,13 @@ def open_job(name: str, *, store: str | Store | None = None, api_key: str | None
     name : str
         The job's name (``job.name``; see :func:`jobs`).
     store : str or Store, optional
-        Job store folder (default ``$BATCHFRAME_STORE`` or ``./.batchframe``).
+        Job store folder (default ``$BATCHFRAME_STORE``, else ``jobs`` in the per-user data folder).
     api_key : str, optional
         Default ``ANTHROPIC_API_KEY``; never stored.
+    base_url : str, optional
+        The host to talk to for this job. Without it the key goes only to the job's stored host when that
+        is your environment's host (``ANTHROPIC_BASE_URL`` or the default) or a ``base_url`` you passed in
+        this process; any other stored host is refused before anything is sent.
     **options
         Passed to :meth:`batchframe.Job.open` (``retry=RetryPolicy(...)``).
 
@@ -64,7 +69,7 @@ def open_job(name: str, *, store: str | Store | None = None, api_key: str | None
     >>> job = batchframe.open_job("reviews")  # doctest: +SKIP
     >>> merged = df.batch.merge(job.wait())  # doctest: +SKIP
     """
-    return Job.open(name, store=_store(store), api_key=api_key, **options)
+    return Job.open(name, store=_store(store), api_key=api_key, base_url=base_url, **options)
 
 
 def jobs(*, store: str | Store | None = None) -> pd.DataFrame:

@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from batchframe.errors import TransportError
+from batchframe.jobs.labels import labels_table, read_labels
 from batchframe.jobs.manifest import iter_shards
 from batchframe.jobs.states import ShardState, state_of
 from batchframe.jobs.store import Store
@@ -26,7 +28,7 @@ from batchframe.providers.base import Provider
 from batchframe.requests.keys import positions_of
 from batchframe.results.combine import combine, dedupe, to_frame
 from batchframe.results.cost import PriceLookup, cost_array, total_cost
-from batchframe.results.schema import DEFAULT_PREFIX, HARVEST_SCHEMA
+from batchframe.results.schema import DEFAULT_PREFIX, HARVEST_SCHEMA, INPUT_HASH
 
 #: Downloads of one shard's results per harvest before giving up until the next refresh.
 MAX_DOWNLOADS = 4
@@ -114,9 +116,9 @@ def harvest_shard(
     table = table.append_column("position", pa.array(rows, pa.int64()))
     table = table.append_column("attempt", pa.array(np.full(len(rows), attempt, np.int32)))
     table = table.append_column("batch_id", pa.array([shard["batch_id"]] * len(rows), pa.string()))
-    indexed = _with_index(store, name, table.select(HARVEST_SCHEMA.names), rows)
+    indexed, names = _with_index(store, name, table.select(HARVEST_SCHEMA.names), rows)
     path = store.results_path(name, attempt, shard["index"])
-    store.write_table(path, indexed, metadata=_metadata(manifest, attempt, shard))
+    store.write_table(path, indexed, metadata={**_metadata(manifest, attempt, shard), **names})
     return {
         "results_file": str(path.relative_to(store.job_dir(name))),
         "n_results": len(rows),
@@ -127,12 +129,11 @@ def harvest_shard(
     }
 
 
-def _with_index(store: Store, name: str, table: pa.Table, rows: np.ndarray) -> pa.Table:
-    """The results with the source index labels of their rows, as pandas metadata Parquet keeps."""
-    source = store.read_table(store.requests_path(name, 1), columns=["position"]).to_pandas()
+def _with_index(store: Store, name: str, table: pa.Table, rows: np.ndarray) -> tuple[pa.Table, dict[str, Any]]:
+    """The results with the source index labels of their rows (under reserved names), and their names."""
+    index = read_labels(store.read_table(store.requests_path(name, 1), columns=["position"]))
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
-    frame.index = source.index[rows]
-    return pa.Table.from_pandas(frame, preserve_index=True)
+    return labels_table(index[rows], {name: column.array for name, column in frame.items()})
 
 
 def _metadata(manifest: dict[str, Any], attempt: int, shard: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +158,21 @@ def _sum(table: pa.Table, column: str) -> int:
     return int(pc.sum(table.column(column)).as_py() or 0)
 
 
+def submitted_hashes(store: Store, name: str) -> np.ndarray | None:
+    """The input hash of every submitted row (see :func:`batchframe.results.merge.input_hashes`), in position
+    order; None for a job stored before they were kept.
+
+    Examples
+    --------
+    >>> submitted_hashes(job.store, job.name)[:2]  # doctest: +SKIP
+    array([ 8245413815327335137, 11938398744120497386], dtype=uint64)
+    """
+    path = store.requests_path(name, 1)
+    if INPUT_HASH not in pq.read_schema(path).names:
+        return None
+    return store.read_table(path, columns=[INPUT_HASH]).column(INPUT_HASH).to_numpy()
+
+
 def stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLookup,
                    prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
     """The result columns of a job from its store: one row per source row, indexed like the submitted frame.
@@ -176,6 +192,6 @@ def stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLo
         if state_of(s) is ShardState.HARVESTED
     ]
     skipped = source.column("shard").to_numpy() < 0
-    index = source.to_pandas().index  # the index columns come back through the pandas metadata
+    index = read_labels(source)
     pricer = functools.partial(cost_array, price_for=price_for)
     return to_frame(combine(len(skipped), skipped, tables, pricer=pricer), index, prefix)

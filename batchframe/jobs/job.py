@@ -8,6 +8,7 @@ provider) for its lifetime, not one per poll; it is closed by :meth:`Job.close` 
 from __future__ import annotations
 
 import copy
+import threading
 import weakref
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ import pandas as pd
 
 from batchframe.errors import OrphanBatchError
 from batchframe.jobs import delete, polling, resubmit
-from batchframe.jobs.harvest import harvest_shard, stored_results
+from batchframe.jobs.harvest import harvest_shard, stored_results, submitted_hashes
+from batchframe.jobs.labels import name_from_json
 from batchframe.jobs.manifest import iter_shards, job_status, now
 from batchframe.jobs.orphans import adopt_chosen, reconcile, verify_adopted
 from batchframe.jobs.send import send_shard, shard_lines
@@ -27,8 +29,8 @@ from batchframe.jobs.store import Store
 from batchframe.jobs.views import VIEWS
 from batchframe.providers import Endpoint, Provider, provider_class
 from batchframe.providers.http import RetryPolicy
-from batchframe.results.merge import merge_into
-from batchframe.results.schema import DEFAULT_PREFIX
+from batchframe.results.merge import input_hashes, merge_into
+from batchframe.results.schema import DEFAULT_PREFIX, check_prefix
 from batchframe.types import JobStatus
 
 
@@ -58,10 +60,12 @@ class Job:
         self._endpoint = endpoint
         self._http_policy = retry or RetryPolicy()
         self._api_key = api_key
+        self._base_url: str | None = None  # a host chosen when re-opening (Job.open(base_url=...))
+        # One connection for the job's lifetime, made at the first network step; the widget's monitor thread
+        # and the notebook's thread share it, so it is made and dropped under a lock.
         self._provider: Provider | None = None
-        self._client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
-        # Closed when the Job is collected too: a notebook rarely closes what it opened.
-        self._finalizer = weakref.finalize(self, self._client.close)
+        self._finalizer: weakref.finalize | None = None
+        self._connection_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -70,18 +74,25 @@ class Job:
         *,
         store: str | Store | None = None,
         api_key: str | None = None,
+        base_url: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> Job:
         """Re-attach to a job of the store by name (from any process); no network.
 
-        The API key comes from ``api_key`` or the environment (it is never stored); the provider and
-        base URL from the manifest.
+        The API key comes from ``api_key`` or the environment (it is never stored) and goes only to a host
+        you chose: the job's stored host must be your environment's (``ANTHROPIC_BASE_URL`` or the default)
+        or a ``base_url`` passed in this process, else this raises :class:`batchframe.errors.ConfigError` and
+        nothing is sent. ``base_url`` given here is your choice for this job.
 
         Examples
         --------
         >>> job = Job.open("reviews")  # doctest: +SKIP
+        >>> job = Job.open("reviews", base_url="https://gateway.example.com")  # doctest: +SKIP
         """
-        return cls(name, store=store if isinstance(store, Store) else Store(store), retry=retry, api_key=api_key)
+        job = cls(name, store=store if isinstance(store, Store) else Store(store), retry=retry, api_key=api_key)
+        job._base_url = base_url
+        provider_class(job.provider_name).check_reopen(job._manifest, base_url=base_url)
+        return job
 
     def __repr__(self) -> str:
         status = self.status
@@ -145,10 +156,11 @@ class Job:
         >>> with batchframe.open_job("reviews") as job:  # doctest: +SKIP
         ...     job.refresh()
         """
-        self._provider = None
-        self._finalizer()
-        self._client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
-        self._finalizer = weakref.finalize(self, self._client.close)
+        with self._connection_lock:
+            self._provider = None
+            if self._finalizer is not None:
+                self._finalizer()
+            self._finalizer = None
 
     def __enter__(self) -> Job:
         return self
@@ -174,18 +186,20 @@ class Job:
             yield self._manifest, self._connected()
 
     def _connected(self) -> Provider:
-        if self._provider is None:
-            cls = provider_class(self.provider_name)
-            self._provider = cls(self._endpoint_for_job(), client=self._client, retry=self._http_policy)
-        return self._provider
+        with self._connection_lock:
+            if self._provider is None:
+                endpoint = self._endpoint_for_job()
+                client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
+                # Closed when the Job is collected too: a notebook rarely closes what it opened.
+                self._finalizer = weakref.finalize(self, client.close)
+                cls = provider_class(self.provider_name)
+                self._provider = cls(endpoint, client=client, retry=self._http_policy)
+            return self._provider
 
     def _endpoint_for_job(self) -> Endpoint:
         if self._endpoint is None:
-            m = self._manifest
-            options = {"data_dir": m["data_dir"]} if m.get("data_dir") else {}
-            base_url = None if options else m["base_url"]
-            cls = provider_class(m["provider"])
-            self._endpoint = cls.open_endpoint(api_key=self._api_key, base_url=base_url, **options)
+            cls = provider_class(self.provider_name)
+            self._endpoint = cls.reopen_endpoint(self._manifest, api_key=self._api_key, base_url=self._base_url)
         return self._endpoint
 
     def save(self) -> None:
@@ -313,7 +327,8 @@ class Job:
         Parameters
         ----------
         error_types : collection of str, optional
-            Error types to resubmit; default every type but ``invalid_request_error`` (it would fail again).
+            Error types to resubmit; default every type but ``invalid_request_error`` and ``not_found_error``
+            (deterministic: they would fail again).
         expired, canceled, missing : bool
             Whether to resubmit rows in those states.
 
@@ -369,20 +384,31 @@ class Job:
         --------
         >>> job.results()["llm_status"].value_counts()  # doctest: +SKIP
         """
+        check_prefix(prefix)
         with self.store.lock(self.name):
             self._manifest = self.store.read_manifest(self.name)
             price_for = provider_class(self.provider_name).price_for
             return stored_results(self.store, self._manifest, price_for=price_for, prefix=prefix)
 
     def merge(self, df: pd.DataFrame, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
-        """``df`` with the result columns added (see :func:`batchframe.results.combine.merge_into`).
+        """``df`` with the result columns added, every row proven (see :mod:`batchframe.results.merge`).
+
+        A row gets an answer only if its label is in the job and the values its request was built from are
+        unchanged since submit; else its status is ``stale`` or ``not_submitted``. If no row matches, this
+        raises :class:`batchframe.errors.InputError` rather than return empty columns.
 
         Examples
         --------
         >>> job.merge(df, prefix="ai_").columns[-1]  # doctest: +SKIP
         'ai_tool_use'
         """
-        return merge_into(df, self.results(prefix=prefix))
+        results = self.results(prefix=prefix)
+        columns = (self._manifest.get("request") or {}).get("columns")
+        submitted = submitted_hashes(self.store, self.name)
+        current = None
+        if columns is not None and submitted is not None:
+            current = input_hashes(df, [name_from_json(c) for c in columns])
+        return merge_into(df, results, prefix=prefix, current=current, submitted=submitted, job=f"job {self.name!r}")
 
     def export_metadata(self) -> dict[str, Any]:
         """What an exported Parquet file records about this job (never the key).

@@ -15,11 +15,15 @@ row once, at its latest attempt, from the manifest alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from batchframe.jobs.states import UNSENT, ShardState, state_of
+import numpy as np
+
+from batchframe.jobs.states import UNSENT, ShardRecord, ShardState, new_shard, state_of
+from batchframe.providers.base import Codec
+from batchframe.requests.shards import ShardLimits, plan_shards
 from batchframe.types import COUNT_KEYS, JobStatus, ShardStatus, empty_counts
 
 
@@ -56,6 +60,25 @@ def iter_shards(manifest: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]
     for attempt in manifest["attempts"]:
         for shard in attempt["shards"]:
             yield attempt["attempt"], shard
+
+
+def plan_shard_records(
+    lines: Sequence[bytes], limits: ShardLimits, codec: Codec
+) -> tuple[np.ndarray, list[ShardRecord]]:
+    """Shards for request ``lines`` under ``limits``: each line's shard index, and the planned shard records.
+
+    Examples
+    --------
+    >>> from batchframe.providers.anthropic import codec
+    >>> shard_of, records = plan_shard_records([b"x" * 10] * 3, ShardLimits(max_requests=2), codec)
+    >>> shard_of.tolist(), [(r["n_requests"], r["n_bytes"]) for r in records]
+    ([0, 0, 1], [(2, 36), (1, 25)])
+    """
+    sizes = np.fromiter((len(b) for b in lines), dtype=np.int64, count=len(lines))
+    ranges = plan_shards(sizes, limits, envelope=codec.ENVELOPE_BYTES)
+    shard_of = np.repeat(np.arange(len(ranges), dtype=np.int32), [stop - start for start, stop in ranges])
+    records = [new_shard(i, stop - start, codec.body_size(sizes[start:stop])) for i, (start, stop) in enumerate(ranges)]
+    return shard_of, records
 
 
 def shard_status(attempt: int, shard: dict[str, Any]) -> ShardStatus:

@@ -32,6 +32,7 @@ Within one store that case is asked about, never adopted; across stores, set ``B
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,7 @@ from batchframe.errors import JobError, OrphanBatchError
 from batchframe.jobs.harvest import shard_mapping
 from batchframe.jobs.manifest import iter_shards, now, parse_time
 from batchframe.jobs.states import ShardState, move, record_batch, state_of
-from batchframe.jobs.store import Store
+from batchframe.jobs.store import MANIFEST, Store
 from batchframe.providers.base import Provider, RemoteBatch
 
 log = logging.getLogger("batchframe")
@@ -59,23 +60,51 @@ UPLOAD_BYTES_PER_SECOND = 500_000
 GRACE_SECONDS = 30.0
 
 
-def known_batches(store: Store) -> dict[str, tuple[str, int, int]]:
+class Known(dict[str, tuple[str, int, int]]):
+    """``batch_id -> (job, attempt, shard)``, plus the jobs whose batch ids could not be read (``unreadable``):
+    while there is one, no batch is adopted without asking (it could be that job's)."""
+
+    unreadable: list[str]
+
+
+def known_batches(store: Store) -> Known:
     """``batch_id -> (job, attempt, shard)`` of every batch any job of the store recorded.
+
+    A manifest this version cannot open (written by a newer batchframe) is still scanned for its batch ids;
+    one that cannot be parsed at all is listed in ``unreadable``.
 
     Examples
     --------
-    >>> known_batches(Store("/nonexistent"))
-    {}
+    >>> known = known_batches(Store("/nonexistent"))
+    >>> dict(known), known.unreadable
+    ({}, [])
     """
-    known: dict[str, tuple[str, int, int]] = {}
-    for name, manifest in store.manifests():
-        if isinstance(manifest, JobError):
+    known = Known()
+    known.unreadable = []
+    for name, read in store.manifests():
+        manifest = _raw_manifest(store, name) if isinstance(read, JobError) else read
+        if manifest is None:
+            known.unreadable.append(name)
             continue
-        for attempt, shard in iter_shards(manifest):
+        for attempt, shard in _raw_shards(manifest):
             for batch_id in (shard.get("batch_id"), *(shard.get("rejected") or ())):
-                if batch_id:
-                    known[batch_id] = (name, attempt, shard["index"])
+                if isinstance(batch_id, str) and batch_id:
+                    known[batch_id] = (name, attempt, shard.get("index", -1))
     return known
+
+
+def _raw_manifest(store: Store, name: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads((store.job_dir(name) / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _raw_shards(manifest: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """Shards of a manifest of any format, tolerating missing keys."""
+    return [(a.get("attempt", 0), s) for a in manifest.get("attempts") or () if isinstance(a, dict)
+            for s in a.get("shards") or () if isinstance(s, dict)]
 
 
 def intent_window(shard: dict[str, Any]) -> tuple[datetime, datetime] | None:
@@ -168,11 +197,12 @@ def interrupted_shards(store: Store) -> list[tuple[str, int, dict[str, Any]]]:
 
 
 def _resolve(manifest: dict[str, Any], attempt: int, shard: dict[str, Any], batches: list[RemoteBatch],
-             known: dict[str, Any], interrupted: list[tuple[str, int, dict]], save: Callable[[], None]) -> str:
+             known: Known, interrupted: list[tuple[str, int, dict]], save: Callable[[], None]) -> str:
     name, where = manifest["name"], f"attempt {attempt} shard {shard['index']}"
     found = [b for b in candidates(shard, batches, known) if b.id not in (shard.get("rejected") or ())]
     rivals = sorted({f"{n!r} attempt {a} shard {s['index']}" for n, a, s in interrupted
                      if s is not shard and candidates(s, found, known)})
+    rivals += [f"{n!r} (its manifest cannot be read)" for n in known.unreadable]
     if len(found) == 1 and not rivals and not orphans_ask():
         adopt_batch(shard, found[0], how="automatic")
         save()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from batchframe.errors import JobError, JobTimeoutError, OverloadedError, RateLimitError, ServerError, TransportError
+from batchframe.jobs.states import ShardState
 from batchframe.jobs.views import VIEWS
 from batchframe.types import JobStatus
 
@@ -137,7 +138,7 @@ class PollLoop:
         self.polls += 1
         try:
             status = self.source.refresh()
-            if self.send_planned and any(s.local_state == "planned" for s in status.shards):
+            if self.send_planned and any(s.local_state == ShardState.PLANNED for s in status.shards):
                 status = self.source.send_unsent()  # type: ignore[attr-defined]
         except self.tolerate as exc:
             self.failures += 1
@@ -149,7 +150,7 @@ class PollLoop:
     def finished(self, status: JobStatus) -> bool:
         """Whether the loop is over. A refused shard ends it with an error; an interrupted one (``creating``)
         is reconciled by the next refresh."""
-        refused = [s for s in status.shards if s.local_state == "failed"]
+        refused = [s for s in status.shards if s.local_state == ShardState.FAILED]
         if refused:
             raise JobError(
                 f"job {status.name!r}: attempt {refused[0].attempt} shard {refused[0].index} was refused by the "

@@ -27,15 +27,16 @@ import pyarrow as pa
 
 from batchframe.errors import InputError
 from batchframe.jobs.handle import JobHandle
-from batchframe.jobs.manifest import iter_shards, now
-from batchframe.jobs.states import SENDABLE, ShardState, new_shard, state_of
+from batchframe.jobs.manifest import iter_shards, now, plan_shard_records
+from batchframe.jobs.outcomes import is_none, latest_results, previous_counts, store_reader
+from batchframe.jobs.states import SENDABLE, state_of
 from batchframe.jobs.store import Store
 from batchframe.providers import provider_class
 from batchframe.requests.keys import custom_ids
-from batchframe.requests.shards import ShardLimits, plan_shards
+from batchframe.requests.shards import ShardLimits
 
-#: Error types not retried unless asked for: the same request would fail the same way.
-NOT_RETRIED = frozenset({"invalid_request_error"})
+#: Error types not retried unless asked for (deterministic: the same request would fail the same way).
+NOT_RETRIED = frozenset({"invalid_request_error", "not_found_error"})
 
 
 def resubmit_failed(job: JobHandle, error_types: Collection[str] | None = None, *, expired: bool = True,
@@ -54,71 +55,17 @@ def resubmit_failed(job: JobHandle, error_types: Collection[str] | None = None, 
     job.refresh()  # harvest what has ended, adopt interrupted creations
     with job.store.lock(job.name):
         manifest = job.store.read_manifest(job.name)
-        outcome = latest_results(job.store, manifest)
+        outcome = latest_results(manifest, store_reader(job.store, job.name))
         positions = select_rows(outcome, error_types, expired=expired, canceled=canceled, missing=missing)
         if len(positions):
             attempt = plan_attempt(job.store, manifest, positions)
-            attempt["replaces"] = _previous_counts(outcome, positions)
+            attempt["replaces"] = previous_counts(outcome, positions)
             manifest["attempts"].append(attempt)
             manifest["updated_at"] = now()
             job.store.write_manifest(job.name, manifest)  # persisted before any POST
     if len(positions) or any(state_of(s) in SENDABLE for _, s in iter_shards(manifest)):
         job.send_unsent()
     return int(len(positions))
-
-
-def _previous_counts(outcome: dict[str, np.ndarray], positions: np.ndarray) -> dict[str, int]:
-    """How many of the resent rows were in each state in their previous attempt (``missing``: no line).
-
-    Recorded on the new attempt so that request counts summed over batches can be turned into row counts.
-    """
-    states = np.where(_is_none(outcome["status"][positions]), "missing",
-                      outcome["status"][positions].astype(str))
-    values, counts = np.unique(states, return_counts=True)
-    return {str(v): int(c) for v, c in zip(values, counts, strict=True)}
-
-
-def latest_results(store: Store, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Per source row: the latest attempt that sent it, whether that shard is harvested, and its result there.
-
-    Returns arrays of length ``n_rows``: ``attempt`` (0 = never sent), ``harvested`` (bool),
-    ``status`` and ``error_type`` (object, None where there is no result from that attempt).
-
-    Examples
-    --------
-    >>> latest_results(job.store, job.manifest)["status"]  # doctest: +SKIP
-    array(['succeeded', 'expired', None], dtype=object)
-    """
-    name, n = manifest["name"], manifest["n_rows"]
-    attempt = np.zeros(n, np.int32)
-    shard_of = np.full(n, -1, np.int32)
-    for record in manifest["attempts"]:
-        table = store.read_table(store.requests_path(name, record["attempt"]), columns=["position", "shard"])
-        pos, shard = table.column("position").to_numpy(), table.column("shard").to_numpy()
-        sent = shard >= 0
-        attempt[pos[sent]], shard_of[pos[sent]] = record["attempt"], shard[sent]
-    done = [_key(a, s["index"]) for a, s in iter_shards(manifest) if state_of(s) is ShardState.HARVESTED]
-    harvested = np.isin(_key(attempt.astype(np.int64), shard_of.astype(np.int64)), np.array(done, np.int64))
-    status = np.full(n, None, dtype=object)
-    error_type = np.full(n, None, dtype=object)
-    for a, s in iter_shards(manifest):
-        if state_of(s) is not ShardState.HARVESTED:
-            continue
-        table = store.read_table(store.job_dir(name) / s["results_file"], columns=["position", "status", "error_type"])
-        pos = table.column("position").to_numpy()
-        mine = attempt[pos] == a  # a result of an older attempt is superseded by the later sending
-        status[pos[mine]] = np.asarray(table.column("status").to_pylist(), dtype=object)[mine]
-        error_type[pos[mine]] = np.asarray(table.column("error_type").to_pylist(), dtype=object)[mine]
-    return {"attempt": attempt, "harvested": harvested, "status": status, "error_type": error_type}
-
-
-def _is_none(values: np.ndarray) -> np.ndarray:
-    """Where an object array holds None (no result line)."""
-    return np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-
-
-def _key(attempt, shard):
-    return attempt * (1 << 32) + shard
 
 
 def select_rows(outcome: dict[str, np.ndarray], error_types: Collection[str] | None = None, *,
@@ -147,7 +94,7 @@ def select_rows(outcome: dict[str, np.ndarray], error_types: Collection[str] | N
     if canceled:
         wanted |= status == "canceled"
     if missing:
-        wanted |= _is_none(status)
+        wanted |= is_none(status)
     return np.flatnonzero(ended & wanted)
 
 
@@ -166,15 +113,10 @@ def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray) 
     old = source.column("body").take(pa.array(positions)).to_pylist()  # row p is at position p
     ids = custom_ids(positions, attempt=number)
     bodies = [codec.rekey(line, cid) for line, cid in zip(old, ids, strict=True)]
-    sizes = np.fromiter((len(b) for b in bodies), dtype=np.int64, count=len(bodies))
-    ranges = plan_shards(sizes, ShardLimits(**manifest["limits"]), envelope=codec.ENVELOPE_BYTES)
-    shard = np.zeros(len(bodies), np.int32)
-    for i, (start, stop) in enumerate(ranges):
-        shard[start:stop] = i
+    shard, shards = plan_shard_records(bodies, ShardLimits(**manifest["limits"]), codec)
     table = pa.table({"position": pa.array(positions, pa.int64()), "custom_id": pa.array(ids, pa.string()),
                       "shard": pa.array(shard, pa.int32()), "body": pa.array(bodies, pa.binary())})
     path = store.requests_path(name, number)
     store.write_table(path, table, metadata={"job": name, "attempt": number, "reason": "retry"})
-    shards = [new_shard(i, stop - start, codec.body_size(sizes[start:stop])) for i, (start, stop) in enumerate(ranges)]
     return {"attempt": number, "created_at": now(), "reason": "retry", "n_requests": len(bodies),
             "requests_file": path.name, "shards": shards}

@@ -136,9 +136,9 @@ def create_checked(
                 raise
             try:
                 found = _created_anyway(provider, store, shard)
-            except (APIError, TransportError) as check:
+            except (APIError, TransportError, ValueError) as check:
                 raise Ambiguous(exc) from check
-            if len(found) == 1:
+            if len(found) == 1 and not found.unreadable:
                 adopt_batch(shard, found[0], how="after an error answer to its create call")
                 return None
             if found:
@@ -149,9 +149,18 @@ def create_checked(
     raise AssertionError("unreachable")
 
 
-def _created_anyway(provider: Provider, store: Store, shard: dict[str, Any]) -> list[RemoteBatch]:
+def _created_anyway(provider: Provider, store: Store, shard: dict[str, Any]) -> _Found:
     intent = parse_time(shard["intent_at"])
-    if intent is None:  # the intent is recorded before every POST; without it nothing can be matched
-        return []
+    if intent is None:  # recorded before every POST; without it the list cannot tell: never resend blindly
+        raise ValueError(f"shard {shard['index']} has no intent time")
     since = intent - timedelta(seconds=SKEW_SECONDS)
-    return candidates(shard, recent_batches(provider, since), known_batches(store))
+    known = known_batches(store)
+    found = _Found(candidates(shard, recent_batches(provider, since), known))
+    found.unreadable = known.unreadable
+    return found
+
+
+class _Found(list[RemoteBatch]):
+    """Candidate batches, and the jobs whose batches could not be read (then a single one is not adopted)."""
+
+    unreadable: list[str]

@@ -3,8 +3,8 @@
 ::
 
     planned ──> creating ──> submitted ──> ended ──> harvested
-       ▲   ▲      │  │  ▲         │          │
-       │   │      │  │  └─────────┴──────────┘   an adopted batch proven not this shard's
+       ▲   ▲      │  │  ▲                    │
+       │   │      │  │  └────────────────────┘   an adopted batch proven not this shard's
        │   │      │  └──> failed ──> creating    refused, and the batch list shows nothing was created
        │   └──────┘                              an interrupted POST created nothing: send again
        └── (retry) a new attempt's shards start planned
@@ -44,9 +44,9 @@ _ALLOWED: dict[ShardState, frozenset[ShardState]] = {
     ShardState.CREATING: frozenset(
         {ShardState.CREATING, ShardState.PLANNED, ShardState.FAILED, ShardState.SUBMITTED, ShardState.ENDED}
     ),
-    ShardState.SUBMITTED: frozenset({ShardState.SUBMITTED, ShardState.ENDED, ShardState.CREATING}),
+    ShardState.SUBMITTED: frozenset({ShardState.SUBMITTED, ShardState.ENDED}),
     ShardState.ENDED: frozenset({ShardState.ENDED, ShardState.HARVESTED, ShardState.CREATING}),
-    ShardState.HARVESTED: frozenset({ShardState.HARVESTED}),
+    ShardState.HARVESTED: frozenset(),
 }
 
 

@@ -1,4 +1,4 @@
-"""The job store: one folder per job under ``$BATCHFRAME_STORE`` (default ``./.batchframe``).
+"""The job store: one folder per job under :func:`batchframe.config.store_root`.
 
 ::
 
@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from batchframe.config import store_root
 from batchframe.errors import InputError, JobError, JobNotFoundError
 from batchframe.jobs.migrations import migrate
+from batchframe.jobs.outcomes import requests_file, store_reader
 from batchframe.results.export import atomic_write_bytes, write_table
 
 MANIFEST = "manifest.json"
@@ -51,11 +52,16 @@ def validate_name(name: str) -> str:
     Traceback (most recent call last):
     ...
     batchframe.errors.InputError: job name '../etc' is not allowed: ...
+    >>> validate_name("reviews\\n")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    batchframe.errors.InputError: job name 'reviews\\n' is not allowed: ...
     """
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+    # fullmatch, not match: the pattern's "$" also matches before a trailing newline ("name\n").
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
         raise InputError(
             f"job name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            "starting with a letter or digit (no spaces, newlines or other control characters)"
         )
     return name
 
@@ -121,12 +127,15 @@ class Store:
         """The manifest of job ``name``; JobNotFoundError names the known jobs."""
         path = self.job_dir(name) / MANIFEST
         try:
-            return migrate(json.loads(path.read_bytes()))
+            manifest = json.loads(path.read_bytes())
         except FileNotFoundError:
             known = ", ".join(self.names()[:10]) or "none"
             raise JobNotFoundError(f"no job named {name!r} in {str(self.root)!r} (jobs: {known})") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise JobError(f"manifest of job {name!r} is corrupt: {exc}") from exc
+        except OSError as exc:
+            raise JobError(f"manifest of job {name!r} cannot be read: {exc}") from exc
+        return migrate(manifest, store_reader(self, name))
 
     def write_manifest(self, name: str, manifest: dict[str, Any]) -> None:
         """Replace the manifest of job ``name`` atomically."""
@@ -166,8 +175,7 @@ class Store:
     # -- parquet -------------------------------------------------------------------------------------
     def requests_path(self, name: str, attempt: int = 1) -> Path:
         """``requests.parquet`` (attempt 1) or ``requests-a<N>.parquet`` of a job."""
-        file = "requests.parquet" if attempt == 1 else f"requests-a{attempt}.parquet"
-        return self.job_dir(name) / file
+        return self.job_dir(name) / requests_file(attempt)
 
     def results_path(self, name: str, attempt: int, shard: int) -> Path:
         """The results file of one shard of one attempt."""

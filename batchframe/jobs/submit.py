@@ -18,16 +18,19 @@ import pyarrow as pa
 
 from batchframe.errors import InputError, JobError
 from batchframe.jobs.job import Job
-from batchframe.jobs.manifest import iter_shards, now
+from batchframe.jobs.labels import index_names, labels_table, name_to_json
+from batchframe.jobs.manifest import iter_shards, now, plan_shard_records
 from batchframe.jobs.migrations import FORMAT
-from batchframe.jobs.states import SENDABLE, new_shard, state_of
+from batchframe.jobs.states import SENDABLE, state_of
 from batchframe.jobs.store import Store, check_index_storable, validate_name
 from batchframe.providers import Endpoint, open_endpoint, provider_class
 from batchframe.providers.base import Codec
 from batchframe.providers.http import RetryPolicy
 from batchframe.requests.build import RequestSet, build_requests, preview
 from batchframe.requests.fingerprint import fingerprint
-from batchframe.requests.shards import ShardLimits, plan_shards
+from batchframe.requests.shards import ShardLimits
+from batchframe.results.merge import input_hashes
+from batchframe.results.schema import INPUT_HASH
 
 
 def submit(
@@ -61,7 +64,8 @@ def submit(
     provider : {"anthropic", "local"}, optional
         Default ``$BATCHFRAME_PROVIDER`` or ``"anthropic"`` (which needs ``ANTHROPIC_API_KEY``).
     api_key, base_url : str, optional
-        Override ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``. The key is never stored.
+        Override ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``. The key is never stored, and goes only to
+        the environment's host or a ``base_url`` passed explicitly; plain ``http://`` only to loopback.
     new : bool
         Submit again even if the same requests were already submitted (pays again). Without it, a
         submit whose fingerprint matches a job of the store returns that job, whatever ``name`` says,
@@ -69,9 +73,10 @@ def submit(
     max_batch_requests, max_batch_bytes : int, optional
         Lower the per-batch limits (defaults: the provider's, 100,000 requests and 256 MB).
     store : str or Store, optional
-        Job store folder (default ``$BATCHFRAME_STORE`` or ``./.batchframe``).
+        Job store folder (default ``$BATCHFRAME_STORE``, else ``jobs`` in the per-user data folder).
     provider_options : dict, optional
-        Extra settings of the provider (for ``local``: ``data_dir``, ``engine``).
+        Extra settings of the provider (for ``local``: ``data_dir``, ``engine``, ``engine_options``). A local
+        job records the engine, its model and options that answered it, and is never answered by another.
     retry : RetryPolicy, optional
         Retries and backoff of every HTTP call of this job (in this process).
     betas : list of str, optional
@@ -101,7 +106,8 @@ def submit(
         job_name = existing or _new_name(store, name, digest, new)
         if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
             plan = _Plan(requests, lines, limits, codec)
-            _persist_new(store, job_name, df.index, plan, endpoint, digest, {"prompt": prompt, "betas": betas})
+            spec = {"prompt": prompt, "betas": betas, "columns": [name_to_json(c) for c in requests.columns]}
+            _persist_new(store, job_name, df, plan, endpoint, digest, spec)
     job = Job(job_name, store=store, endpoint=endpoint, retry=retry)
     job.send_unsent(lines if fresh else None)
     return job
@@ -186,7 +192,7 @@ def _new_name(store: Store, name: str | None, fingerprint: str, new: bool) -> st
 def _persist_new(
     store: Store,
     name: str,
-    index: pd.Index,
+    df: pd.DataFrame,
     plan: _Plan,
     endpoint: Endpoint,
     digest: str,
@@ -194,19 +200,15 @@ def _persist_new(
 ) -> None:
     """Write requests.parquet and the manifest (all shards ``planned``) before anything is sent."""
     requests, limits = plan.requests, plan.limits
-    sizes = np.fromiter((len(b) for b in plan.lines), dtype=np.int64, count=requests.n_sent)
-    ranges = plan_shards(sizes, limits, envelope=plan.codec.ENVELOPE_BYTES)
-    shard_of = np.full(requests.n_rows, -1, dtype=np.int32)
-    for i, (start, stop) in enumerate(ranges):
-        shard_of[requests.positions[start:stop]] = i
+    line_shards, shards = plan_shard_records(plan.lines, limits, plan.codec)
+    shard_of = np.full(requests.n_rows, -1, dtype=np.int32)  # -1: skipped, never sent
+    shard_of[requests.positions] = line_shards
     with store.lock(name):
         store.write_table(
             store.requests_path(name, 1),
-            _requests_table(index, requests, plan.lines, shard_of),
-            metadata={"job": name, "provider": endpoint.provider, "model": requests.model},
+            requests_table(df.index, requests, plan.lines, shard_of, input_hashes(df, requests.columns)),
+            metadata={"job": name, "provider": endpoint.provider, "model": requests.model, **index_names(df.index)},
         )
-        body_size = plan.codec.body_size
-        shards = [new_shard(i, stop - start, body_size(sizes[start:stop])) for i, (start, stop) in enumerate(ranges)]
         store.write_manifest(
             name,
             {
@@ -216,6 +218,7 @@ def _persist_new(
                 "identity": endpoint.identity,
                 "base_url": endpoint.base_url,
                 "data_dir": endpoint.data_dir,
+                "service": endpoint.service,
                 "model": requests.model,
                 "fingerprint": digest,
                 "created_at": now(),
@@ -237,15 +240,17 @@ def _persist_new(
         )
 
 
-def _requests_table(index: pd.Index, requests: RequestSet, lines: list[bytes], shard_of: np.ndarray) -> pa.Table:
-    """One row per source row: index labels, position, custom_id, shard (-1 = skipped), body (the line sent)."""
+def requests_table(index: pd.Index, requests: RequestSet, lines: list[bytes], shard_of: np.ndarray,
+                   hashes: np.ndarray) -> pa.Table:
+    """One row per source row: index labels, position, custom_id, shard (-1 = skipped), body (the line sent)
+    and the hash of the row's inputs (what merge checks)."""
     n = requests.n_rows
     ids: list = [None] * n
     bodies: list = [None] * n
     for pos, cid, body in zip(requests.positions.tolist(), requests.custom_ids, lines, strict=True):
         ids[pos], bodies[pos] = cid, body
-    frame = pd.DataFrame({"position": np.arange(n, dtype=np.int64)}, index=index)
-    table = pa.Table.from_pandas(frame, preserve_index=True)
+    table, _ = labels_table(index, {"position": np.arange(n, dtype=np.int64)})
     table = table.append_column("custom_id", pa.array(ids, pa.string()))
     table = table.append_column("shard", pa.array(shard_of, pa.int32()))
-    return table.append_column("body", pa.array(bodies, pa.binary()))
+    table = table.append_column("body", pa.array(bodies, pa.binary()))
+    return table.append_column(INPUT_HASH, pa.array(hashes, pa.uint64()))

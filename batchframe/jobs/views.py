@@ -38,7 +38,7 @@ class Views:
     display: Callable[[Any], object] | None = None
 
 
-#: The one registry; :func:`batchframe.progress` fills it at import.
+#: The one registry; :mod:`batchframe.progress` fills it at import.
 VIEWS = Views()
 
 

@@ -9,6 +9,7 @@ for batch objects, Arrow tables in :data:`batchframe.results.schema.RESULT_SCHEM
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -20,6 +21,7 @@ import httpx
 import numpy as np
 import pyarrow as pa
 
+from batchframe.providers.hosts import check_stored_host
 from batchframe.providers.http import HttpClient, RetryPolicy
 from batchframe.requests.shards import ShardLimits
 from batchframe.results.cost import Price
@@ -45,6 +47,8 @@ class Endpoint:
     identity: str
     api_key: str | None = field(default=None, repr=False)
     data_dir: str | None = None
+    #: For a local service: the engine facts a job pins (id, engine, model, engine_options); never a secret.
+    service: dict[str, Any] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"Endpoint(provider={self.provider!r}, base_url={self.base_url!r})"
@@ -151,6 +155,9 @@ class Provider:
     name: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities(max_requests=100_000, max_bytes=256_000_000)
     codec: ClassVar[Codec]
+    #: The environment variable that names the user's host, and the host used when it is unset.
+    base_url_variable: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
 
     def __init__(self, endpoint: Endpoint, *, client: httpx.Client | None = None, retry: RetryPolicy | None = None):
         self.endpoint = endpoint
@@ -215,6 +222,38 @@ class Provider:
         'anthropic:http://127.0.0.1:9'
         """
         raise NotImplementedError
+
+    @classmethod
+    def user_host(cls) -> str:
+        """The host the user chose through the environment (``base_url_variable``), else the default host."""
+        return (os.environ.get(cls.base_url_variable) or cls.default_base_url).rstrip("/")
+
+    @classmethod
+    def reopen_endpoint(cls, record: dict[str, Any], *, api_key: str | None = None,
+                        base_url: str | None = None) -> Endpoint:
+        """The endpoint of a stored job (``record``: its manifest). The key goes only to a host the user
+        chose: a stored host that is neither :meth:`user_host` nor a ``base_url=`` of this process is refused
+        (:func:`batchframe.providers.hosts.check_stored_host`); ``base_url`` given now is the user's choice.
+
+        Examples
+        --------
+        >>> from batchframe.providers import provider_class
+        >>> record = {"name": "j", "base_url": "https://elsewhere.example.com"}
+        >>> provider_class("anthropic").reopen_endpoint(record, api_key="sk")
+        Traceback (most recent call last):
+        ...
+        batchframe.errors.ConfigError: job 'j' was sent to https://elsewhere.example.com, but your API key ...
+        """
+        cls.check_reopen(record, base_url=base_url)
+        return cls.open_endpoint(api_key=api_key, base_url=base_url or record["base_url"])
+
+    @classmethod
+    def check_reopen(cls, record: dict[str, Any], *, base_url: str | None = None) -> None:
+        """Raise, without any network, when re-opening the stored job would send the key to a host the user
+        did not choose (see :meth:`reopen_endpoint`)."""
+        if base_url is None:
+            check_stored_host(record["name"], record["base_url"], environment=cls.user_host(),
+                              variable=cls.base_url_variable)
 
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
         """Headers sent with every call (auth, API version)."""

@@ -1,4 +1,4 @@
-"""The HTTP layer of the providers: one ``httpx.Client`` per provider, timeouts, retries, error mapping.
+"""The HTTP layer of the providers: an injected ``httpx.Client`` (one per Job), timeouts, retries, error mapping.
 
 Retries (exponential backoff 0.5 s * 2^n capped at 8 s, jitter x0.75-1) on connection errors and on
 408, 409, 429, 5xx and 529, waiting ``retry-after-ms`` / ``retry-after`` instead when the server gives
@@ -237,7 +237,7 @@ class HttpClient:
             if stream:
                 response.read()
                 response.close()
-            # A POST that is not resend-safe is never resent here: its caller checks first (create.py).
+            # A POST that is not resend-safe is never resent here: its caller checks first (jobs/send.py).
             if not resend_safe or not retryable(response) or retry >= self.retry.max_retries:
                 raise self._api_error(response)
             self._sleep(self.retry.delay(retry, response))

@@ -3,9 +3,10 @@ custom_id. Pure: no network, no disk except reading document files. A provider's
 
 The prompt is a column name or a template over columns (``"Summarize {title}: {body}"``). Any Messages
 parameter passes through; a parameter takes a per-row value from a column when given as ``col("name")``
-(or, for the numeric ``max_tokens``/``temperature``/``top_p``/``top_k``, simply as the column's name).
-Rows whose prompt is NaN, None or blank (for a template: any field NaN/None, or a blank rendering) are
-not sent; they are *skipped*.
+(or, for the numeric ``max_tokens``/``temperature``/``top_p``/``top_k``, simply as the column's name), or
+from a Series aligned to the frame's index. Rows whose prompt is NaN, None or blank (for a template: any
+field NaN/None, every field blank, or a blank rendering) are not sent; they are *skipped*. Bad input is
+refused here, before anything is sent (the rules: :mod:`batchframe.requests.validate`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,30 @@ import pandas as pd
 
 from batchframe.errors import InputError
 from batchframe.requests.keys import custom_ids as _custom_ids
+from batchframe.requests.validate import (
+    blank_rows,
+    check_aligned,
+    check_frame,
+    check_max_tokens,
+    check_max_tokens_values,
+    column,
+    format_error,
+    json_default,
+    json_ok,
+    plain,
+    row,
+    short,
+    text_values,
+    unencodable,
+    unsendable,
+)
 
 #: Parameters a batch refuses or that make no sense per row.
-_FORBIDDEN = {"stream": "stream=True is not allowed in a batch", "messages": "use prompt=... instead"}
+_FORBIDDEN = {
+    "stream": "stream=True is not allowed in a batch",
+    "messages": "use prompt=... instead",
+    "custom_id": "batchframe assigns the custom_id of every request (r<position>); remove it",
+}
 #: Parameters whose string value can only mean "take it from this column".
 _NUMERIC = ("max_tokens", "temperature", "top_p", "top_k")
 _INTEGER = ("max_tokens", "top_k")
@@ -76,6 +98,9 @@ class RequestSet:
     custom_ids: list[str]
     params: list[bytes]
     skipped: np.ndarray = field(repr=False)
+    #: The frame's columns the requests were built from (prompt, template fields, per-row parameters,
+    #: attachments): what merge re-hashes to prove a row is unchanged since submit.
+    columns: list = field(default_factory=list)
 
     @property
     def n_sent(self) -> int:
@@ -88,8 +113,8 @@ def build_requests(
     *,
     prompt: str,
     model: str,
-    max_tokens: int | str | Column,
-    system: str | Column | None = None,
+    max_tokens: int | str | Column | pd.Series,
+    system: str | Column | pd.Series | None = None,
     documents: str | Sequence[str] | None = None,
     images: str | Sequence[str] | None = None,
     attempt: int = 1,
@@ -105,7 +130,8 @@ def build_requests(
         A column name, or a template over columns such as ``"Summarize {title}: {body}"``. With
         ``documents``/``images`` it may be a plain instruction.
     model, max_tokens, system, **params
-        Messages parameters. ``col("name")`` takes a value per row from a column.
+        Messages parameters (numpy scalars accepted). ``col("name")``, or a Series aligned to the frame's
+        index, gives a value per row. ``max_tokens`` is a whole number >= 1.
     documents, images : str or list of str, optional
         Columns of file paths or bytes sent as base64 document / image blocks before the prompt.
 
@@ -120,33 +146,55 @@ def build_requests(
     >>> rs.custom_ids, rs.skipped.tolist()
     (['r0'], [False, True])
     """
-    _check_static(model, max_tokens, params)
+    check_frame(df)
+    max_tokens = _check_static(model, max_tokens, params)
     if system is not None:
         params["system"] = system
-    params = {"model": model, "max_tokens": max_tokens, **params}
+    params = {"model": model, "max_tokens": max_tokens, **{k: plain(v) for k, v in params.items()}}
     texts, skip = render_prompts(df, prompt, allow_literal=bool(documents or images))
     blocks = _attachment_columns(df, _as_list(documents), _as_list(images))
     per_row = _per_row_params(df, params)
     common = {k: v for k, v in params.items() if k not in per_row}
     positions = np.flatnonzero(~skip)
     ids = _custom_ids(positions, attempt)
-    params_json = _serialize(df, positions.tolist(), texts, common, per_row, blocks)
-    return RequestSet(len(df), model, positions.astype(np.int64), ids, params_json, skip)
+    try:
+        params_json = _serialize(df, positions.tolist(), texts, common, per_row, blocks)
+    except TypeError as exc:  # orjson refused a prompt: it holds a lone surrogate
+        names = [prompt] if prompt in df.columns else _parse_template(prompt)[1]
+        error = unencodable(df, names, texts, positions.tolist())
+        if error is None:
+            raise
+        raise error from exc
+    columns = _input_columns(df, prompt, params, _as_list(documents) + _as_list(images))
+    return RequestSet(len(df), model, positions.astype(np.int64), ids, params_json, skip, columns)
 
 
-def _check_static(model: Any, max_tokens: Any, params: dict[str, Any]) -> None:
+def _input_columns(df: pd.DataFrame, prompt: str, params: dict[str, Any], attachments: list[str]) -> list:
+    """The frame's columns the requests read, in order, each once (a Series parameter is not one)."""
+    names = [prompt] if prompt in df.columns else _parse_template(prompt)[1]
+    for key, value in params.items():
+        if isinstance(value, Column):
+            names.append(value.name)
+        elif isinstance(value, str) and key in _NUMERIC:
+            names.append(value)
+    return list(dict.fromkeys([*names, *attachments]))
+
+
+def _check_static(model: Any, max_tokens: Any, params: dict[str, Any]) -> Any:
     for key, why in _FORBIDDEN.items():
         if key in params and (key != "stream" or params[key]):
-            raise InputError(f"parameter {key!r} cannot be used here: {why}")
+            raise InputError(f"parameter {key}={short(params[key])} cannot be used here: {why}")
     params.pop("stream", None)
     if not isinstance(model, str) or not model:
         raise InputError("model must be a non-empty string, e.g. model='claude-haiku-4-5'")
-    if isinstance(max_tokens, int) and max_tokens < 1:
-        raise InputError(f"max_tokens must be >= 1 in a batch, got {max_tokens}")
+    return max_tokens if isinstance(max_tokens, str | Column | pd.Series) else check_max_tokens(max_tokens)
 
 
 def render_prompts(df: pd.DataFrame, prompt: str, *, allow_literal: bool = False) -> tuple[list, np.ndarray]:
     """The prompt text of every row and the mask of rows to skip.
+
+    A row is skipped when its prompt cell is NaN/None/blank; for a template, when any field is NaN/None,
+    every field is blank, or the rendering is blank. Non-text cells and failing format specs are refused.
 
     Examples
     --------
@@ -155,15 +203,18 @@ def render_prompts(df: pd.DataFrame, prompt: str, *, allow_literal: bool = False
     (['x #1', ' #2'], array([False, False]))
     >>> render_prompts(df, "t")[1]
     array([False,  True])
+    >>> render_prompts(df, "Title: {t}")[1]
+    array([False,  True])
     """
     if not isinstance(prompt, str):
         raise InputError(f"prompt must be a column name or a template string, got {type(prompt).__name__}")
     if prompt in df.columns:
-        values = df[prompt].tolist()
-        missing = df[prompt].isna().to_numpy(dtype=bool)
+        series = column(df, prompt, "used as the prompt")
+        values = text_values(series, prompt, df.index)
+        missing = series.isna().to_numpy(dtype=bool)
         texts = [None if m else (v if isinstance(v, str) else str(v)) for v, m in zip(values, missing, strict=True)]
         return texts, missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
-    fmt, fields = _parse_template(prompt)
+    fmt, fields, placeholders = _parse_template(prompt)
     absent = [f for f in fields if f not in df.columns]
     if absent:
         raise InputError(f"column {absent[0]!r} used by the prompt is not in the frame (columns: {list(df.columns)})")
@@ -171,17 +222,26 @@ def render_prompts(df: pd.DataFrame, prompt: str, *, allow_literal: bool = False
         raise InputError(
             f"prompt {prompt!r} is not a column of the frame and has no {{column}} fields (columns: {list(df.columns)})"
         )
+    columns = [column(df, name, "used by the prompt") for name in fields]
     missing = np.zeros(len(df), dtype=bool)
-    for name in fields:
-        missing |= df[name].isna().to_numpy(dtype=bool)
-    rows = zip(*[df[name].tolist() for name in fields], strict=True) if fields else [()] * len(df)
-    texts = [None if m else fmt.format(*row) for row, m in zip(rows, missing, strict=True)]
-    return texts, missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
+    for series in columns:
+        missing |= series.isna().to_numpy(dtype=bool)
+    values = [text_values(series, name, df.index) for series, name in zip(columns, fields, strict=True)]
+    rows = zip(*values, strict=True) if fields else [()] * len(df)
+    try:
+        texts = [None if m else fmt.format(*cells) for cells, m in zip(rows, missing, strict=True)]
+    except Exception as exc:  # a cell's __format__ may raise anything: find the row and field again
+        raise format_error(df.index, placeholders, fields, values, missing, exc) from exc
+    skip = missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
+    return texts, (skip | blank_rows(columns)) if columns else skip
 
 
-def _parse_template(template: str) -> tuple[str, list[str]]:
-    """Rewrite ``"{a} {b:>3}"`` as ``"{0} {1:>3}"`` so rows format positionally (fast), and list fields."""
-    parts, fields = [], []
+def _parse_template(template: str) -> tuple[str, list[str], list[tuple[str, str | None, str]]]:
+    """Rewrite ``"{a} {b:>3}"`` as ``"{0} {1:>3}"`` so rows format positionally (fast); list the fields and
+    the placeholders (field, conversion, spec). A field inside a spec (``{a:>{w}}``) is refused."""
+    parts: list[str] = []
+    fields: list[str] = []
+    placeholders: list[tuple[str, str | None, str]] = []
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -190,24 +250,37 @@ def _parse_template(template: str) -> tuple[str, list[str]]:
         parts.append(literal.replace("{", "{{").replace("}", "}}"))
         if name is None:
             continue
+        spec = spec or ""
+        if "{" in spec:
+            raise InputError(
+                f"prompt field {{{name}:{spec}}} has a field inside its format spec, which batchframe does not "
+                f"support; write the spec out, e.g. {{{name}:>10}}, or format the column first"
+            )
+        placeholders.append((name, conversion, spec))
         if name not in fields:
             fields.append(name)
         conv = f"!{conversion}" if conversion else ""
         parts.append("{" + str(fields.index(name)) + conv + (f":{spec}" if spec else "") + "}")
-    return "".join(parts), fields
+    return "".join(parts), fields, placeholders
 
 
-def _per_row_params(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, tuple[list, np.ndarray]]:
+def _per_row_params(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, tuple[list, np.ndarray, str]]:
+    """Parameters given per row (``col()``, a numeric column's name, an aligned Series): key -> (values,
+    missing mask, what to call the source in an error)."""
     out = {}
     for key, value in params.items():
         if isinstance(value, str) and key in _NUMERIC:
             value = Column(value)
-        if not isinstance(value, Column):
+        if isinstance(value, pd.Series):
+            check_aligned(value, df.index, key)
+            series, what = value, f"the Series given for {key}"
+        elif isinstance(value, Column):
+            series, what = column(df, value.name, f"given for {key}"), f"column {value.name!r}"
+        else:
             continue
-        if value.name not in df.columns:
-            raise InputError(f"column {value.name!r} given for {key} is not in the frame")
-        series = df[value.name]
-        out[key] = (series.tolist(), series.isna().to_numpy(dtype=bool))
+        if key == "max_tokens":
+            check_max_tokens_values(series, what, df.index)
+        out[key] = (series.tolist(), series.isna().to_numpy(dtype=bool), what)
     return out
 
 
@@ -215,25 +288,32 @@ def _serialize(df, positions, texts, common, per_row, blocks) -> list[bytes]:
     """Each row's parameters, assembled from pre-serialized parts: the parameters shared by every row are
     dumped once, so a row costs one ``orjson.dumps`` of its prompt (plus its own per-row values)."""
     dumps = orjson.dumps
-    head = _dump(df, None, common)[:-1]  # '{"model":...' still open; "model" is always there
+    head = _dump_common(common)[:-1]  # '{"model":...' still open; "model" is always there
     msg, end = b',"messages":[{"role":"user","content":', b"}]}"
     if not per_row and not blocks:
         return [b"".join((head, msg, dumps(texts[p]), end)) for p in positions]
     return [
-        b"".join((head, _row_params(df, p, per_row), msg, _dump(df, p, _content(p, texts[p], blocks)), end))
+        b"".join((head, _row_params(df, p, per_row), msg, dumps(_content(p, texts[p], blocks)), end))
         for p in positions
     ]
 
 
 def _row_params(df, pos: int, per_row) -> bytes:
     parts = []
-    for key, (values, missing) in per_row.items():
+    for key, (values, missing, what) in per_row.items():
         if missing[pos]:
             if key == "max_tokens":
-                raise InputError(f"max_tokens is missing for row {df.index[pos]!r} (position {pos})")
+                raise InputError(
+                    f"max_tokens from {what} is missing for row {row(df.index, pos)} (position {pos}); "
+                    "fill it (e.g. .fillna(1024)) or drop the row"
+                )
             continue
         value = values[pos]
-        parts.append(b"," + orjson.dumps(key) + b":" + _dump(df, pos, int(value) if key in _INTEGER else value))
+        try:
+            dumped = orjson.dumps(int(value) if key in _INTEGER else value, default=json_default)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise unsendable(value, f"{key} from {what}, row {row(df.index, pos)}", exc) from exc
+        parts.append(b"," + orjson.dumps(key) + b":" + dumped)
     return b"".join(parts)
 
 
@@ -242,12 +322,13 @@ def _content(pos: int, text: str, blocks) -> str | list:
     return [*attachments, {"type": "text", "text": text}] if attachments else text
 
 
-def _dump(df, pos: int | None, value: Any) -> bytes:
+def _dump_common(common: dict[str, Any]) -> bytes:
+    """The parameters shared by every row; on failure, the error names the parameter."""
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(common, default=json_default)
     except TypeError as exc:
-        where = "a parameter" if pos is None else f"row {df.index[pos]!r}: a parameter"
-        raise InputError(f"{where} value cannot be sent as JSON ({exc})") from exc
+        key = next((k for k, v in common.items() if not json_ok(v)), "?")
+        raise unsendable(common.get(key), f"parameter {key}", exc) from exc
 
 
 def _as_list(columns: str | Sequence[str] | None) -> list[str]:
@@ -271,7 +352,7 @@ def _attachment_maker(df, values: list, kind: str):
         value = values[pos]
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return None
-        return attachment_block(value, kind=kind, label=df.index[pos])
+        return attachment_block(value, kind=kind, label=plain(df.index[pos]))
 
     return make
 

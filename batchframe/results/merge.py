@@ -1,26 +1,78 @@
-"""Merging result columns into the user's frame: aligned by position when the index is the submitted one,
-by label when both indexes are unique, refused otherwise; a column-name clash is an error, never an overwrite."""
+"""Merging result columns into the user's frame, proving every row.
+
+A row gets an answer only if its label is in the job *and* the values the request was built from (the
+columns the prompt and per-row parameters read) are still the ones that were sent: their hash equals the
+one stored at submit. Otherwise the row is ``stale`` (changed since it was sent) or ``not_submitted`` (a
+label the job does not know), never another row's answer. If no row of the frame is proven, merge raises.
+
+Alignment: by position when the frame has the submitted index (same labels, same order; duplicates fine),
+else by label when both indexes are unique; anything else is refused. A column-name clash is an error.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from batchframe.errors import InputError
 
+#: Row statuses merge adds to the result schema's.
+STALE, NOT_SUBMITTED = "stale", "not_submitted"
 
-def merge_into(df: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """``df`` plus the result columns. A name clash is an error, never an overwrite.
 
-    Alignment: when ``df`` has the submitted index (same labels, same order), columns are placed by
-    position, so duplicate labels are fine. Otherwise, with unique labels on both sides, by label;
-    anything else is refused.
+def input_hashes(df: pd.DataFrame, columns: list) -> np.ndarray:
+    """One uint64 per row over the values of ``columns`` (the inputs of its request), index excluded.
 
     Examples
     --------
-    >>> df = pd.DataFrame({"q": ["hi"]}, index=["a"])
+    >>> a = input_hashes(pd.DataFrame({"q": ["x", "y"], "other": [1, 2]}), ["q"])
+    >>> b = input_hashes(pd.DataFrame({"q": ["x", "z"], "other": [9, 9]}), ["q"])
+    >>> (a == b).tolist()
+    [True, False]
+    """
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"the frame has no column {missing[0]!r}, which the job's requests were built from; merge the "
+            "frame you submitted (or one with the same columns)"
+        )
+    if not columns:  # a fixed prompt: every row's request is the same
+        return np.zeros(len(df), dtype=np.uint64)
+    frame = df[columns]
+    try:
+        return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+    except TypeError:  # cells pandas cannot hash (bytes mixed with paths, ...): hash their text form
+        return pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy(dtype=np.uint64)
+
+
+def merge_into(
+    df: pd.DataFrame,
+    results: pd.DataFrame,
+    *,
+    prefix: str,
+    current: np.ndarray | None = None,
+    submitted: np.ndarray | None = None,
+    job: str = "the job",
+) -> pd.DataFrame:
+    """``df`` plus the result columns (under ``prefix``), each row proven (see the module docstring).
+
+    Parameters
+    ----------
+    df : DataFrame
+    results : DataFrame
+        One row per submitted row, indexed like the submitted frame (:meth:`batchframe.Job.results`).
+    prefix : str
+        The result columns' prefix (its ``status`` column gets ``stale`` / ``not_submitted``).
+    current, submitted : array of uint64, optional
+        :func:`input_hashes` of ``df``'s rows and of the submitted rows; without them rows are matched
+        by label only (a job stored before hashes were kept).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"q": ["hi", "new"]}, index=["a", "b"])
     >>> res = pd.DataFrame({"llm_text": ["hello"], "llm_status": ["succeeded"]}, index=["a"])
-    >>> list(merge_into(df, res).columns)
-    ['q', 'llm_text', 'llm_status']
+    >>> merge_into(df, res, prefix="llm_")["llm_status"].tolist()
+    ['succeeded', 'not_submitted']
     """
     clash = [c for c in results.columns if c in df.columns]
     if clash:
@@ -28,14 +80,49 @@ def merge_into(df: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
             f"result column(s) {clash} already exist in the frame; choose another prefix "
             "(merge(job, prefix=...)) or drop them first"
         )
-    if not df.index.equals(results.index):
-        if not (df.index.is_unique and results.index.is_unique):
-            raise InputError(
-                "the frame's index differs from the submitted one and has duplicate labels, so rows "
-                "cannot be matched; merge into the frame you submitted (same rows, same order)"
-            )
-        results = results.reindex(df.index)
+    take = _alignment(df.index, results.index)
+    known = take >= 0
+    proven = known.copy()
+    if current is not None and submitted is not None:
+        proven[known] = current[known] == submitted[take[known]]
+    if not proven.any():
+        raise InputError(_nothing_matches(job, len(df), int((~known).sum()), int((known & ~proven).sum())))
+    return _assemble(df, results, take, known, proven, f"{prefix}status")
+
+
+def _alignment(index: pd.Index, submitted: pd.Index) -> np.ndarray:
+    """For each row of ``index``, the position of its submitted row, or -1."""
+    if index.equals(submitted):
+        return np.arange(len(index))
+    if not (index.is_unique and submitted.is_unique):
+        raise InputError(
+            "the frame's index differs from the submitted one and has duplicate labels, so rows "
+            "cannot be matched; merge into the frame you submitted (same rows, same order)"
+        )
+    return submitted.get_indexer(index)
+
+
+def _assemble(df: pd.DataFrame, results: pd.DataFrame, take: np.ndarray, known: np.ndarray, proven: np.ndarray,
+              status_column: str) -> pd.DataFrame:
+    picked = results.iloc[np.where(proven, take, 0)] if len(results) else results.reindex(range(len(df)))
     out = df.copy(deep=False)
+    unproven = ~proven
     for name in results.columns:
-        out[name] = results[name].array  # positional: the indexes are equal here
+        column = picked[name].array.copy()
+        if unproven.any():
+            column[unproven] = pd.NA
+        out[name] = column
+    if status_column in results.columns and unproven.any():
+        status = out[status_column].array.copy()
+        status[known & unproven] = STALE
+        status[~known] = NOT_SUBMITTED
+        out[status_column] = status
     return out
+
+
+def _nothing_matches(job: str, n_rows: int, unknown: int, changed: int) -> str:
+    return (
+        f"no row of this frame matches {job}: {unknown} of its {n_rows} row(s) have labels the job does not know "
+        f"and {changed} changed since they were submitted, so no answer can be placed without guessing. Merge the "
+        "frame you submitted, or submit this one"
+    )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from batchframe.errors import InputError
+
 #: One parsed result line, the same for every provider.
 RESULT_SCHEMA = pa.schema(
     [
@@ -61,3 +63,20 @@ RESULT_COLUMNS = (
     "tool_use",
 )
 DEFAULT_PREFIX = "llm_"
+#: The requests file's column holding each row's input hash (see :func:`batchframe.results.merge.input_hashes`).
+INPUT_HASH = "input_hash"
+
+
+def check_prefix(prefix: object) -> str:
+    """``prefix`` if it can prefix column names, else InputError.
+
+    Examples
+    --------
+    >>> check_prefix(None)
+    Traceback (most recent call last):
+    ...
+    batchframe.errors.InputError: prefix must be a string such as 'llm_' ... got None
+    """
+    if not isinstance(prefix, str):
+        raise InputError(f"prefix must be a string such as 'llm_' (result column names start with it), got {prefix!r}")
+    return prefix

@@ -2,11 +2,13 @@
 
 ::
 
-    app.py      Starlette routes (parse, serialise) + request-id / auth / fault middleware
+    app.py      Starlette routes (parse, serialise) + request-id / auth / admin switch / fault middleware
     backend.py  the state and its transitions (create, retrieve, list, cancel, delete, results, messages)
     worker.py   processes pending requests FIFO across batches through an engine
     store.py    SQLite (migrations.py: named, append-only schema steps)
     wire.py     the API's object shapes; models.py: accepted models and per-request checks
+    identity.py what GET /v1/service tells: id (ids.service_id of the data dir), version, engine, model,
+                engine options without secrets
     engines/    echo, openai-compatible, llama
     runner.py   serve_in_thread; process.py: spawn, ensure_running; cli.py: ``batchframe serve``
 
@@ -18,7 +20,9 @@ Examples
 """
 
 from .faults import Faults
-from .process import ensure_running, spawn
+from .ids import service_id
+from .process import ensure_running, serve_command, spawn
 from .runner import LocalService, default_data_dir, serve_in_thread
 
-__all__ = ["Faults", "LocalService", "default_data_dir", "ensure_running", "serve_in_thread", "spawn"]
+__all__ = ["Faults", "LocalService", "default_data_dir", "ensure_running", "serve_command", "serve_in_thread",
+           "service_id", "spawn"]

@@ -4,6 +4,12 @@ An outer ASGI middleware gives every response a ``request-id`` header, checks th
 ``anthropic-version`` headers of API calls, and applies injected faults (slow calls, error statuses).
 Errors from anywhere are rendered as the API's envelope, with the same request id in the body.
 Legacy ``?beta=true`` paths need nothing: the query string plays no part in routing.
+
+Besides the API: ``GET /health`` (status and version only, no key), ``GET /v1/service`` (who the service
+is: id, engine, model, engine options without secrets; needs a key like any ``/v1/`` call, no
+``anthropic-version``, never hit by injected faults) and the admin routes (``PUT /admin/faults``), which
+exist only when the app is created with ``enable_admin`` and need the service's key when it requires one.
+Without admin every ``/admin`` path answers 404.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from starlette.routing import Route
 from .backend import Backend
 from .errors import ServiceRequestError
 from .faults import Faults
+from .identity import version
 from .ids import random_id
 from .wire import error_envelope
 
@@ -152,10 +159,10 @@ async def count_tokens(request: Request) -> Response:
 
 
 async def put_faults(request: Request) -> Response:
-    """PUT /admin/faults: switch fault injection of a running service (what ``set_faults`` uses)."""
-    api_key = request.app.state.api_key
-    if api_key is not None and request.headers.get("x-api-key") != api_key:
-        raise ServiceRequestError("API key is invalid.", status=401, error_type="authentication_error")
+    """PUT /admin/faults: switch fault injection of a running service (what ``set_faults`` uses).
+
+    Routed only with admin enabled; the middleware has already checked the key of a service that requires one.
+    """
     try:
         fields = orjson.loads(await _body(request))
         if "http_error_statuses" in fields:
@@ -168,10 +175,19 @@ async def put_faults(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    backend = _backend(request)
-    return json_response({"status": "ok", "data_dir": str(backend.data_dir), "engine": backend.engine.name})
+    """GET /health: liveness for anyone on this machine; names no path, engine or option."""
+    return json_response({"status": "ok", "version": version()})
 
 
+async def service_info(request: Request) -> Response:
+    """GET /v1/service: the service's id (from its data dir), version, engine, model and public options."""
+    return json_response(_backend(request).describe())
+
+
+SERVICE_PATH = "/v1/service"
+ADMIN_ROUTES = [
+    Route("/admin/faults", put_faults, methods=["PUT"]),
+]
 ROUTES = [
     Route("/v1/messages/batches", create_batch, methods=["POST"]),
     Route("/v1/messages/batches", list_batches, methods=["GET"]),
@@ -181,8 +197,8 @@ ROUTES = [
     Route("/v1/messages/batches/{batch_id}/results", batch_results, methods=["GET"]),
     Route("/v1/messages", create_message, methods=["POST"]),
     Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+    Route(SERVICE_PATH, service_info, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
-    Route("/admin/faults", put_faults, methods=["PUT"]),
 ]
 
 
@@ -206,12 +222,14 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 
 class ApiMiddleware:
-    """request-id on every response; key and version checks and injected faults on ``/v1/`` calls."""
+    """request-id on every response; key and version checks and injected faults on ``/v1/`` calls; the key
+    check and the admin switch on ``/admin`` paths."""
 
-    def __init__(self, app: Any, backend: Backend, api_key: str | None):
+    def __init__(self, app: Any, backend: Backend, api_key: str | None, enable_admin: bool = False):
         self.app = app
         self.backend = backend
         self._api_key = api_key
+        self._admin = enable_admin
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -225,7 +243,17 @@ class ApiMiddleware:
                 event["headers"] = [*event.get("headers", ()), header]
             await send(event)
 
-        if scope["path"].startswith("/v1/"):
+        path = scope["path"]
+        if path == "/admin" or path.startswith("/admin/"):
+            refusal = self._admin_refusal(scope)
+            if refusal is not None:
+                return await error_response(refusal, request_id)(scope, receive, send_with_id)
+        elif path == SERVICE_PATH:  # the service's identity: the key check, no version header, no faults
+            self.backend.last_activity = time.monotonic()
+            refusal = self._key_refusal(scope)
+            if refusal is not None:
+                return await error_response(refusal, request_id)(scope, receive, send_with_id)
+        elif path.startswith("/v1/"):
             self.backend.last_activity = time.monotonic()
             faults = self.backend.faults
             if faults.faults.slow_seconds:
@@ -240,28 +268,49 @@ class ApiMiddleware:
                 return await error_response(injected, request_id)(scope, receive, send_with_id)
         await self.app(scope, receive, send_with_id)
 
-    def _refusal(self, scope: dict) -> ServiceRequestError | None:
-        """401 / 400 when the key or the version header is missing or wrong."""
-        headers = dict(scope["headers"])
-        key = headers.get(b"x-api-key")
-        if key is None and headers.get(b"authorization", b"").lower().startswith(b"bearer "):
-            key = headers[b"authorization"][7:]
+    def _admin_refusal(self, scope: dict) -> ServiceRequestError | None:
+        """404 without admin (the routes do not exist), 401 without the key of a service that requires one."""
+        if not self._admin:
+            return ServiceRequestError("Not Found", status=404, error_type="not_found_error")
+        if self._api_key is not None and _key(scope) != self._api_key.encode("latin-1"):
+            return ServiceRequestError("API key is invalid.", status=401, error_type="authentication_error")
+        return None
+
+    def _key_refusal(self, scope: dict) -> ServiceRequestError | None:
+        """401 when the key is missing, or is not the one the service requires."""
+        key = _key(scope)
         if not key:
             return ServiceRequestError("x-api-key header is required", status=401,
                                        error_type="authentication_error")
         if self._api_key is not None and key.decode("latin-1") != self._api_key:
             return ServiceRequestError("API key is invalid.", status=401, error_type="authentication_error")
-        if b"anthropic-version" not in headers:
-            return ServiceRequestError("anthropic-version: header is required")
         return None
+
+    def _refusal(self, scope: dict) -> ServiceRequestError | None:
+        """401 / 400 when the key or the version header is missing or wrong."""
+        refusal = self._key_refusal(scope)
+        if refusal is None and not any(name == b"anthropic-version" for name, _ in scope["headers"]):
+            refusal = ServiceRequestError("anthropic-version: header is required")
+        return refusal
+
+
+def _key(scope: dict) -> bytes | None:
+    """The key of a request: ``x-api-key``, else an ``Authorization: Bearer`` token."""
+    headers = dict(scope["headers"])
+    key = headers.get(b"x-api-key")
+    if key is None and headers.get(b"authorization", b"").lower().startswith(b"bearer "):
+        key = headers[b"authorization"][7:]
+    return key
 
 
 async def _discard(event: MutableMapping[str, Any]) -> None:
     pass
 
 
-def create_app(backend: Backend, *, api_key: str | None = None) -> ApiMiddleware:
+def create_app(backend: Backend, *, api_key: str | None = None, enable_admin: bool = False) -> ApiMiddleware:
     """The ASGI app serving ``backend``; its lifespan starts and stops the worker.
+
+    ``enable_admin`` adds the admin routes (``PUT /admin/faults``); without it every ``/admin`` path is 404.
 
     Examples
     --------
@@ -277,8 +326,9 @@ def create_app(backend: Backend, *, api_key: str | None = None) -> ApiMiddleware
         finally:
             await run_in_threadpool(backend.worker.stop)
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
+    routes = [*ROUTES, *(ADMIN_ROUTES if enable_admin else [])]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         ServiceRequestError: _service_error, HTTPException: _http_error, Exception: _crash})
     app.state.backend = backend
     app.state.api_key = api_key
-    return ApiMiddleware(app, backend, api_key)
+    return ApiMiddleware(app, backend, api_key, enable_admin=enable_admin)

@@ -1,7 +1,7 @@
 """The service's core: plain Python that owns the state and its transitions; no HTTP in here.
 
 Routes (``app.py``) parse a request, call one method here and serialise what it returns. Refusals are
-raised as :class:`~batchframe.errors.ServiceRequestError`, worded as the real API words them
+raised as :class:`~batchframe.server.errors.ServiceRequestError`, worded as the real API words them
 (reference §1, §3).
 """
 
@@ -20,6 +20,7 @@ from filelock import FileLock, Timeout
 from .engines.base import Engine, EngineError, make_engine
 from .errors import ServiceError, ServiceRequestError
 from .faults import FaultInjector, Faults
+from .identity import describe
 from .ids import batch_id, now_us
 from .models import PARAMS_KEYS, RequestInvalid, check_count_params, check_params
 from .store import Store
@@ -69,6 +70,8 @@ class Backend:
         except BaseException:
             self._lock.release()
             raise
+        #: The options the engine was started with (secrets included: they stay in this process).
+        self.engine_options: dict[str, Any] = {} if isinstance(engine, Engine) else dict(engine_options or {})
         self.faults = FaultInjector(faults)
         self.ttl_us = int(ttl_seconds * 1_000_000)
         self.max_body_bytes = max_body_bytes
@@ -77,6 +80,11 @@ class Backend:
 
     def start(self) -> None:
         self.worker.start()
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /v1/service`` answers: id, version, engine, model, engine options without secrets."""
+        return describe(data_dir=self.data_dir, engine=self.engine.name, model=self.engine.model_name,
+                        engine_options=self.engine_options)
 
     def close(self) -> None:
         """Stop the worker, release the engine, the database and the data-dir lock."""

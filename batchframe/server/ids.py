@@ -1,4 +1,4 @@
-"""Identifiers and timestamps of the local service, in the API's formats.
+"""Identifiers and timestamps of the local service, in the API's formats; the service's own id.
 
 Batch ids sort by creation time: ``msgbatch_`` + 10 base62 characters of a strictly increasing microsecond
 clock + 14 random base62 characters (24 in all, the length of the API's examples). Base62 with the
@@ -8,11 +8,13 @@ pages with ``WHERE id < ?`` and needs no lookup of the cursor (a deleted cursor 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -77,3 +79,18 @@ def batch_id() -> tuple[str, int]:
         us = max(now_us(), _last_us + 1)  # strictly increasing, so ids never tie within a process
         _last_us = us
     return "msgbatch_" + _base62(us, 10) + "".join(random.choices(ALPHABET, k=14)), us
+
+
+def service_id(data_dir: str | Path) -> str:
+    """The id of the service of ``data_dir``: 32 hex characters of the SHA-256 of its resolved path.
+
+    The same folder gives the same id whatever the port or the run, so a client can tell that the service
+    at a URL is the one holding its batches (``GET /v1/service``) without the service naming the path.
+
+    Examples
+    --------
+    >>> a = service_id("/tmp/svc")
+    >>> len(a), a == service_id("/tmp/../tmp/svc"), a == service_id("/tmp/other")
+    (32, True, False)
+    """
+    return hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:32]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import batchframe
+from batchframe.server.ids import service_id
 
 
 @pytest.mark.slow
@@ -21,7 +22,8 @@ def test_local_provider_starts_the_service_and_a_reopened_job_finds_it(monkeypat
         job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=10, provider="local")
         pid = json.loads((data_dir / "service.json").read_text())["pid"]
         job.wait(poll_interval=0.05, timeout=60)
-        assert job.manifest["identity"] == f"local:{data_dir.resolve()}"
+        assert job.manifest["identity"] == f"local:{service_id(data_dir)}"  # the folder names it, not the port
+        assert job.manifest["service"]["engine"] == "echo" and job.manifest["data_dir"] == str(data_dir)
         again = batchframe.Job.open(job.name)  # resolves the service again from the data dir
         assert again.refresh().ended and again.results()["llm_text"].tolist() == ["hello", "world"]
         rerun = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=10, provider="local")
@@ -42,7 +44,7 @@ def test_a_job_sent_to_a_running_service_by_url_reopens_on_that_service(service,
     job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=10, provider="local",
                           base_url=service.base_url)
     job.wait(poll_interval=0.05, timeout=60)
-    assert job.manifest["identity"] == f"local:{service.data_dir.resolve()}"
+    assert job.manifest["identity"] == f"local:{service_id(service.data_dir)}"
     again = batchframe.Job.open(job.name)  # no base_url: found again through the service's data folder
     assert again.refresh().ended and again.results()["llm_text"].tolist() == ["left", "right"]
     assert again.batch_ids() == job.batch_ids()

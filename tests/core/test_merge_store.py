@@ -39,21 +39,21 @@ def test_result_frame_has_prefix_and_arrow_dtypes():
 def test_merge_refuses_a_column_clash():
     df = pd.DataFrame({"llm_text": ["mine"]})
     with pytest.raises(InputError, match="llm_text"):
-        merge_into(df, to_frame(combine(1, np.array([False]), []), df.index))
+        merge_into(df, to_frame(combine(1, np.array([False]), []), df.index), prefix="llm_")
 
 
 def test_merge_with_duplicate_labels_needs_the_submitted_order():
     df = pd.DataFrame({"q": ["a", "b", "c"]}, index=["x", "x", "y"])
     res = to_frame(combine(3, np.array([False, True, False]), []), df.index)
-    assert merge_into(df, res)["llm_status"].tolist() == ["pending", "skipped", "pending"]
+    assert merge_into(df, res, prefix="llm_")["llm_status"].tolist() == ["pending", "skipped", "pending"]
     with pytest.raises(InputError, match="duplicate labels"):
-        merge_into(df.iloc[::-1], res)
+        merge_into(df.iloc[::-1], res, prefix="llm_")
 
 
 def test_merge_into_a_reordered_unique_frame_aligns_by_label():
     df = pd.DataFrame({"q": ["a", "b"]}, index=["x", "y"])
     res = to_frame(combine(2, np.array([False, True]), []), df.index)
-    assert merge_into(df.iloc[::-1], res)["llm_status"].tolist() == ["skipped", "pending"]
+    assert merge_into(df.iloc[::-1], res, prefix="llm_")["llm_status"].tolist() == ["skipped", "pending"]
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "", ".hidden", "a\\b", "x" * 101, "a..b", "/abs"])

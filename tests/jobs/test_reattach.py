@@ -21,7 +21,7 @@ def test_a_new_process_reattaches_by_name_and_merges_without_resubmitting(servic
     out = run_child(f"""
         import json, pandas as pd, batchframe
         df = pd.DataFrame({{"q": {df["q"].tolist()!r}}}, index=pd.Index({df.index.tolist()!r}, name="key"))
-        job = batchframe.open_job("reviews", api_key={KEY!r})
+        job = batchframe.open_job("reviews", api_key={KEY!r}, base_url={service.base_url!r})
         job.wait(poll_interval=0.05, timeout=60)
         merged = df.batch.merge(job)
         print(json.dumps({{"text": merged["llm_text"].tolist(), "status": merged["llm_status"].tolist(),
@@ -31,7 +31,7 @@ def test_a_new_process_reattaches_by_name_and_merges_without_resubmitting(servic
     assert got["index"] == df.index.tolist() and got["text"] == df["q"].tolist()
     assert got["status"] == ["succeeded"] * 6 and set(got["batch"]) == {before[0]["id"]}
     assert [b["id"] for b in service_batches(service)] == [before[0]["id"]]  # nothing was sent again
-    again = batchframe.open_job("reviews", api_key=KEY)
+    again = batchframe.open_job("reviews", api_key=KEY, base_url=service.base_url)
     assert again.status.state == "ended" and again.results()["llm_text"].tolist() == df["q"].tolist()
     assert job.name == "reviews"
 
@@ -113,12 +113,13 @@ def test_a_process_killed_while_writing_results_leaves_them_unharvested(service)
             print("WRITTEN", where, flush=True)
             time.sleep(120)
         pq.write_table = write_then_hang
-        batchframe.open_job("writer", api_key={KEY!r}).wait(poll_interval=0.05, timeout=60)
+        job = batchframe.open_job("writer", api_key={KEY!r}, base_url={service.base_url!r})
+        job.wait(poll_interval=0.05, timeout=60)
     """)
     line = kill_at_marker(proc, "WRITTEN")
     tmp = line.split(" ", 1)[1]
     assert os.path.basename(tmp).startswith(".a1-s0000.parquet.") and os.path.exists(tmp)
-    again = batchframe.open_job("writer", api_key=KEY)
+    again = batchframe.open_job("writer", api_key=KEY, base_url=service.base_url)
     assert again.manifest["attempts"][0]["shards"][0]["state"] in ("submitted", "ended")
     assert not job.store.results_path("writer", 1, 0).exists()
     assert set(again.results()["llm_status"]) == {"pending"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from jobs_helpers import KEY, frame, service_batches, submit
 
 import batchframe
@@ -44,3 +46,26 @@ def test_status_cli_jobs_and_text_agree_after_a_retry(service_factory, monkeypat
     assert main(["jobs"]) == 0
     line = next(row for row in capsys.readouterr().out.splitlines() if row.split()[0] == "half")
     assert line.split()[-5:] == ["20", "20", "0", "0", "0"]  # rows, succeeded, errored, pending, skipped
+
+
+def test_a_job_retried_before_row_counts_were_recorded_still_counts_each_row_once(service_factory, monkeypatch):
+    service = service_factory(faults=Faults(request_error_rate=0.5, request_error_type="api_error", seed=5))
+    job = submit(frame(20), service, name="legacy")
+    job.wait(poll_interval=0.05, timeout=60)
+    service.set_faults(Faults())
+    job.retry()
+    job.wait(poll_interval=0.05, timeout=60)
+    # the manifest as an older batchframe wrote it: format 1, Anthropic's key, no `replaces` on the retry
+    path = batchframe.Store().job_dir("legacy") / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["format"] = 1
+    for attempt in manifest["attempts"]:
+        attempt.pop("replaces", None)
+        for shard in attempt["shards"]:
+            shard["processing_status"] = shard.pop("remote_state")
+    path.write_text(json.dumps(manifest))
+
+    job = batchframe.open_job("legacy")
+    assert job.manifest["format"] == 3 and job.manifest["attempts"][1]["replaces"]
+    assert job.status.counts == ALL_SUCCEEDED
+    assert batchframe.jobs().set_index("name").loc["legacy", "succeeded"] == 20

@@ -40,7 +40,7 @@ def _killed_submit(service, df, *, after_post: bool, name: str = "killed", max_t
 def test_killed_after_the_post_the_next_run_adopts_the_batch_and_sends_nothing(service, caplog):
     df = frame(ROWS)
     batch_id = _killed_submit(service, df, after_post=True)
-    shard = batchframe.open_job("killed").manifest["attempts"][0]["shards"][0]
+    shard = batchframe.open_job("killed", base_url=service.base_url).manifest["attempts"][0]["shards"][0]
     assert shard["state"] == "creating" and shard["batch_id"] is None and shard["intent_at"]
     orphan = batchframe.remote_batches("anthropic", api_key=KEY, base_url=service.base_url).set_index("id")
     assert orphan.loc[batch_id, "orphan"] and orphan.loc[batch_id, "suspected_job"] == "killed"
@@ -66,7 +66,7 @@ def test_killed_before_the_post_the_shard_is_sent_once_after_the_grace(service, 
     _killed_submit(service, df, after_post=False)
     assert service_batches(service) == []
     with caplog.at_level(logging.WARNING, logger="batchframe"):
-        job = batchframe.open_job("killed", api_key=KEY)
+        job = batchframe.open_job("killed", api_key=KEY, base_url=service.base_url)
         job.send_unsent()  # within the grace: a batch might still appear, so nothing is sent yet
     assert service_batches(service) == [] and "checking again" in caplog.text
     assert job.manifest["attempts"][0]["shards"][0]["state"] == "creating"
@@ -87,7 +87,7 @@ def test_two_matching_orphans_make_it_ask_and_a_wrong_adoption_is_undone(service
             {"custom_id": f"other-{i}", "params": {"model": "claude-haiku-4-5", "max_tokens": 8,
                                                     "messages": [{"role": "user", "content": "not yours"}]}}
             for i in range(ROWS)]).id
-    job = batchframe.open_job("killed", api_key=KEY)
+    job = batchframe.open_job("killed", api_key=KEY, base_url=service.base_url)
     with pytest.raises(batchframe.OrphanBatchError) as info:
         job.wait(poll_interval=0.05, timeout=30)
     assert set(info.value.candidates) == {batch_id, other} and info.value.job == "killed"
@@ -111,14 +111,14 @@ def test_an_orphan_two_interrupted_jobs_could_own_is_asked_about_not_adopted(ser
     batch_a = _killed_submit(service, df, after_post=True, name="job-a")
     _killed_submit(service, df, after_post=False, name="job-b", max_tokens=32)  # same size, never POSTed
     monkeypatch.setattr(orphans, "GRACE_SECONDS", 0.0)
-    job_b = batchframe.open_job("job-b", api_key=KEY)
+    job_b = batchframe.open_job("job-b", api_key=KEY, base_url=service.base_url)
     with pytest.raises(batchframe.OrphanBatchError, match="'job-a'") as info:
         job_b.send_unsent()
     assert info.value.candidates == (batch_a,)
     with pytest.raises(batchframe.OrphanBatchError, match="'job-b'"):
-        batchframe.open_job("job-a", api_key=KEY).refresh()
+        batchframe.open_job("job-a", api_key=KEY, base_url=service.base_url).refresh()
     assert len(service_batches(service)) == 1 and job_b.batch_ids() == []
-    job_a = batchframe.open_job("job-a", api_key=KEY)
+    job_a = batchframe.open_job("job-a", api_key=KEY, base_url=service.base_url)
     job_a.adopt(batch_a)  # the user answers; job-b's shard then has no candidate left and is sent
     job_b.send_unsent()
     assert len(service_batches(service)) == 2 and job_b.batch_ids() != [batch_a]
@@ -130,7 +130,7 @@ def test_an_orphan_two_interrupted_jobs_could_own_is_asked_about_not_adopted(ser
 def test_orphans_ask_mode_asks_even_for_a_single_candidate(service, monkeypatch):
     batch_id = _killed_submit(service, frame(ROWS), after_post=True)
     monkeypatch.setenv("BATCHFRAME_ORPHANS", "ask")
-    job = batchframe.open_job("killed", api_key=KEY)
+    job = batchframe.open_job("killed", api_key=KEY, base_url=service.base_url)
     with pytest.raises(batchframe.OrphanBatchError) as info:
         job.refresh()
     assert info.value.candidates == (batch_id,) and job.batch_ids() == []
@@ -142,7 +142,7 @@ def test_cancel_after_a_kill_adopts_and_cancels_the_orphan(service_factory):
     service = service_factory(engine_options={"latency": 0.3, "max_concurrency": 1}, workers=1)
     df = frame(ROWS)
     batch_id = _killed_submit(service, df, after_post=True)
-    job = batchframe.open_job("killed", api_key=KEY)
+    job = batchframe.open_job("killed", api_key=KEY, base_url=service.base_url)
     assert job.cancel().state in ("canceling", "ended") and job.batch_ids() == [batch_id]
     assert service_batches(service)[0]["cancel_initiated_at"] is not None
     job.wait(poll_interval=0.05, timeout=60)

@@ -66,7 +66,7 @@ def test_ensure_running_reuses_a_detached_service(tmp_path):
 
 def test_spawned_service_requires_its_key_and_never_writes_it(tmp_path):
     data_dir = tmp_path / "svc"
-    with spawn(data_dir=data_dir, api_key="sk-local-secret") as service:
+    with spawn(data_dir=data_dir, api_key="sk-local-secret", enable_admin=True) as service:
         with httpx.Client(base_url=service.base_url, headers=HEADERS) as http:
             assert http.get("/v1/messages/batches").status_code == 401
             ok = http.get("/v1/messages/batches", headers={"x-api-key": "sk-local-secret"})

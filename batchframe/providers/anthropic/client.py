@@ -21,6 +21,7 @@ from batchframe.providers.base import (
     RemoteBatch,
     check_batch_id,
 )
+from batchframe.providers.hosts import check_transport, choose
 from batchframe.providers.registry import register_provider
 from batchframe.results.cost import Price
 
@@ -46,6 +47,8 @@ class AnthropicProvider(Provider):
     """
 
     name = "anthropic"
+    base_url_variable = "ANTHROPIC_BASE_URL"
+    default_base_url = DEFAULT_BASE_URL
     # 100,000 requests or 256 MB (read as decimal: the stricter reading) per batch; no client tags.
     capabilities = Capabilities(max_requests=100_000, max_bytes=256_000_000)
     codec: ClassVar[Codec] = wire  # the module is the codec
@@ -65,7 +68,9 @@ class AnthropicProvider(Provider):
         key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not key:
             raise ConfigError(_NO_KEY)
-        url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        url = check_transport((base_url or cls.user_host()).rstrip("/"))
+        if base_url is not None:
+            choose(url)  # passed in this process: the user chose this host for the key
         return Endpoint(cls.name, url, f"{cls.name}:{url}", api_key=key)
 
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
