@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-#: Row states of the result schema. ``pending`` = sent, not ended; ``skipped`` = never sent (empty prompt).
+#: Row states of a job's results. ``pending`` = sent, not ended; ``skipped`` = never sent (empty prompt).
+#: A merge adds ``stale`` (changed since submit) and ``not_submitted`` (a label the job does not know).
 ROW_STATES = ("succeeded", "errored", "canceled", "expired", "pending", "skipped")
 #: Request counts of a remote batch, by state (the same for every provider).
 COUNT_KEYS = ("processing", "succeeded", "errored", "canceled", "expired")

@@ -22,7 +22,8 @@ import time
 import pandas as pd
 
 import batchframe
-from batchframe.jobs.resubmit import latest_results, plan_attempt, select_rows
+from batchframe.jobs.outcomes import latest_results, store_reader
+from batchframe.jobs.resubmit import plan_attempt, select_rows
 from batchframe.server import Faults, serve_in_thread
 
 
@@ -46,7 +47,7 @@ def main(n: int) -> int:
         job.wait(poll_interval=0.5, timeout=3600)
     manifest, store = job.manifest, job.store
     base, results = timed(job.results)
-    select, positions = timed(lambda: select_rows(latest_results(store, manifest)))
+    select, positions = timed(lambda: select_rows(latest_results(manifest, store_reader(store, manifest["name"]))))
     plan, _ = timed(lambda: plan_attempt(store, manifest, positions))
     table, _ = timed(batchframe.jobs)
     errored = int((results["llm_status"] == "errored").sum())

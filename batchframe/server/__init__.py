@@ -6,7 +6,9 @@
     backend.py  the state and its transitions (create, retrieve, list, cancel, delete, results, messages)
     worker.py   processes pending requests FIFO across batches through an engine
     store.py    SQLite (migrations.py: named, append-only schema steps)
-    wire.py     the API's object shapes; models.py: accepted models and per-request checks
+    validation.py  the one validation layer (create, /v1/messages, count_tokens), from the spec's schemas
+                   vendored in schemas/messages.json (GA and beta); models.py: accepted models and limits
+    wire.py     the API's object shapes
     identity.py what GET /v1/service tells: id (ids.service_id of the data dir), version, engine, model,
                 engine options without secrets
     engines/    echo, openai-compatible, llama

@@ -3,7 +3,9 @@
 An outer ASGI middleware gives every response a ``request-id`` header, checks the ``x-api-key`` /
 ``anthropic-version`` headers of API calls, and applies injected faults (slow calls, error statuses).
 Errors from anywhere are rendered as the API's envelope, with the same request id in the body.
-Legacy ``?beta=true`` paths need nothing: the query string plays no part in routing.
+Legacy ``?beta=true`` paths route as the others (the query string plays no part in routing); a beta call
+(``?beta=true`` or an ``anthropic-beta`` header) has its Messages bodies checked against the spec's beta
+schemas (``BetaCreateMessageParams``), so beta fields such as ``output_format`` are accepted.
 
 Besides the API: ``GET /health`` (status and version only, no key), ``GET /v1/service`` (who the service
 is: id, engine, model, engine options without secrets; needs a key like any ``/v1/`` call, no
@@ -95,9 +97,15 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _beta(request: Request) -> bool:
+    """A beta call: the SDK's beta namespace (``?beta=true``) or a feature beta (``anthropic-beta`` header)."""
+    return request.query_params.get("beta") == "true" or "anthropic-beta" in request.headers
+
+
 async def create_batch(request: Request) -> Response:
     body = await _body(request)
-    return json_response(await run_in_threadpool(_backend(request).create, body, base_url=_base_url(request)))
+    return json_response(await run_in_threadpool(_backend(request).create, body, base_url=_base_url(request),
+                                                 beta=_beta(request)))
 
 
 async def retrieve_batch(request: Request) -> Response:
@@ -109,9 +117,18 @@ async def retrieve_batch(request: Request) -> Response:
 async def list_batches(request: Request) -> Response:
     query = request.query_params
     limit = _limit(query.get("limit", "20"))
-    page = await run_in_threadpool(_backend(request).list, before_id=query.get("before_id"),
-                                   after_id=query.get("after_id"), limit=limit, base_url=_base_url(request))
+    before_id, after_id = _cursor(query, "before_id"), _cursor(query, "after_id")
+    page = await run_in_threadpool(_backend(request).list, before_id=before_id, after_id=after_id, limit=limit,
+                                   base_url=_base_url(request))
     return json_response(page)
+
+
+def _cursor(query: Any, name: str) -> str | None:
+    """A list cursor: absent, or a non-empty id (``after_id=`` alone is refused, as the API does)."""
+    value = query.get(name)
+    if value is not None and not value:
+        raise ServiceRequestError(f"{name}: String should have at least 1 character")
+    return value
 
 
 def _limit(raw: str) -> int:
@@ -150,12 +167,12 @@ async def batch_results(request: Request) -> Response:
 
 async def create_message(request: Request) -> Response:
     body = await _body(request)
-    return json_response(await run_in_threadpool(_backend(request).message, body))
+    return json_response(await run_in_threadpool(_backend(request).message, body, beta=_beta(request)))
 
 
 async def count_tokens(request: Request) -> Response:
     body = await _body(request)
-    return json_response(await run_in_threadpool(_backend(request).count_tokens, body))
+    return json_response(await run_in_threadpool(_backend(request).count_tokens, body, beta=_beta(request)))
 
 
 async def put_faults(request: Request) -> Response:

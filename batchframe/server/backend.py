@@ -7,6 +7,7 @@ raised as :class:`~batchframe.server.errors.ServiceRequestError`, worded as the 
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -22,11 +23,13 @@ from .errors import ServiceError, ServiceRequestError
 from .faults import FaultInjector, Faults
 from .identity import describe
 from .ids import batch_id, now_us
-from .models import PARAMS_KEYS, RequestInvalid, check_count_params, check_params
+from .models import RequestInvalid
 from .store import Store
+from .validation import BETA_KEY, check_count_params, check_params, params_keys
 from .wire import ARCHIVE_AFTER_US, batch_object, list_page, message
 from .worker import Worker
 
+log = logging.getLogger("batchframe.server")
 MAX_REQUESTS = 100_000
 MAX_BODY_BYTES = 256 * 1024 * 1024
 _CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -96,9 +99,13 @@ class Backend:
             self._lock.release()
 
     # -- batches -----------------------------------------------------------------------------------------
-    def create(self, body: bytes, *, base_url: str) -> dict[str, Any]:
-        """Validate a create body as a whole (400 on any problem), store it, wake the worker."""
-        requests = parse_create(body)
+    def create(self, body: bytes, *, base_url: str, beta: bool = False) -> dict[str, Any]:
+        """Validate a create body as a whole (400 on any problem), store it, wake the worker.
+
+        ``beta``: a beta call (``?beta=true`` or an ``anthropic-beta`` header), whose requests may use every
+        field of the spec's ``BetaCreateMessageParams``.
+        """
+        requests = parse_create(body, beta=beta)
         random.shuffle(requests)  # stored (so processed and streamed) in random order, as the API's results
         new_id, created = batch_id()
         row = self.store.insert_batch(new_id, created, created + self.ttl_us, requests)
@@ -147,29 +154,38 @@ class Backend:
         return self.store.result_pages(row)
 
     # -- synchronous Messages ----------------------------------------------------------------------------
-    def message(self, body: bytes) -> dict[str, Any]:
-        """POST /v1/messages: one request through the engine, answered at once."""
+    def message(self, body: bytes, *, beta: bool = False) -> dict[str, Any]:
+        """POST /v1/messages: one request checked (400/404 as the API), through the engine, answered at once.
+
+        An engine failure is that request's error (its type and status, 500 ``api_error`` for a crash); it
+        is answered like any other error, so the connection stays open.
+        """
         params = _json(body)
         try:
-            model = check_params(params, self.engine.model_ids, batch=False)
+            model = check_params(params, self.engine.model_ids, batch=False, beta=beta)
         except RequestInvalid as exc:
             raise _sync_error(exc) from None
-        if params.get("stream"):
-            raise _bad("stream: streaming is not supported by the local batchframe service")
         try:
             completion = self.engine.complete(params)
         except EngineError as exc:
             raise ServiceRequestError(exc.message, status=_STATUS.get(exc.error_type, 500),
                                       error_type=exc.error_type) from None
+        except Exception:
+            log.exception("engine %r failed on a request", self.engine.name)
+            raise _internal() from None
         return message(completion, self.worker.model_for(params, model), service_tier="standard")
 
-    def count_tokens(self, body: bytes) -> dict[str, int]:
+    def count_tokens(self, body: bytes, *, beta: bool = False) -> dict[str, int]:
         params = _json(body)
         try:
-            check_count_params(params, self.engine.model_ids)
+            check_count_params(params, self.engine.model_ids, beta=beta)
         except RequestInvalid as exc:
             raise _sync_error(exc) from None
-        return {"input_tokens": self.engine.count_tokens(params)}
+        try:
+            return {"input_tokens": self.engine.count_tokens(params)}
+        except Exception:
+            log.exception("engine %r failed counting tokens", self.engine.name)
+            raise _internal() from None
 
 
 def _engine(name: str, options: dict[str, Any] | None) -> Engine:
@@ -185,6 +201,10 @@ _STATUS = {"invalid_request_error": 400, "authentication_error": 401, "permissio
            "overloaded_error": 529, "billing_error": 402}
 
 
+def _internal() -> ServiceRequestError:
+    return ServiceRequestError("Internal server error", status=500, error_type="api_error")
+
+
 def _sync_error(exc: RequestInvalid) -> ServiceRequestError:
     status = _STATUS.get(exc.error_type, 400)
     return ServiceRequestError(exc.message, status=status, error_type=exc.error_type)
@@ -197,10 +217,13 @@ def _json(body: bytes) -> Any:
         raise _bad(f"The request body is not valid JSON: {exc}") from None
 
 
-def parse_create(body: bytes) -> list[tuple[str, bytes]]:
+def parse_create(body: bytes, *, beta: bool = False) -> list[tuple[str, bytes]]:
     """Validate a create body; return (custom_id, params JSON) per request.
 
-    Checks only what fails a whole batch (reference §3); each ``params`` is checked later, by the worker.
+    Checks only what fails a whole batch (reference §3), and the keys of each ``params`` (the spec's
+    ``CreateMessageParams``, or ``BetaCreateMessageParams`` when ``beta``); the rest of each ``params`` is
+    checked later, by the worker, so a bad request becomes its own errored line. The params of a beta
+    call are stored with ``BETA_KEY`` set, so the worker checks them against the beta schema.
 
     Examples
     --------
@@ -225,7 +248,7 @@ def parse_create(body: bytes) -> list[tuple[str, bytes]]:
                    f"not {len(items)}")
     out: list[tuple[str, bytes]] = []
     seen: set[str] = set()
-    dumps, match = orjson.dumps, _CUSTOM_ID.fullmatch
+    dumps, match, allowed = orjson.dumps, _CUSTOM_ID.fullmatch, params_keys(beta=beta)
     for i, item in enumerate(items):
         if type(item) is not dict or item.keys() != _ITEM_KEYS:
             _item_problem(i, item)
@@ -234,14 +257,14 @@ def parse_create(body: bytes) -> list[tuple[str, bytes]]:
             _custom_id_problem(i, cid)
         if type(params) is not dict:
             raise _bad(f"requests.{i}.params: Input should be a valid dictionary")
-        if not params.keys() <= PARAMS_KEYS:
-            extra = sorted(set(params) - PARAMS_KEYS)[0]
+        if not params.keys() <= allowed:
+            extra = sorted(set(params) - allowed)[0]
             raise _bad(f"requests.{i}.params.{extra}: Extra inputs are not permitted")
         if cid in seen:
             raise _bad("requests: custom_id's must be unique within a batch. "
                        f"Duplicate custom_id found: {cid}")
         seen.add(cid)
-        out.append((cid, dumps(params)))
+        out.append((cid, dumps({**params, BETA_KEY: True} if beta else params)))
     return out
 
 

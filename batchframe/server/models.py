@@ -1,13 +1,13 @@
-"""Which models the local service answers, and the checks every Messages request passes first.
+"""Which models the local service answers, and the error a Messages request is refused with.
 
 The service accepts the current Claude model ids (aliases and dated forms), answered by its engine, plus
-the engine's own model names. Anything else is ``not_found_error``, as with the real API. Checks here run
-per request, in the worker, so a bad request becomes an errored line and never fails its batch.
+the engine's own model names. Anything else is ``not_found_error``, as with the real API. The checks of a
+whole request live in ``validation.py``; they run per request, in the worker, so a bad request becomes an
+errored line and never fails its batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 # alias -> (dated id reported in messages, max output tokens)
@@ -33,17 +33,6 @@ CLAUDE_MODELS: dict[str, tuple[str, int]] = {
 #: Cap on max_tokens for the engine's own model names.
 ENGINE_MAX_TOKENS = 64000
 
-#: Keys a Messages create body may have (CreateMessageParams in the OpenAPI spec).
-PARAMS_KEYS = frozenset({
-    "model", "messages", "cache_control", "container", "inference_geo", "max_tokens", "metadata",
-    "output_config", "service_tier", "stop_sequences", "stream", "system", "temperature", "thinking",
-    "tool_choice", "tools", "top_k", "top_p",
-})
-#: Keys of a count_tokens body (CountMessageTokensParams).
-COUNT_KEYS = frozenset({"model", "messages", "cache_control", "output_config", "system", "thinking",
-                        "tool_choice", "tools"})
-
-
 class RequestInvalid(Exception):
     """A Messages request the service will not run: becomes an errored line, or a 400/404 when synchronous."""
 
@@ -53,56 +42,14 @@ class RequestInvalid(Exception):
         super().__init__(message)
 
 
-def check_params(params: Any, engine_models: tuple[str, ...], *, batch: bool = True) -> str:
-    """Check one Messages create body; return the model id its Message reports.
-
-    Raises
-    ------
-    RequestInvalid
-        With the API's error type and message, e.g. ``not_found_error`` / ``"model: claude-x"``.
+def resolve_model(model: Any, engine_models: tuple[str, ...]) -> tuple[str, int]:
+    """(model id its Messages report, max output tokens) of a requested model, or ``not_found_error``.
 
     Examples
     --------
-    >>> check_params({"model": "claude-haiku-4-5", "max_tokens": 5,
-    ...               "messages": [{"role": "user", "content": "hi"}]}, ())
-    'claude-haiku-4-5-20251001'
+    >>> resolve_model("claude-haiku-4-5", ())
+    ('claude-haiku-4-5-20251001', 64000)
     """
-    if not isinstance(params, Mapping):
-        raise RequestInvalid("invalid_request_error", "params: Input should be a valid dictionary")
-    extra = sorted(set(params) - PARAMS_KEYS)
-    if extra:
-        raise RequestInvalid("invalid_request_error", f"{extra[0]}: Extra inputs are not permitted")
-    for key in ("model", "messages", "max_tokens"):
-        if key not in params:
-            raise RequestInvalid("invalid_request_error", f"{key}: Field required")
-    model, cap = _resolve_model(params["model"], engine_models)
-    _check_max_tokens(params["max_tokens"], cap, model, batch=batch)
-    if params.get("stream"):
-        raise RequestInvalid("invalid_request_error",
-                             "stream: Streaming is not supported in Message Batches.")
-    check_messages(params["messages"])
-    stops = params.get("stop_sequences")
-    if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) for s in stops)):
-        raise RequestInvalid("invalid_request_error",
-                             "stop_sequences: Input should be a valid list of strings")
-    return model
-
-
-def check_count_params(params: Any, engine_models: tuple[str, ...]) -> None:
-    """Check a count_tokens body (model and messages, no max_tokens)."""
-    if not isinstance(params, Mapping):
-        raise RequestInvalid("invalid_request_error", "Input should be a valid dictionary")
-    extra = sorted(set(params) - COUNT_KEYS)
-    if extra:
-        raise RequestInvalid("invalid_request_error", f"{extra[0]}: Extra inputs are not permitted")
-    for key in ("model", "messages"):
-        if key not in params:
-            raise RequestInvalid("invalid_request_error", f"{key}: Field required")
-    _resolve_model(params["model"], engine_models)
-    check_messages(params["messages"])
-
-
-def _resolve_model(model: Any, engine_models: tuple[str, ...]) -> tuple[str, int]:
     if not isinstance(model, str):
         raise RequestInvalid("invalid_request_error", "model: Input should be a valid string")
     if model in engine_models:
@@ -113,7 +60,8 @@ def _resolve_model(model: Any, engine_models: tuple[str, ...]) -> tuple[str, int
         raise RequestInvalid("not_found_error", f"model: {model}") from None
 
 
-def _check_max_tokens(value: Any, cap: int, model: str, *, batch: bool) -> None:
+def check_max_tokens(value: Any, cap: int, model: str, *, batch: bool) -> None:
+    """``max_tokens`` within ``cap``, and >= 1 in a batch (the sync API allows 0 to pre-warm the cache)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise RequestInvalid("invalid_request_error", "max_tokens: Input should be a valid integer")
     low = 1 if batch else 0  # the sync API allows 0 (cache pre-warming); batches do not
@@ -122,25 +70,3 @@ def _check_max_tokens(value: Any, cap: int, model: str, *, batch: bool) -> None:
     if value > cap:
         raise RequestInvalid("invalid_request_error", f"max_tokens: {value} > {cap}, which is the maximum "
                              f"allowed number of output tokens for {model}")
-
-
-def check_messages(messages: Any) -> None:
-    """Check the ``messages`` list: non-empty, roles user/assistant, content a string or a list of blocks."""
-    if not isinstance(messages, list):
-        raise RequestInvalid("invalid_request_error", "messages: Input should be a valid list")
-    if not messages:
-        raise RequestInvalid("invalid_request_error", "messages: at least one message is required")
-    for i, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise RequestInvalid("invalid_request_error", f"messages.{i}: Input should be a valid dictionary")
-        if message.get("role") not in ("user", "assistant"):
-            raise RequestInvalid("invalid_request_error",
-                                 f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        content = message.get("content")
-        if not isinstance(content, str | list):
-            raise RequestInvalid("invalid_request_error", f"messages.{i}.content: Field required")
-        if isinstance(content, list) and not all(isinstance(b, Mapping) and "type" in b for b in content):
-            raise RequestInvalid("invalid_request_error",
-                                 f"messages.{i}.content: each block needs a 'type'")
-    if messages[0].get("role") != "user":
-        raise RequestInvalid("invalid_request_error", "messages: first message must use the \"user\" role")

@@ -1,9 +1,12 @@
 """The worker: one thread that processes pending requests, oldest first across all batches.
 
 Each step it first settles batches (canceling -> ended with canceled lines; past ``expires_at`` ->
-ended with expired lines), then claims up to ``concurrency`` pending requests, checks each one (a bad
-request becomes an errored line), hands the good ones to ``Engine.complete_many`` and stores the finished
-lines in one transaction. Nothing marks a request as claimed on disk: after a crash, whatever was in
+ended with expired lines), then claims up to ``concurrency`` pending requests, checks each one
+(``validation.py``: a bad request becomes its own ``invalid_request_error`` line), hands the good ones to
+``Engine.complete_many`` and stores the finished lines in one transaction. Requests are answered one by
+one even when processed together: if ``complete_many`` raises for the chunk, its requests are retried one
+at a time, so a request that crashes the engine is its own ``api_error`` line and its neighbours (of any
+batch) still succeed. Nothing marks a request as claimed on disk: after a crash, whatever was in
 flight is simply pending again, and runs again.
 """
 
@@ -19,12 +22,14 @@ import orjson
 from .engines.base import Completion, Engine, EngineError
 from .faults import FaultInjector
 from .ids import now_us, random_id
-from .models import RequestInvalid, check_params
+from .models import RequestInvalid
 from .store import Store
+from .validation import BETA_KEY, check_params
 from .wire import errored_line, message, succeeded_line
 
 log = logging.getLogger("batchframe.server")
 _MAX_IDLE_WAIT = 1.0  # seconds; also bounds how late an expiry is noticed
+_INTERNAL = "Internal server error"
 
 
 class Worker:
@@ -83,42 +88,86 @@ class Worker:
         return True
 
     def process(self, rows: list[tuple[int, int, str, bytes]]) -> list[tuple[int, int, str, bytes]]:
-        """Finished lines (id, batch seq, result type, line) for claimed rows."""
+        """Finished lines (id, batch seq, result type, line) for claimed rows, each answered on its own.
+
+        A request that fails the checks is its own ``invalid_request_error`` (or ``not_found_error``) line;
+        a request the engine fails on is its own ``api_error`` line; neither touches another request.
+        """
         out: list[tuple[int, int, str, bytes]] = []
-        todo: list[tuple[int, int, str, str, Mapping[str, Any]]] = []
+        todo: list[tuple[int, int, str, str, dict[str, Any]]] = []
         for rid, seq, cid, raw in rows:
-            params = orjson.loads(raw)
             try:
-                model = check_params(params, self.engine.model_ids)
+                params, model = self._checked(raw)
             except RequestInvalid as exc:
                 out.append((rid, seq, "errored", errored_line(cid, exc.error_type, exc.message)))
+                continue
+            except Exception:  # a bug in the checks: this request only
+                log.exception("checking request %s failed", cid)
+                out.append((rid, seq, "errored", errored_line(cid, "api_error", _INTERNAL, random_id("req_"))))
                 continue
             injected = self.faults.request_error()
             if injected is not None:
                 out.append((rid, seq, "errored", errored_line(cid, *injected, random_id("req_"))))
                 continue
-            todo.append((rid, seq, cid, self.model_for(params, model), params))
+            todo.append((rid, seq, cid, model, params))
         for (rid, seq, cid, model, _), answer in zip(todo, self._complete([t[4] for t in todo]), strict=True):
+            line = None
             if isinstance(answer, Completion):
-                line = succeeded_line(cid, message(answer, model, service_tier="batch"))
+                try:
+                    line = succeeded_line(cid, message(answer, model, service_tier="batch"))
+                except Exception:  # an answer that cannot be serialised: this request only
+                    log.exception("engine %r answered request %s with an unusable completion",
+                                  self.engine.name, cid)
+                    answer = EngineError(_INTERNAL)
+            if line is not None:
                 out.append((rid, seq, "succeeded", line))
             else:
+                assert isinstance(answer, EngineError)
                 out.append((rid, seq, "errored", errored_line(cid, answer.error_type, answer.message,
                                                               random_id("req_"))))
         return out
 
-    def _complete(self, batch: list[Mapping[str, Any]]) -> list[Completion | EngineError]:
+    def _checked(self, raw: bytes) -> tuple[dict[str, Any], str]:
+        """The stored params (without the beta mark) and the model their Message reports, or RequestInvalid."""
+        params = orjson.loads(raw)
+        beta = isinstance(params, dict) and bool(params.pop(BETA_KEY, False))
+        model = check_params(params, self.engine.model_ids, beta=beta)
+        return params, self.model_for(params, model)
+
+    def _complete(self, batch: list[dict[str, Any]]) -> list[Completion | EngineError]:
+        """The engine's answers, one per request.
+
+        ``complete_many`` answers a whole chunk; if it raises (or answers the wrong number of requests),
+        the chunk's requests are retried one at a time, so only a request that fails on its own errors.
+        """
         if not batch:
             return []
         try:
-            answers = self.engine.complete_many(batch)
-            if len(answers) != len(batch):
-                raise RuntimeError(f"engine {self.engine.name!r} returned {len(answers)} answers "
-                                   f"for {len(batch)} requests")
-            return answers
-        except Exception:  # an engine bug must not kill the worker: the chunk becomes api_error lines
-            log.exception("engine %r failed on a chunk of %d requests", self.engine.name, len(batch))
-            return [EngineError("Internal server error", error_type="api_error")] * len(batch)
+            return self._answers(batch)
+        except Exception:
+            if len(batch) == 1:
+                log.exception("engine %r failed on a request", self.engine.name)
+                return [EngineError(_INTERNAL)]
+            log.warning("engine %r failed on a chunk of %d requests; retrying them one at a time",
+                        self.engine.name, len(batch), exc_info=True)
+        out: list[Completion | EngineError] = []
+        for params in batch:
+            try:
+                out.extend(self._answers([params]))
+            except Exception:
+                log.exception("engine %r failed on a request", self.engine.name)
+                out.append(EngineError(_INTERNAL))
+        return out
+
+    def _answers(self, batch: list[dict[str, Any]]) -> list[Completion | EngineError]:
+        answers = self.engine.complete_many(batch)
+        if len(answers) != len(batch):
+            raise RuntimeError(f"engine {self.engine.name!r} returned {len(answers)} answers "
+                               f"for {len(batch)} requests")
+        for answer in answers:
+            if not isinstance(answer, Completion | EngineError):
+                raise TypeError(f"engine {self.engine.name!r} answered with a {type(answer).__name__}")
+        return list(answers)
 
     def model_for(self, params: Mapping[str, Any], resolved: str) -> str:
         """The ``model`` a Message reports: the engine's own model, unless the request named one of them."""

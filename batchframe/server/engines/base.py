@@ -1,7 +1,8 @@
 """The engine contract of the local service: one small class answers a Messages request.
 
-An engine receives ``params``, a Messages create body that the service has already validated (model known,
-``max_tokens`` >= 1, ``messages`` present, no ``stream``), and returns a :class:`Completion`. The service
+An engine receives ``params``, a Messages create body that the service has already validated against the
+API's schema (:mod:`batchframe.server.validation`: every field's type, limits, tools, content blocks), and
+returns a :class:`Completion`. The service
 wraps it into a Message (id, type, role, model, usage) and into a result line.
 
 A new engine is a subclass with ``name``, ``model_ids`` and ``complete``; ``register_engine`` makes it
@@ -10,6 +11,11 @@ available to ``batchframe serve --engine NAME``.
 Threads: the worker calls ``complete_many`` from its thread while ``POST /v1/messages`` may call
 ``complete`` from a request thread at the same time; an engine with state that is not thread-safe (a
 model context) takes a lock inside. ``count_tokens`` defaults to the echo rule (``text.py``).
+
+Structured outputs: a request may carry a JSON schema its answer text must follow, as
+``output_config.format`` (GA) or the deprecated beta ``output_format``; ``json_output_schema`` reads it. An
+engine answers in text with JSON valid against that schema (unless ``max_tokens`` or a stop sequence cuts
+it); a tool the request forces is still answered with a ``tool_use`` block, the schema being for text.
 """
 
 from __future__ import annotations
@@ -40,6 +46,37 @@ class EngineError(ServiceError):
         self.error_type = error_type
         self.message = message
         super().__init__(message)
+
+
+def json_output_schema(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The JSON schema a request's answer text must follow, with the field it came from; None without one.
+
+    ``output_config.format`` (GA) or beta ``output_format``, each ``{"type": "json_schema", "schema": {...}}``.
+    A malformed format, or both fields at once, raises :class:`EngineError` (``invalid_request_error``).
+
+    Examples
+    --------
+    >>> json_output_schema({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}})
+    ('output_config.format', {'type': 'object'})
+    >>> json_output_schema({"output_config": {"effort": "low"}}) is None
+    True
+    """
+    config = params.get("output_config")
+    ga = config.get("format") if isinstance(config, Mapping) else None
+    beta = params.get("output_format")
+    if ga is not None and beta is not None:
+        raise EngineError("output_format: cannot be given together with output_config.format; use only "
+                          "output_config.format (output_format is deprecated)", error_type="invalid_request_error")
+    field, fmt = ("output_config.format", ga) if ga is not None else ("output_format", beta)
+    if fmt is None:
+        return None
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema":
+        raise EngineError(f"{field}: Input should be an object with type 'json_schema'",
+                          error_type="invalid_request_error")
+    schema = fmt.get("schema")
+    if not isinstance(schema, Mapping):
+        raise EngineError(f"{field}.schema: Input should be a valid dictionary", error_type="invalid_request_error")
+    return field, dict(schema)
 
 
 class Engine(ABC):

@@ -11,6 +11,13 @@ Its answer is the text of the last user message. With a system prompt, the answe
   calls a tool only if its name occurs in the prompt; with ``"none"`` never. The call is a ``tool_use``
   block whose ``input`` satisfies the tool's ``input_schema`` (see ``schema_sample.py``), stop_reason
   ``tool_use``.
+- structured outputs (``output_config.format``, or beta ``output_format``, with a JSON schema): when no tool
+  is called, the answer is JSON valid against the schema, built from the prompt by ``schema_sample.py``
+  (the same request gets the same JSON; its strings are the prompt's text), written with ``", "`` and
+  ``": "`` separators, without the system-prompt prefix. ``stop_sequences`` and ``max_tokens`` cut it as
+  any text (stop_reason ``stop_sequence`` / ``max_tokens``: the text is then a prefix of the JSON). A
+  forced tool is still answered with a ``tool_use`` block: the schema is for text. A schema no value
+  satisfies (an empty ``enum``) fails that request with ``invalid_request_error``.
 
 Tokens: a token is a run of non-whitespace characters (see ``text.py``); a tool call's output tokens are
 the tokens of its input JSON with punctuation read as spaces.
@@ -21,6 +28,7 @@ as a model server batches them: the call takes ``latency`` once, not once per re
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import zlib
@@ -29,7 +37,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from .base import Completion, Engine, EngineError, register_engine
+from .base import Completion, Engine, EngineError, json_output_schema, register_engine
 from .schema_sample import sample
 from .text import count_tokens, cut_tokens, input_tokens, last_user_text, system_text
 
@@ -59,7 +67,13 @@ class EchoEngine(Engine):
     def complete_many(self, batch: Sequence[Mapping[str, Any]]) -> list[Completion | EngineError]:
         if self.latency and batch:
             time.sleep(self.latency)
-        return [self._answer(params) for params in batch]
+        return [self._answer_or_error(params) for params in batch]
+
+    def _answer_or_error(self, params: Mapping[str, Any]) -> Completion | EngineError:
+        try:
+            return self._answer(params)
+        except EngineError as exc:  # that request's own errored line; the others are answered
+            return exc
 
     def complete(self, params: Mapping[str, Any]) -> Completion:
         if self.latency:
@@ -70,9 +84,12 @@ class EchoEngine(Engine):
         messages = params["messages"]
         prompt = last_user_text(messages)
         n_in = input_tokens(params)
+        output_schema = json_output_schema(params)  # first: a malformed format fails the request either way
         tool = _chosen_tool(params, prompt)
         if tool is not None:
             return _tool_call(tool, prompt, n_in)
+        if output_schema is not None:
+            return _cut(_structured_text(*output_schema, prompt), params, n_in)
         system = system_text(params.get("system"))
         text = f"[{system}] {prompt}" if system else prompt
         return _cut(text, params, n_in)
@@ -91,6 +108,16 @@ def _cut(text: str, params: Mapping[str, Any], n_in: int) -> Completion:
         return Completion([{"type": "text", "text": text}], "max_tokens", n_in, count_tokens(text))
     reason = "stop_sequence" if stop_seq is not None else "end_turn"
     return Completion([{"type": "text", "text": text}], reason, n_in, count_tokens(text), stop_seq)
+
+
+def _structured_text(field: str, schema: dict[str, Any], prompt: str) -> str:
+    """JSON text valid against ``schema``, derived from the prompt (deterministic)."""
+    try:
+        value = sample(schema, prompt)
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError, LookupError, AttributeError, RecursionError) as exc:
+        raise EngineError(f"{field}.schema: the echo engine cannot build a value for it: {exc}",
+                          error_type="invalid_request_error") from None
 
 
 def _chosen_tool(params: Mapping[str, Any], prompt: str) -> Mapping[str, Any] | None:

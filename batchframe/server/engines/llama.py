@@ -15,6 +15,10 @@ How a Messages request becomes a generation:
   becomes a ``tool_use`` block. If ``max_tokens`` cuts the input short, the answer is the partial JSON as
   text, with stop_reason ``max_tokens``. With ``"auto"``/``"none"`` the model answers in text (a 135M
   model does not decide to call tools reliably).
+- Structured outputs: with ``output_config.format`` (or beta ``output_format``) and no forced tool, the
+  format's JSON schema becomes a grammar in the same way, and the system prompt asks for JSON matching it;
+  the answer is a text block holding that JSON. ``max_tokens`` or a stop sequence may cut it (stop_reason
+  ``max_tokens`` / ``stop_sequence``, partial JSON). A forced tool wins: its input gets the grammar.
 - ``usage`` holds real token counts: the prompt's tokens after the chat template, and the tokens sampled
   (the end-of-turn token excluded). ``count_tokens`` counts the same prompt with the model's tokenizer.
 
@@ -30,6 +34,7 @@ cache takes ~23 kB per token of SmolLM2, so the defaults hold ~380 MB), ``n_thre
 from __future__ import annotations
 
 import json
+import math
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
@@ -40,7 +45,7 @@ from typing import Any, ClassVar
 import orjson
 
 from ..errors import ServiceError
-from .base import Completion, Engine, EngineError, register_engine
+from .base import Completion, Engine, EngineError, json_output_schema, register_engine
 from .llama_runtime import DEFAULT_MODEL_ID, Generated, GenerationJob, LlamaRuntime, default_model_path
 
 
@@ -53,6 +58,7 @@ class _Prepared:
     job: GenerationJob
     tool: Mapping[str, Any] | None  # the forced tool; None: a text answer
     any_of: bool  # "any" over several tools: the output is {"name": ..., "input": ...}
+    bad_grammar: str = "tools: llama.cpp rejected the grammar made from the tool's input_schema"
 
 
 @register_engine
@@ -118,6 +124,7 @@ class LlamaEngine(Engine):
     # -- request -> generation ---------------------------------------------------------------------------
 
     def _prepare(self, params: Mapping[str, Any]) -> _Prepared:
+        output_schema = json_output_schema(params)
         tool, any_of = _forced_tool(params)
         tokens = self._runtime.tokenize(self._prompt(params, strict=True))
         limit = self._runtime.n_ctx - 1
@@ -126,9 +133,14 @@ class LlamaEngine(Engine):
         job = GenerationJob(prompt_tokens=tokens, max_tokens=int(params["max_tokens"]),
                             stop=tuple(params.get("stop_sequences") or ()), seed=_seed(params),
                             **_sampling(params))
+        prepared = _Prepared(job=job, tool=tool, any_of=any_of)
         if tool is not None:  # the grammar decides where the JSON ends; a stop sequence would cut it
             job.grammar, job.stop = _grammar(tool, any_of), ()
-        return _Prepared(job=job, tool=tool, any_of=any_of)
+        elif output_schema is not None:  # a text answer: stop sequences apply to it as to any text
+            field, schema = output_schema
+            job.grammar = _schema_grammar(schema, f"{field}.schema")
+            prepared.bad_grammar = f"{field}.schema: llama.cpp rejected the grammar made from it"
+        return prepared
 
     def _prompt(self, params: Mapping[str, Any], *, strict: bool) -> str:
         """The chat-templated prompt, plus the prefill when the last message is the assistant's."""
@@ -147,7 +159,7 @@ class LlamaEngine(Engine):
 
 def _chat_messages(params: Mapping[str, Any], *, strict: bool) -> list[dict[str, str]]:
     system = _system_text(params.get("system"))
-    instruction = _tool_instruction(params)
+    instruction = _tool_instruction(params) or _format_instruction(params)
     if instruction:
         system = f"{system}\n\n{instruction}" if system else instruction
     chat = [{"role": "system", "content": system}] if system else []
@@ -245,10 +257,18 @@ def _tool_instruction(params: Mapping[str, Any]) -> str:
             f"this JSON schema: {json.dumps(tool.get('input_schema', {}))}")
 
 
+def _format_instruction(params: Mapping[str, Any]) -> str:
+    try:
+        output_schema = json_output_schema(params)
+    except EngineError:
+        return ""  # _prepare reports it
+    if output_schema is None:
+        return ""
+    return f"Reply with only JSON matching this JSON schema: {json.dumps(output_schema[1])}"
+
+
 def _grammar(tool: Mapping[str, Any], any_of: bool) -> str:
     """A GBNF grammar (llama.cpp's JSON-schema converter) for the forced tool's input."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
     if any_of:
         schema: dict[str, Any] = {"oneOf": [
             {"type": "object", "additionalProperties": False, "required": ["name", "input"],
@@ -256,13 +276,67 @@ def _grammar(tool: Mapping[str, Any], any_of: bool) -> str:
             for t in tool["tools"]]}
     else:
         schema = _object_schema(tool)
+    return _schema_grammar(schema, "tools: input_schema")
+
+
+def _schema_grammar(schema: Mapping[str, Any], what: str) -> str:
+    """A GBNF grammar for JSON valid against ``schema``; ``what`` names the schema in error messages."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
     try:
-        grammar = json_schema_to_gbnf(json.dumps(schema))
+        grammar = json_schema_to_gbnf(json.dumps(_bounded_integers_as_enums(schema)))
     except Exception as exc:  # the converter raises plain exceptions on schemas it cannot express
-        raise _invalid(f"tools: input_schema cannot be turned into a grammar: {exc}") from None
+        raise _invalid(f"{what} cannot be turned into a grammar: {exc}") from None
     # llama-cpp-python's converter lets a JSON string hold raw control characters (a newline), which JSON
     # forbids; llama.cpp's own converter excludes them. Exclude them here too, so the output parses.
     return grammar.replace(_LOOSE_CHAR, _STRICT_CHAR)
+
+
+def _bounded_integers_as_enums(schema: Any, depth: int = 0) -> Any:
+    """``schema`` with every integer of a small bounded range (<= 256 values) written as an ``enum``.
+
+    llama-cpp-python's converter ignores ``minimum``/``maximum``; an enum of the allowed values holds them.
+
+    Examples
+    --------
+    >>> _bounded_integers_as_enums({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1,
+    ...                             "exclusiveMaximum": 4}}})
+    {'type': 'object', 'properties': {'n': {'enum': [1, 2, 3]}}}
+    """
+    if depth > 50:
+        return schema
+    if isinstance(schema, list):
+        return [_bounded_integers_as_enums(item, depth + 1) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out = {key: value if key in _DATA_KEYS else _bounded_integers_as_enums(value, depth + 1)
+           for key, value in schema.items()}
+    if out.get("type") == "integer" and "enum" not in out and "const" not in out:
+        low, high = _bound(out, "minimum", "exclusiveMinimum", 1), _bound(out, "maximum", "exclusiveMaximum", -1)
+        step = out.get("multipleOf", 1)
+        if low is not None and high is not None and isinstance(step, int) and step > 0 and high - low < 256:
+            values = [v for v in range(low, high + 1) if v % step == 0]
+            if values:
+                description = {"description": out["description"]} if "description" in out else {}
+                return {"enum": values, **description}
+    return out
+
+
+_DATA_KEYS = frozenset({"const", "default", "enum", "examples"})  # values, not schemas
+
+
+def _bound(schema: Mapping[str, Any], inclusive: str, exclusive: str, sign: int) -> int | None:
+    """The integer bound implied by ``inclusive`` / ``exclusive`` (the tighter one), or None."""
+    found = []
+    value = schema.get(inclusive)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        found.append(math.ceil(value) if sign > 0 else math.floor(value))
+    value = schema.get(exclusive)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        found.append(math.floor(value) + 1 if sign > 0 else math.ceil(value) - 1)
+    if not found:
+        return None
+    return max(found) if sign > 0 else min(found)
 
 
 _LOOSE_CHAR = r'char ::= [^"\\] |'
@@ -281,10 +355,12 @@ def _object_schema(tool: Mapping[str, Any]) -> dict[str, Any]:
 def _completion(prepared: _Prepared, out: Generated) -> Completion | EngineError:
     n_in, n_out = len(prepared.job.prompt_tokens), out.output_tokens
     if out.finish == "bad_grammar":
-        return _invalid("tools: llama.cpp rejected the grammar made from the tool's input_schema")
+        return _invalid(prepared.bad_grammar)
     if prepared.tool is not None and out.finish == "eog":
         return _tool_completion(prepared, out.text, n_in, n_out)
-    text = [{"type": "text", "text": out.text}]
+    structured_end = prepared.job.grammar is not None and out.finish == "eog"
+    # The grammar may end in a space or newline after the JSON; a complete structured answer is the JSON.
+    text = [{"type": "text", "text": out.text.strip() if structured_end else out.text}]
     if out.finish == "stop_sequence":
         return Completion(text, "stop_sequence", n_in, n_out, out.stop_sequence)
     reason = "end_turn" if out.finish == "eog" else "max_tokens"

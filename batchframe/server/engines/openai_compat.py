@@ -8,8 +8,11 @@ vLLM). Options: ``base_url`` (e.g. ``http://127.0.0.1:8080/v1``; ``/chat/complet
 Mapping, Messages -> chat: ``system`` -> a system message; text blocks -> content (parts when an image is
 present; base64 or URL image sources become ``image_url``); assistant ``tool_use`` -> ``tool_calls``;
 user ``tool_result`` -> ``tool`` messages; ``max_tokens``, ``temperature``, ``top_p``, ``stop_sequences``
--> ``stop``; ``tools`` -> functions; ``tool_choice`` auto/any/tool/none -> auto/required/function/none.
-Chat -> Messages: content -> a text block, ``tool_calls`` -> ``tool_use`` blocks, ``finish_reason``
+-> ``stop``; ``tools`` -> functions; ``tool_choice`` auto/any/tool/none -> auto/required/function/none;
+``output_config.format`` (or beta ``output_format``) -> ``response_format`` ``{"type": "json_schema",
+"json_schema": {"name": <the schema's title, else "response">, "schema": ..., "strict": true}}``.
+Chat -> Messages: content -> a text block, a ``refusal`` -> a text block with stop_reason ``refusal``,
+``tool_calls`` -> ``tool_use`` blocks, ``finish_reason``
 stop/length/tool_calls/content_filter -> end_turn/max_tokens/tool_use/refusal, ``usage`` prompt/completion
 tokens -> input/output tokens. Upstream HTTP errors become errored results of the matching type.
 """
@@ -17,6 +20,7 @@ tokens -> input/output tokens. Upstream HTTP errors become errored results of th
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -24,7 +28,7 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
-from .base import Completion, Engine, EngineError, register_engine
+from .base import Completion, Engine, EngineError, json_output_schema, register_engine
 from .text import content_text, input_tokens
 
 _FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -68,7 +72,7 @@ class OpenAICompatibleEngine(Engine):
         return self.upstream_model or self.name
 
     def complete(self, params: Mapping[str, Any]) -> Completion:
-        body = to_chat(params, model=self.upstream_model)
+        body = to_chat(params, model=self.upstream_model)  # raises EngineError on a malformed output format
         try:
             answer = self._client.post(self.url, content=orjson.dumps(body),
                                        headers={"content-type": "application/json"})
@@ -130,7 +134,31 @@ def to_chat(params: Mapping[str, Any], *, model: str | None = None) -> dict[str,
         choice = _tool_choice(params.get("tool_choice"))
         if choice is not None:
             body["tool_choice"] = choice
+    output_schema = json_output_schema(params)
+    if output_schema is not None:
+        body["response_format"] = response_format(output_schema[1])
     return body
+
+
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The chat-completions ``response_format`` that asks for JSON valid against ``schema``.
+
+    Its ``name`` (OpenAI: ``[A-Za-z0-9_-]``, at most 64 characters) is the schema's ``title``, else
+    ``"response"``.
+
+    Examples
+    --------
+    >>> response_format({"title": "Weather report", "type": "object"})
+    {'type': 'json_schema', 'json_schema': {'name': 'Weather_report', 'schema': {'title': 'Weather report', \
+'type': 'object'}, 'strict': True}}
+    """
+    title = schema.get("title")
+    name = _NAME_CHARS.sub("_", title).strip("_")[:64] if isinstance(title, str) else ""
+    return {"type": "json_schema",
+            "json_schema": {"name": name or "response", "schema": dict(schema), "strict": True}}
 
 
 def _tool_choice(choice: Mapping[str, Any] | None) -> Any:
@@ -197,6 +225,8 @@ def from_chat(answer: Mapping[str, Any], params: Mapping[str, Any]) -> Completio
     content: list[dict[str, Any]] = []
     if msg.get("content"):
         content.append({"type": "text", "text": msg["content"]})
+    elif msg.get("refusal"):  # structured outputs: the model declined to answer in the schema
+        content.append({"type": "text", "text": str(msg["refusal"])})
     for i, call in enumerate(msg.get("tool_calls") or ()):
         fn = call.get("function", {})
         content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{i}", "name": fn.get("name", ""),
@@ -208,6 +238,8 @@ def from_chat(answer: Mapping[str, Any], params: Mapping[str, Any]) -> Completio
     reason = _FINISH.get(choice.get("finish_reason") or "stop", "end_turn")
     if any(b["type"] == "tool_use" for b in content):
         reason = "tool_use"
+    elif msg.get("refusal") and not msg.get("content"):
+        reason = "refusal"
     usage = answer.get("usage") or {}
     n_in = usage.get("prompt_tokens")
     n_out = usage.get("completion_tokens")
