@@ -91,6 +91,7 @@ def run_job(j: int, rng: random.Random, state: dict) -> pd.DataFrame:
     state["service"].set_faults(draw_faults(rng))
     if rng.random() < 0.3:
         killed_client(df, name, state["data_dir"], state["service"].base_url, rng.uniform(0.05, 0.8))
+        state["client_kills"] += 1
     for round_ in range(MAX_ROUNDS):
         if round_ == 2:
             state["service"].set_faults(Faults())
@@ -151,7 +152,7 @@ def main(n_jobs: int = 30, seed: int = 7) -> int:
     os.environ["BATCHFRAME_STORE"] = str(root / "store")
     os.environ["BATCHFRAME_NO_PROGRESS"] = "1"
     rng = random.Random(seed)
-    state = {"data_dir": root / "service", "restarts": 0, "errors": []}
+    state = {"data_dir": root / "service", "restarts": 0, "client_kills": 0, "errors": []}
     state["service"] = spawn(data_dir=state["data_dir"], engine="echo", engine_options=ENGINE, enable_admin=True)
     started = time.perf_counter()
     try:
@@ -167,7 +168,8 @@ def main(n_jobs: int = 30, seed: int = 7) -> int:
         recorded = [b for name in store.names() for b in batchframe.open_job(name, base_url=base_url).batch_ids()]
         remote = remote_batch_ids(base_url)
         extra = len(remote) - len(set(recorded)) + (len(recorded) - len(set(recorded)))
-        print(f"fault campaign: {n_jobs} jobs, {len(rows)} rows, seed {seed}, {state['restarts']} service restarts")
+        print(f"fault campaign: {n_jobs} jobs, {len(rows)} rows, seed {seed}; {state['client_kills']} clients and "
+              f"{state['restarts']} services SIGKILLed")
         print(f"  rows terminal         : {terminal}/{len(rows)} ({100 * terminal / len(rows):.1f}%)  (must be 100%)")
         print(f"  rows succeeded        : {int((rows['llm_status'] == 'succeeded').sum())}")
         print(f"  duplicated results    : {duplicated_results(store)}  (must be 0)")
