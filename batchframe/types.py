@@ -60,6 +60,8 @@ class JobStatus:
     shards: tuple[ShardStatus, ...]
     n_rows: int
     n_skipped: int = 0
+    #: Rows whose request was identical to another row's: sent once, answered through it.
+    n_reused: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = None

@@ -34,8 +34,8 @@ from batchframe.jobs.store import Store
 from batchframe.providers import RemoteBatch, open_endpoint, provider_class
 from batchframe.types import COUNT_KEYS, ROW_STATES
 
-JOB_COLUMNS = ["name", "state", "provider", "model", "rows", *ROW_STATES, "attempts", "batches", "interrupted",
-               "cost_usd", "created_at", "ended_at", "updated_at"]
+JOB_COLUMNS = ["name", "state", "provider", "model", "rows", *ROW_STATES, "reused", "attempts", "batches",
+               "interrupted", "cost_usd", "created_at", "ended_at", "updated_at"]
 BATCH_COLUMNS = ["id", "processing_status", "requests", "processing", "succeeded", "errored", "canceled",
                  "expired", "created_at", "ended_at", "expires_at", "job", "attempt", "shard", "orphan",
                  "suspected_job"]
@@ -101,9 +101,9 @@ def _job_row(manifest: dict[str, Any]) -> dict[str, Any]:
     shards = [s for _, s in iter_shards(manifest)]
     counts = status.counts
     rows = {**{k: counts[k] for k in COUNT_KEYS if k != "processing"}, "pending": counts["processing"],
-            "skipped": status.n_skipped}
+            "skipped": status.n_skipped, "reused": status.n_reused}
     return {"name": manifest["name"], "state": status.state, "provider": manifest["provider"],
-            "model": manifest["model"], "rows": manifest["n_rows"], **{k: rows[k] for k in ROW_STATES},
+            "model": manifest["model"], "rows": manifest["n_rows"], **{k: rows[k] for k in (*ROW_STATES, "reused")},
             "attempts": len(manifest["attempts"]), "batches": sum(1 for s in shards if s.get("batch_id")),
             "interrupted": sum(1 for s in shards if state_of(s) is ShardState.CREATING),
             "cost_usd": status.cost_usd, "created_at": manifest.get("created_at"),

@@ -28,7 +28,7 @@ from batchframe.providers.base import Provider
 from batchframe.requests.keys import positions_of
 from batchframe.results.combine import combine, dedupe, to_frame
 from batchframe.results.cost import PriceLookup, cost_array, total_cost
-from batchframe.results.schema import DEFAULT_PREFIX, HARVEST_SCHEMA, INPUT_HASH
+from batchframe.results.schema import DEFAULT_PREFIX, HARVEST_SCHEMA, INPUT_HASH, SAME_AS, SKIPPED
 
 #: Downloads of one shard's results per harvest before giving up until the next refresh.
 MAX_DOWNLOADS = 4
@@ -185,13 +185,16 @@ def stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLo
     >>> stored_results(job.store, job.manifest, price_for=provider.price_for)["llm_status"][:2]  # doctest: +SKIP
     """
     name = manifest["name"]
-    source = store.read_table(store.requests_path(name, 1), columns=["position", "shard"])
+    path = store.requests_path(name, 1)
+    same_as_stored = SAME_AS in pq.read_schema(path).names
+    source = store.read_table(path, columns=["position", "shard", *([SAME_AS] if same_as_stored else [])])
     tables = [
         store.read_table(store.job_dir(name) / s["results_file"], columns=HARVEST_SCHEMA.names)
         for _, s in iter_shards(manifest)
         if state_of(s) is ShardState.HARVESTED
     ]
-    skipped = source.column("shard").to_numpy() < 0
+    skipped = source.column("shard").to_numpy() == SKIPPED
+    same_as = source.column(SAME_AS).to_numpy() if same_as_stored else None
     index = read_labels(source)
     pricer = functools.partial(cost_array, price_for=price_for)
-    return to_frame(combine(len(skipped), skipped, tables, pricer=pricer), index, prefix)
+    return to_frame(combine(len(skipped), skipped, tables, pricer=pricer, same_as=same_as), index, prefix)

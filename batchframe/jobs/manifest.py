@@ -167,6 +167,7 @@ def job_status(manifest: dict[str, Any]) -> JobStatus:
         shards=shards,
         n_rows=manifest["n_rows"],
         n_skipped=manifest["n_skipped"],
+        n_reused=int(manifest.get("n_reused") or 0),
         input_tokens=sum(int(s.get("input_tokens") or 0) for s in records),
         output_tokens=sum(int(s.get("output_tokens") or 0) for s in records),
         cost_usd=known_sum(s.get("cost_usd") for s in records),

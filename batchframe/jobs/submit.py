@@ -28,9 +28,10 @@ from batchframe.providers.base import Codec
 from batchframe.providers.http import RetryPolicy
 from batchframe.requests.build import RequestSet, build_requests, preview
 from batchframe.requests.fingerprint import fingerprint
+from batchframe.requests.keys import first_occurrences
 from batchframe.requests.shards import ShardLimits
 from batchframe.results.merge import input_hashes
-from batchframe.results.schema import INPUT_HASH
+from batchframe.results.schema import INPUT_HASH, REUSED, SAME_AS, SKIPPED
 
 
 def submit(
@@ -50,6 +51,7 @@ def submit(
     provider_options: dict[str, Any] | None = None,
     retry: RetryPolicy | None = None,
     betas: Sequence[str] = (),
+    dedupe: bool = True,
     **params: Any,
 ) -> Job:
     """Send every row of ``df`` as Message Batches requests and return the :class:`Job`.
@@ -82,6 +84,9 @@ def submit(
     betas : list of str, optional
         Feature betas for the requests (e.g. ``["structured-outputs-2025-11-13"]``), sent as the
         ``anthropic-beta`` header of each create call (a batch refuses them inside ``params``).
+    dedupe : bool
+        Rows whose requests are identical go out once and share the answer (``reused`` column True, cost
+        counted once). ``dedupe=False`` sends every row, e.g. to sample the same prompt several times.
 
     Examples
     --------
@@ -98,14 +103,16 @@ def submit(
     check_index_storable(df.index)
     store = store if isinstance(store, Store) else Store(store)
     betas = _betas(betas)
-    lines = codec.encode_lines(requests.custom_ids, requests.params)
+    sent = first_occurrences(requests.params) if dedupe else np.arange(requests.n_sent)
+    unique = np.flatnonzero(sent == np.arange(requests.n_sent))
+    lines = codec.encode_lines([requests.custom_ids[i] for i in unique], [requests.params[i] for i in unique])
     digest = fingerprint(endpoint.identity + (f"|betas={','.join(betas)}" if betas else ""), lines)
     with store.lock():
         existing = None if new else store.find_fingerprint(digest)
         fresh = existing is None or _never_sent(store, existing)
         job_name = existing or _new_name(store, name, digest, new)
         if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
-            plan = _Plan(requests, lines, limits, codec)
+            plan = _Plan(requests, lines, limits, codec, sent)
             spec = {"prompt": prompt, "betas": betas, "columns": [name_to_json(c) for c in requests.columns]}
             _persist_new(store, job_name, df, plan, endpoint, digest, spec)
     job = Job(job_name, store=store, endpoint=endpoint, retry=retry)
@@ -121,6 +128,8 @@ class _Plan:
     lines: list[bytes]
     limits: ShardLimits
     codec: Codec
+    #: For each sent row (in order), the index of the first row with the identical request (itself if none).
+    sent_as: np.ndarray
 
 
 def _betas(betas: Sequence[str]) -> list[str]:
@@ -174,10 +183,11 @@ def _limits(endpoint: Endpoint, max_requests: int | None, max_bytes: int | None)
 def _new_name(store: Store, name: str | None, fingerprint: str, new: bool) -> str:
     if name is not None:
         validate_name(name)
-        if store.exists(name):
+        # A job nothing was ever created for (refused, e.g. a typo'd parameter) takes the corrected frame.
+        if store.exists(name) and not _never_sent(store, name):
             raise JobError(
                 f"job {name!r} already exists with other requests; choose another name, or open it "
-                f"with Job.open({name!r})"
+                f"with batchframe.open_job({name!r})"
             )
         return name
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -201,12 +211,16 @@ def _persist_new(
     """Write requests.parquet and the manifest (all shards ``planned``) before anything is sent."""
     requests, limits = plan.requests, plan.limits
     line_shards, shards = plan_shard_records(plan.lines, limits, plan.codec)
-    shard_of = np.full(requests.n_rows, -1, dtype=np.int32)  # -1: skipped, never sent
-    shard_of[requests.positions] = line_shards
+    own = plan.sent_as == np.arange(requests.n_sent)
+    shard_of = np.full(requests.n_rows, SKIPPED, dtype=np.int32)
+    shard_of[requests.positions[own]] = line_shards
+    shard_of[requests.positions[~own]] = REUSED
+    same_as = np.full(requests.n_rows, -1, dtype=np.int64)
+    same_as[requests.positions] = requests.positions[plan.sent_as]
     with store.lock(name):
         store.write_table(
             store.requests_path(name, 1),
-            requests_table(df.index, requests, plan.lines, shard_of, input_hashes(df, requests.columns)),
+            requests_table(df.index, requests, plan.lines, shard_of, same_as, input_hashes(df, requests.columns)),
             metadata={"job": name, "provider": endpoint.provider, "model": requests.model, **index_names(df.index)},
         )
         store.write_manifest(
@@ -224,6 +238,7 @@ def _persist_new(
                 "created_at": now(),
                 "n_rows": requests.n_rows,
                 "n_skipped": int(requests.skipped.sum()),
+                "n_reused": int((~own).sum()),
                 "request": request,
                 "limits": {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes},
                 "attempts": [
@@ -241,16 +256,19 @@ def _persist_new(
 
 
 def requests_table(index: pd.Index, requests: RequestSet, lines: list[bytes], shard_of: np.ndarray,
-                   hashes: np.ndarray) -> pa.Table:
-    """One row per source row: index labels, position, custom_id, shard (-1 = skipped), body (the line sent)
-    and the hash of the row's inputs (what merge checks)."""
+                   same_as: np.ndarray, hashes: np.ndarray) -> pa.Table:
+    """One row per source row: index labels, position, custom_id, shard (``SKIPPED``, ``REUSED`` or the
+    shard that sends it), body (the line sent), same_as (the row whose request answers it) and the hash of
+    the row's inputs (what merge checks)."""
     n = requests.n_rows
     ids: list = [None] * n
     bodies: list = [None] * n
-    for pos, cid, body in zip(requests.positions.tolist(), requests.custom_ids, lines, strict=True):
-        ids[pos], bodies[pos] = cid, body
+    own = np.flatnonzero(same_as[requests.positions] == requests.positions)  # indices of the sent requests
+    for k, pos, line in zip(own.tolist(), requests.positions[own].tolist(), lines, strict=True):
+        ids[pos], bodies[pos] = requests.custom_ids[k], line
     table, _ = labels_table(index, {"position": np.arange(n, dtype=np.int64)})
     table = table.append_column("custom_id", pa.array(ids, pa.string()))
     table = table.append_column("shard", pa.array(shard_of, pa.int32()))
     table = table.append_column("body", pa.array(bodies, pa.binary()))
+    table = table.append_column(SAME_AS, pa.array(same_as, pa.int64()))
     return table.append_column(INPUT_HASH, pa.array(hashes, pa.uint64()))

@@ -167,6 +167,8 @@ def to_text(status: JobStatus, *, width: int = 30, now: datetime | None = None) 
         )
     if status.n_skipped:
         lines.append(f"skipped (empty prompt, never sent): {status.n_skipped}")
+    if status.n_reused:
+        lines.append(f"reused (identical request, sent once): {status.n_reused}")
     lines.append(" · ".join(f"{k} {v}" for k, v in _facts(summary)))
     return "\n".join(lines)
 
@@ -236,6 +238,8 @@ def to_html(status: JobStatus, *, now: datetime | None = None) -> str:
     facts = " · ".join(f'<span class="bf-{k.lower()}">{k} <b>{esc(v)}</b></span>' for k, v in _facts(summary))
     if status.n_skipped:
         facts += f' · <span class="bf-skipped">skipped <b>{status.n_skipped}</b></span>'
+    if status.n_reused:
+        facts += f' · <span class="bf-reused">reused <b>{status.n_reused}</b></span>'
     return (
         f'<div class="bf-job" data-state="{esc(status.state)}" data-outcome="{summary.total.outcome}" '
         f'style="font-family:var(--jp-ui-font-family,sans-serif);font-size:13px">{head}'

@@ -15,6 +15,7 @@ keys are positions, duplicate index labels cannot mis-map a row.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +50,18 @@ def custom_ids(positions: np.ndarray, attempt: int = 1) -> list[str]:
     """
     suffix = "" if attempt == 1 else f"-a{attempt}"
     return [f"r{p}{suffix}" for p in positions.tolist()]
+
+
+def first_occurrences(values: Sequence[bytes]) -> np.ndarray:
+    """For each value, the index of its first occurrence: identical requests are sent once.
+
+    Examples
+    --------
+    >>> first_occurrences([b"a", b"b", b"a", b"a"]).tolist()
+    [0, 1, 0, 0]
+    """
+    seen: dict[bytes, int] = {}
+    return np.fromiter((seen.setdefault(v, i) for i, v in enumerate(values)), dtype=np.int64, count=len(values))
 
 
 def positions_of(ids: pa.Array | list[str], known: pa.Array, known_positions: np.ndarray) -> np.ndarray:

@@ -40,7 +40,8 @@ def latest_per_position(tables: Sequence[pa.Table]) -> pa.Table:
     return table.take(pa.array(order[last]))
 
 
-def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pricer: Pricer | None = None) -> pa.Table:
+def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pricer: Pricer | None = None,
+            same_as: np.ndarray | None = None) -> pa.Table:
     """The result columns of all ``n_rows`` rows, in position order.
 
     Parameters
@@ -52,6 +53,10 @@ def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pri
         Harvested tables (:data:`HARVEST_SCHEMA`).
     pricer : callable, optional
         Maps the aligned table to a float64 cost array; without it the cost is null.
+    same_as : int array of length n_rows, optional
+        For a row whose request was identical to an earlier row's (sent once), that row's position; a row's
+        own position otherwise (-1 when skipped). Such a row gets that answer, ``reused`` True and cost 0:
+        the request was paid once.
 
     Examples
     --------
@@ -65,13 +70,19 @@ def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pri
     if len(pos) and (pos.min() < 0 or pos.max() >= n_rows):
         raise InputError("a harvested result points outside the frame: the job store is inconsistent")
     take[pos] = np.arange(len(pos))
+    reused = np.zeros(n_rows, dtype=bool)
+    if same_as is not None:
+        reused = (same_as >= 0) & (same_as != np.arange(n_rows))
+        take[reused] = take[same_as[reused]]  # fan out: the answer of the request that was sent
     indices = pa.array(take, mask=take < 0)
     aligned = found.take(indices)
     fallback = pa.array(np.where(skipped, "skipped", "pending"), pa.string())
     status = pc.coalesce(aligned.column("status"), fallback)
     cost = pricer(aligned) if pricer else pa.nulls(n_rows, pa.float64())
-    columns = {name: aligned.column(name) for name in RESULT_COLUMNS if name not in ("status", "cost_usd")}
-    columns.update(status=status, cost_usd=cost)
+    if reused.any():
+        cost = pc.if_else(pa.array(reused), pa.scalar(0.0, pa.float64()), cost)
+    columns = {name: aligned.column(name) for name in RESULT_COLUMNS if name not in ("status", "cost_usd", "reused")}
+    columns.update(status=status, cost_usd=cost, reused=pa.array(reused))
     return pa.table({name: columns[name] for name in RESULT_COLUMNS})
 
 

@@ -61,8 +61,13 @@ RESULT_COLUMNS = (
     "custom_id",
     "attempt",
     "tool_use",
+    "reused",
 )
 DEFAULT_PREFIX = "llm_"
+#: The requests file's ``shard`` of a row never sent (empty prompt), and of a row whose identical request
+#: another row carries (it is answered through ``same_as``, the position of that row).
+SKIPPED, REUSED = -1, -2
+SAME_AS = "same_as"
 #: The requests file's column holding each row's input hash (see :func:`batchframe.results.merge.input_hashes`).
 INPUT_HASH = "input_hash"
 

@@ -139,7 +139,7 @@ def test_a_row_over_the_byte_limit_is_refused_before_sending(service):
 
 def test_a_body_over_the_service_limit_is_a_request_too_large_error(service_factory):
     service = service_factory(max_body_bytes=5_000)
-    df = pd.DataFrame({"q": ["word " * 400 for _ in range(10)]})
+    df = pd.DataFrame({"q": [f"row {i}: " + "word " * 400 for i in range(10)]})  # distinct: each one is sent
     with pytest.raises(batchframe.RequestTooLargeError) as info:
         submit(df, service)
     assert info.value.status == 413
@@ -213,3 +213,16 @@ def test_manifest_records_intent_and_batch_ids(service):
     assert [s["state"] for s in shards] == ["submitted", "submitted"]
     assert all(s["intent_at"] and s["batch_id"].startswith("msgbatch_") for s in shards)
     assert manifest["fingerprint"] == job.manifest["fingerprint"] and KEY not in json.dumps(manifest)
+
+
+def test_a_refused_job_takes_the_corrected_frame_under_the_same_name(service):
+    df = pd.DataFrame({"q": ["a", "b"]})
+    with pytest.raises(batchframe.APIError) as info:
+        submit(df, service, name="typo", temprature=0.5)  # the whole batch is refused: nothing is created
+    assert info.value.status == 400 and remote_batches(service) == []
+    job = submit(df, service, name="typo", temperature=0.5)
+    job.wait(poll_interval=0.05, timeout=60)
+    assert job.name == "typo" and job.results()["llm_status"].tolist() == ["succeeded"] * 2
+    assert len(remote_batches(service)) == 1
+    with pytest.raises(batchframe.JobError, match="already exists"):
+        submit(pd.DataFrame({"q": ["other"]}), service, name="typo")  # sent once: another frame is refused
