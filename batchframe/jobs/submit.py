@@ -105,8 +105,12 @@ def submit(
     betas = _betas(betas)
     sent = first_occurrences(requests.params) if dedupe else np.arange(requests.n_sent)
     unique = np.flatnonzero(sent == np.arange(requests.n_sent))
-    lines = codec.encode_lines([requests.custom_ids[i] for i in unique], [requests.params[i] for i in unique])
-    digest = fingerprint(endpoint.identity + (f"|betas={','.join(betas)}" if betas else ""), lines)
+    all_lines = codec.encode_lines(requests.custom_ids, requests.params)
+    lines = all_lines if len(unique) == requests.n_sent else [all_lines[i] for i in unique]
+    # Over every row's line, as before dedupe existed: re-running a cell written then finds its job.
+    identity = endpoint.identity + (f"|betas={','.join(betas)}" if betas else "") + ("" if dedupe else "|dedupe=False")
+    digest = fingerprint(identity, all_lines)
+    del all_lines
     with store.lock():
         existing = None if new else store.find_fingerprint(digest)
         fresh = existing is None or _never_sent(store, existing)

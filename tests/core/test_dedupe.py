@@ -46,3 +46,17 @@ def test_a_retry_of_a_shared_request_answers_every_row_that_asked(service_factor
     merged = df.batch.merge(job)
     assert values(merged["llm_text"]) == df["q"].tolist() and set(merged["llm_status"]) == {"succeeded"}
     assert _paid(service) == 4
+
+
+def test_the_job_fingerprint_covers_every_row_so_an_older_job_is_found_again(service):
+    from batchframe.providers.anthropic.codec import encode_lines
+    from batchframe.requests.build import build_requests
+    from batchframe.requests.fingerprint import fingerprint
+
+    df = pd.DataFrame({"q": ["x", "y", "x"]})
+    job = submit(df, service)
+    rs = build_requests(df, prompt="q", model="claude-haiku-4-5", max_tokens=64)
+    # the definition jobs were stored with before dedupe: every row's line, duplicates included
+    assert job.manifest["fingerprint"] == fingerprint(f"anthropic:{service.base_url}",
+                                                      encode_lines(rs.custom_ids, rs.params))
+    assert submit(df, service).name == job.name and _paid(service) == 2
