@@ -7,7 +7,7 @@ from typing import Any
 
 from batchframe.api import jobs
 
-_COLUMNS = ["name", "provider", "model", "state", "rows", "succeeded", "errored", "pending", "skipped"]
+_COLUMNS = ["name", "provider", "model", "state", "rows", "succeeded", "errored", "pending", "skipped", "reused"]
 
 
 def add_parser(subparsers: Any) -> None:

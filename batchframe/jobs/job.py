@@ -207,11 +207,13 @@ class Job:
         self._manifest["updated_at"] = now()
         self.store.write_manifest(self.name, self._manifest)
 
-    def send_unsent(self, lines: Sequence[bytes] | None = None) -> JobStatus:
+    def send_unsent(self, lines: Sequence[bytes] | None = None, *, fingerprint: str | None = None) -> JobStatus:
         """Send every shard that has no remote batch yet (``planned``, or ``failed`` = refused).
 
         Shards left ``creating`` by an interrupted process are first reconciled with the remote batches
-        (adopted, or sent again if none was created; see :mod:`batchframe.jobs.orphans`).
+        (adopted, or sent again if none was created; see :mod:`batchframe.jobs.orphans`). ``lines`` (attempt
+        1's, still in memory from a submit) are used only while the stored job is still the one they were
+        planned for (its ``fingerprint``); otherwise each shard's lines are read from the store.
 
         Examples
         --------
@@ -219,6 +221,8 @@ class Job:
         'in_progress'
         """
         with self.session() as (manifest, provider):
+            if lines is not None and manifest.get("fingerprint") != fingerprint:
+                lines = None  # another submit replanned this job meanwhile: its lines are in the store
             reconcile(self.store, manifest, provider, self.save)
             for attempt, shard in iter_shards(manifest):
                 if state_of(shard) in SENDABLE:

@@ -21,7 +21,7 @@ from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names, labels_table, name_to_json
 from batchframe.jobs.manifest import iter_shards, now, plan_shard_records
 from batchframe.jobs.migrations import FORMAT
-from batchframe.jobs.states import SENDABLE, state_of
+from batchframe.jobs.states import SENDABLE, ShardState, state_of
 from batchframe.jobs.store import Store, check_index_storable, validate_name
 from batchframe.providers import Endpoint, open_endpoint, provider_class
 from batchframe.providers.base import Codec
@@ -120,7 +120,7 @@ def submit(
             spec = {"prompt": prompt, "betas": betas, "columns": [name_to_json(c) for c in requests.columns]}
             _persist_new(store, job_name, df, plan, endpoint, digest, spec)
     job = Job(job_name, store=store, endpoint=endpoint, retry=retry)
-    job.send_unsent(lines if fresh else None)
+    job.send_unsent(lines if fresh else None, fingerprint=digest)
     return job
 
 
@@ -142,11 +142,24 @@ def _betas(betas: Sequence[str]) -> list[str]:
     return list(betas)
 
 
-def _never_sent(store: Store, name: str) -> bool:
-    """True when every shard of the job is ``planned`` or ``failed`` (refused): nothing exists remotely."""
+def _never_sent(store: Store, name: str, *, refused_only: bool = False) -> bool:
+    """True when every shard of the job is ``planned`` or ``failed`` (refused): nothing exists remotely.
+
+    With ``refused_only`` (before another frame takes the name), a ``failed`` shard counts only when the
+    provider refused it outright (4xx other than 408/409/429): after a retryable error a late batch could
+    still appear, and it must stay this job's.
+    """
     with store.lock(name):
         manifest = store.read_manifest(name)
-    return all(state_of(s) in SENDABLE for _, s in iter_shards(manifest))
+    shards = [s for _, s in iter_shards(manifest)]
+    if not all(state_of(s) in SENDABLE for s in shards):
+        return False
+    return not refused_only or all(_refused_outright(s) for s in shards if state_of(s) is ShardState.FAILED)
+
+
+def _refused_outright(shard: dict[str, Any]) -> bool:
+    status = (shard.get("error") or {}).get("status")
+    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429)
 
 
 def requests_preview(
@@ -188,7 +201,7 @@ def _new_name(store: Store, name: str | None, fingerprint: str, new: bool) -> st
     if name is not None:
         validate_name(name)
         # A job nothing was ever created for (refused, e.g. a typo'd parameter) takes the corrected frame.
-        if store.exists(name) and not _never_sent(store, name):
+        if store.exists(name) and not _never_sent(store, name, refused_only=True):
             raise JobError(
                 f"job {name!r} already exists with other requests; choose another name, or open it "
                 f"with batchframe.open_job({name!r})"
@@ -250,7 +263,7 @@ def _persist_new(
                         "attempt": 1,
                         "created_at": now(),
                         "reason": "submit",
-                        "n_requests": requests.n_sent,
+                        "n_requests": len(plan.lines),
                         "requests_file": store.requests_path(name, 1).name,
                         "shards": shards,
                     }

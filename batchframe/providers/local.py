@@ -8,6 +8,7 @@ recorded engine and options, or says how to start it; it never lets another engi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from batchframe.config import local_data_dir
 from batchframe.errors import ServiceError
 from batchframe.providers.anthropic.client import API_VERSION, AnthropicProvider
 from batchframe.providers.base import Endpoint
+from batchframe.providers.hosts import check_stored_host, is_loopback
 from batchframe.providers.registry import register_provider
 
 #: Engine facts a job pins: what answered it and how the engine was configured (secrets left out).
@@ -67,13 +69,24 @@ class LocalProvider(AnthropicProvider):
 
     @classmethod
     def check_reopen(cls, record: dict[str, Any], *, base_url: str | None = None) -> None:
-        """Nothing to check offline: no environment key goes to a local service (its key is ``local`` or one
-        passed explicitly), and which service answers is checked against the job's pin when reached."""
+        """Refuse, offline, hosts read from a job's files that the user did not choose: the service's URL
+        when it is not this machine, and a URL among the pinned engine options (an openai-compatible engine
+        restarted with it would forward requests, and ``$OPENAI_API_KEY``, there). Which service answers is
+        checked against the job's pin when it is reached."""
+        if base_url is not None:
+            return
+        urls = [record["base_url"], *(v for v in ((record.get("service") or {}).get("engine_options") or {}).values()
+                                      if isinstance(v, str) and v.startswith(("http://", "https://")))]
+        for url in urls:
+            if not is_loopback(url):
+                check_stored_host(record["name"], url, environment=os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com",
+                                  variable="OPENAI_BASE_URL")
 
     @classmethod
     def reopen_endpoint(cls, record: dict[str, Any], *, api_key: str | None = None,
                         base_url: str | None = None) -> Endpoint:
         """The service that accepted the job, never another engine; restarted with its pinned engine if gone."""
+        cls.check_reopen(record, base_url=base_url)
         pinned, folder = record.get("service"), record.get("data_dir")
         if base_url is None and folder and pinned and not pinned.get("secret_options"):
             base_url = _start(Path(folder), pinned["engine"], pinned.get("engine_options") or {})

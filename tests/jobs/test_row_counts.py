@@ -45,7 +45,7 @@ def test_status_cli_jobs_and_text_agree_after_a_retry(service_factory, monkeypat
     assert "20/20" in out and "succeeded 20 · errored 0" in out
     assert main(["jobs"]) == 0
     line = next(row for row in capsys.readouterr().out.splitlines() if row.split()[0] == "half")
-    assert line.split()[-5:] == ["20", "20", "0", "0", "0"]  # rows, succeeded, errored, pending, skipped
+    assert line.split()[-6:] == ["20", "20", "0", "0", "0", "0"]  # rows, succeeded, errored, pending, skipped, reused
 
 
 def test_a_job_retried_before_row_counts_were_recorded_still_counts_each_row_once(service_factory, monkeypatch):

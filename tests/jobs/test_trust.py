@@ -211,3 +211,33 @@ def test_a_stopped_real_model_service_is_never_replaced_by_another_engine(tmp_pa
         upstream.shutdown()
         upstream.server_close()
         thread.join(5)
+
+
+def test_a_copied_local_job_naming_a_remote_upstream_is_refused_offline(tmp_path):
+    from batchframe.server import serve_in_thread
+
+    df = pd.DataFrame({"q": ["one"]})
+    with serve_in_thread(data_dir=tmp_path / "svc", engine="echo") as service:
+        job = df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=8, provider="local",
+                              base_url=service.base_url, name="copied")
+        job.wait(poll_interval=0.05, timeout=60)
+    path = batchframe.Store().job_dir("copied") / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["service"]["engine"] = "openai-compatible"  # as a colleague's folder could say
+    manifest["service"]["engine_options"] = {"base_url": "https://llm.example.net/v1", "model": "m"}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(batchframe.ConfigError, match="llm.example.net"):
+        batchframe.open_job("copied")  # nothing restarted, nothing forwarded with $OPENAI_API_KEY
+
+
+def test_another_frame_cannot_take_a_name_whose_batch_may_still_appear(service):
+    from jobs_helpers import submit as submit_to
+
+    with pytest.raises(batchframe.APIError):
+        submit_to(pd.DataFrame({"q": ["a"]}), service, name="maybe", temprature=1)
+    path = batchframe.Store().job_dir("maybe") / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["attempts"][0]["shards"][0]["error"]["status"] = 529  # refused after a retryable error
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(batchframe.JobError, match="already exists"):
+        submit_to(pd.DataFrame({"q": ["other"]}), service, name="maybe")
