@@ -34,8 +34,8 @@ from batchframe.jobs.store import Store
 from batchframe.providers import RemoteBatch, open_endpoint, provider_class
 from batchframe.types import COUNT_KEYS, ROW_STATES
 
-JOB_COLUMNS = ["name", "state", "provider", "model", "rows", *ROW_STATES, "reused", "attempts", "batches",
-               "interrupted", "cost_usd", "created_at", "ended_at", "updated_at"]
+JOB_COLUMNS = ["name", "revision", "state", "provider", "model", "rows", *ROW_STATES, "reused", "attempts",
+               "batches", "interrupted", "cost_usd", "created_at", "ended_at", "updated_at"]
 BATCH_COLUMNS = ["id", "processing_status", "requests", "processing", "succeeded", "errored", "canceled",
                  "expired", "created_at", "ended_at", "expires_at", "job", "attempt", "shard", "orphan",
                  "suspected_job"]
@@ -72,20 +72,21 @@ def open_job(name: str, *, store: str | Store | None = None, api_key: str | None
     return Job.open(name, store=_store(store), api_key=api_key, base_url=base_url, **options)
 
 
-def jobs(*, store: str | Store | None = None) -> pd.DataFrame:
+def jobs(*, store: str | Store | None = None, revisions: bool = False) -> pd.DataFrame:
     """Every job of the store: state, row counts, model, attempts, cost, created and ended times.
 
     Read from the store only (no network): states are the last ones seen; ``job.refresh()`` updates
     one. Row counts are the job status's (:attr:`batchframe.JobStatus.counts`): each source row once, at
     its latest attempt; ``pending`` rows have no result yet. ``interrupted`` counts shards whose batch
-    creation was cut off.
+    creation was cut off. ``revision`` counts the frames submitted under the name; with ``revisions``,
+    the earlier ones are listed too (as ``<name>~r<N>``; open them with ``batchframe.Job(folder)``).
 
     Examples
     --------
     >>> batchframe.jobs()[["name", "state", "succeeded", "errored", "cost_usd"]]  # doctest: +SKIP
     """
     rows = []
-    for name, manifest in _store(store).manifests():
+    for name, manifest in _store(store).manifests(revisions=revisions):
         if isinstance(manifest, JobError):  # one unreadable job must not hide the others
             rows.append({"name": name, "state": f"unreadable: {manifest}"})
         else:
@@ -102,7 +103,8 @@ def _job_row(manifest: dict[str, Any]) -> dict[str, Any]:
     counts = status.counts
     rows = {**{k: counts[k] for k in COUNT_KEYS if k != "processing"}, "pending": counts["processing"],
             "skipped": status.n_skipped, "reused": status.n_reused}
-    return {"name": manifest["name"], "state": status.state, "provider": manifest["provider"],
+    return {"name": manifest["name"], "revision": int(manifest.get("revision") or 1), "state": status.state,
+            "provider": manifest["provider"],
             "model": manifest["model"], "rows": manifest["n_rows"], **{k: rows[k] for k in (*ROW_STATES, "reused")},
             "attempts": len(manifest["attempts"]), "batches": sum(1 for s in shards if s.get("batch_id")),
             "interrupted": sum(1 for s in shards if state_of(s) is ShardState.CREATING),

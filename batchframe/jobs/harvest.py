@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from batchframe.errors import TransportError
 from batchframe.jobs.labels import labels_table, read_labels
+from batchframe.jobs.links import answered_elsewhere
 from batchframe.jobs.manifest import iter_shards
 from batchframe.jobs.states import ShardState, state_of
 from batchframe.jobs.store import Store
@@ -197,4 +198,6 @@ def stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLo
     same_as = source.column(SAME_AS).to_numpy() if same_as_stored else None
     index = read_labels(source)
     pricer = functools.partial(cost_array, price_for=price_for)
-    return to_frame(combine(len(skipped), skipped, tables, pricer=pricer, same_as=same_as), index, prefix)
+    linked = answered_elsewhere(store, manifest, source.column("shard").to_numpy())
+    table = combine(len(skipped), skipped, tables, pricer=pricer, same_as=same_as, linked=linked)
+    return to_frame(table, index, prefix)

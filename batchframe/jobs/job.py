@@ -18,7 +18,7 @@ import httpx
 import pandas as pd
 
 from batchframe.errors import OrphanBatchError
-from batchframe.jobs import delete, polling, resubmit
+from batchframe.jobs import delete, links, polling, resubmit
 from batchframe.jobs.harvest import harvest_shard, stored_results, submitted_hashes
 from batchframe.jobs.labels import name_from_json
 from batchframe.jobs.manifest import iter_shards, job_status, now
@@ -241,14 +241,23 @@ class Job:
     def refresh(self) -> JobStatus:
         """Ask the provider about every running shard; download and persist the results of ended ones.
 
+        Rows linked to requests another job of the store carries (see :mod:`batchframe.jobs.links`) get
+        their answers once that job has them; it is refreshed on the way.
+
         Examples
         --------
         >>> job.refresh().state  # doctest: +SKIP
         'in_progress'
         """
+        if links.waiting(self._manifest):
+            links.prepare_sources(self.store, self._manifest, self._open_source)
         with self.session() as (manifest, provider):
             reconcile(self.store, manifest, provider, self.save)
+            links.settle(self.store, manifest, self.save)
             for attempt, shard in iter_shards(manifest):
+                if state_of(shard) is ShardState.PLANNED and "linked_from" in shard:  # a link given up
+                    lines = shard_lines(self.store, self.name, attempt, shard["index"])
+                    send_shard(self.store, manifest, shard, lines, provider, self._http_policy, self.save)
                 if state_of(shard) is ShardState.SUBMITTED:
                     record_batch(shard, provider.retrieve(shard["batch_id"]))
                     self.save()
@@ -261,6 +270,10 @@ class Job:
                     move(shard, ShardState.HARVESTED, **harvest_shard(provider, self.store, manifest, attempt, shard))
                     self.save()
         return self.status
+
+    def _open_source(self, name: str) -> Job:
+        """Another job of the store that carries some of this job's requests (same endpoint, by the ledger)."""
+        return Job(name, store=self.store, endpoint=self._endpoint_for_job(), retry=self._http_policy)
 
     def wait(self, poll_interval: float = 10.0, timeout: float | None = None) -> JobStatus:
         """Block until every shard has ended and its results are stored; show a progress bar.

@@ -81,7 +81,7 @@ def known_batches(store: Store) -> Known:
     """
     known = Known()
     known.unreadable = []
-    for name, read in store.manifests():
+    for name, read in store.manifests(revisions=True):
         manifest = _raw_manifest(store, name) if isinstance(read, JobError) else read
         if manifest is None:
             known.unreadable.append(name)
@@ -192,7 +192,7 @@ def interrupted_shards(store: Store) -> list[tuple[str, int, dict[str, Any]]]:
     >>> interrupted_shards(Store("/nonexistent"))
     []
     """
-    return [(name, a, s) for name, manifest in store.manifests() if not isinstance(manifest, JobError)
+    return [(name, a, s) for name, manifest in store.manifests(revisions=True) if not isinstance(manifest, JobError)
             for a, s in iter_shards(manifest) if state_of(s) is ShardState.CREATING]
 
 

@@ -47,7 +47,8 @@ def store_reader(store: Any, name: str) -> Reader:
 def latest_results(manifest: dict[str, Any], read: Reader) -> dict[str, np.ndarray]:
     """Per source row: the latest attempt that sent it, whether that shard is harvested, and its result there.
 
-    Returns arrays of length ``n_rows``: ``attempt`` (0 = never sent), ``harvested`` (bool),
+    Returns arrays of length ``n_rows``: ``attempt`` (0 = never sent), ``shard`` (in that attempt, -1 if
+    never sent), ``harvested`` (bool),
     ``status`` and ``error_type`` (object, None where there is no result from that attempt).
 
     Examples
@@ -75,7 +76,7 @@ def latest_results(manifest: dict[str, Any], read: Reader) -> dict[str, np.ndarr
         mine = attempt[pos] == a  # a result of an older attempt is superseded by the later sending
         status[pos[mine]] = np.asarray(table.column("status").to_pylist(), dtype=object)[mine]
         error_type[pos[mine]] = np.asarray(table.column("error_type").to_pylist(), dtype=object)[mine]
-    return {"attempt": attempt, "harvested": harvested, "status": status, "error_type": error_type}
+    return {"attempt": attempt, "shard": shard_of, "harvested": harvested, "status": status, "error_type": error_type}
 
 
 def previous_counts(outcome: dict[str, np.ndarray], positions: np.ndarray) -> dict[str, int]:

@@ -9,6 +9,9 @@
        │   └──────┘                              an interrupted POST created nothing: send again
        └── (retry) a new attempt's shards start planned
 
+    linked ──> harvested    the rows another job already carries: their answers are copied once stored
+       └────> planned      that job is gone or its requests were refused: send them after all
+
 ``creating`` is written *before* the POST (with ``intent_at``): a process killed after it is detectable,
 and :mod:`batchframe.jobs.orphans` reconciles it. The batch id is recorded right after the POST.
 """
@@ -31,6 +34,7 @@ class ShardState(StrEnum):
     SUBMITTED = "submitted"  # a remote batch exists and runs
     ENDED = "ended"  # the remote batch ended; results not stored yet
     HARVESTED = "harvested"  # results stored in the job store
+    LINKED = "linked"  # answered by requests another job of the store carries (see batchframe.jobs.links)
 
 
 #: States with no remote batch we know of.
@@ -47,6 +51,7 @@ _ALLOWED: dict[ShardState, frozenset[ShardState]] = {
     ShardState.SUBMITTED: frozenset({ShardState.SUBMITTED, ShardState.ENDED}),
     ShardState.ENDED: frozenset({ShardState.ENDED, ShardState.HARVESTED, ShardState.CREATING}),
     ShardState.HARVESTED: frozenset(),
+    ShardState.LINKED: frozenset({ShardState.HARVESTED, ShardState.PLANNED}),
 }
 
 
@@ -68,6 +73,7 @@ class ShardRecord(TypedDict, total=False):
     adopted: dict[str, Any]
     rejected: list[str]
     deleted_at: str
+    linked: dict[str, Any]  # a linked shard's source: {"job": folder when linked, "uid": that job's uid}
 
 
 def new_shard(index: int, n_requests: int, n_bytes: int) -> ShardRecord:

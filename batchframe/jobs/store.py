@@ -37,6 +37,9 @@ from batchframe.results.export import atomic_write_bytes, write_table
 
 MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: An earlier revision of job ``<name>`` lives in ``<name>~r<N>``: ``~`` is never in a name a user gives.
+REVISION_MARK = "~r"
+_REVISION_RE = re.compile(r"^(?P<name>.+)~r(?P<n>[1-9][0-9]{0,5})$")
 #: Seconds to wait for another process that holds a job's lock.
 LOCK_TIMEOUT = 60.0
 
@@ -83,15 +86,19 @@ class Store:
         return f"Store({str(self.root)!r})"
 
     def job_dir(self, name: str) -> Path:
-        """The folder of job ``name`` (the name is validated first)."""
+        """The folder of job ``name`` (the name is validated first), or of one of its earlier revisions."""
+        revision = _REVISION_RE.fullmatch(name) if isinstance(name, str) else None
+        if revision is not None:
+            validate_name(revision["name"])
+            return self.root / name
         return self.root / validate_name(name)
 
     def exists(self, name: str) -> bool:
         """Whether job ``name`` has a manifest."""
         return (self.job_dir(name) / MANIFEST).is_file()
 
-    def names(self) -> list[str]:
-        """Names of every job with a manifest, sorted.
+    def names(self, *, revisions: bool = False) -> list[str]:
+        """Names of every job with a manifest, sorted; with ``revisions``, their earlier revisions' folders too.
 
         Examples
         --------
@@ -100,7 +107,33 @@ class Store:
         """
         if not self.root.is_dir():
             return []
-        return sorted(p.parent.name for p in self.root.glob(f"*/{MANIFEST}"))
+        found = (p.parent.name for p in self.root.glob(f"*/{MANIFEST}"))
+        return sorted(n for n in found if revisions or REVISION_MARK not in n)
+
+    def revise(self, name: str) -> str:
+        """Move job ``name`` aside as its latest earlier revision, ``<name>~r<N>``, freeing the name for the
+        job's next revision; returns the folder it moved to. Call it holding the store's lock.
+
+        Nothing in the folder refers to its own path, and links from other jobs name it by its uid
+        (:func:`batchframe.jobs.ledger.job_uid`), so the move breaks nothing.
+
+        Examples
+        --------
+        >>> store = Store(tempfile.mkdtemp())
+        >>> store.write_manifest("j", {"name": "j", "attempts": []})
+        >>> store.revise("j"), store.names(), store.names(revisions=True)
+        ('j~r1', [], ['j~r1'])
+        """
+        with self.lock(name):
+            manifest = json.loads((self.job_dir(name) / MANIFEST).read_bytes())
+            n = int(manifest.get("revision") or 1)
+            while (self.root / f"{name}{REVISION_MARK}{n}").exists():
+                n += 1
+            moved = f"{name}{REVISION_MARK}{n}"
+            manifest.update(name=moved, revision=n, revised_as=name)
+            self.write_manifest(name, manifest)
+            os.rename(self.job_dir(name), self.root / moved)
+        return moved
 
     # -- locks ---------------------------------------------------------------------------------------
     @contextmanager
@@ -142,7 +175,7 @@ class Store:
         data = json.dumps(manifest, indent=1, sort_keys=False, default=str).encode()
         atomic_write_bytes(self.job_dir(name) / MANIFEST, data)
 
-    def manifests(self) -> Iterator[tuple[str, dict[str, Any] | JobError]]:
+    def manifests(self, *, revisions: bool = False) -> Iterator[tuple[str, dict[str, Any] | JobError]]:
         """``(name, manifest)`` of every job, in name order; an unreadable one comes as its :class:`JobError`
         (one corrupt job must not hide the others). The one scan of the whole store.
 
@@ -151,7 +184,7 @@ class Store:
         >>> list(Store(tempfile.mkdtemp()).manifests())
         []
         """
-        for name in self.names():
+        for name in self.names(revisions=revisions):
             try:
                 yield name, self.read_manifest(name)
             except JobError as exc:

@@ -7,6 +7,7 @@ managed to send (none, normally), so a re-run cell never pays twice. ``new=True`
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,18 +17,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from batchframe.errors import InputError, JobError
+from batchframe.errors import InputError
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names, labels_table, name_to_json
+from batchframe.jobs.ledger import DIGEST, Matches, lookup
+from batchframe.jobs.links import VIA, linked_shard
 from batchframe.jobs.manifest import iter_shards, now, plan_shard_records
 from batchframe.jobs.migrations import FORMAT
-from batchframe.jobs.states import SENDABLE, ShardState, state_of
-from batchframe.jobs.store import Store, check_index_storable, validate_name
+from batchframe.jobs.states import SENDABLE, ShardRecord, ShardState, state_of
+from batchframe.jobs.store import REVISION_MARK, Store, check_index_storable, validate_name
 from batchframe.providers import Endpoint, open_endpoint, provider_class
 from batchframe.providers.base import Codec
 from batchframe.providers.http import RetryPolicy
 from batchframe.requests.build import RequestSet, build_requests, preview
-from batchframe.requests.fingerprint import fingerprint
+from batchframe.requests.fingerprint import fingerprint, request_digests
 from batchframe.requests.keys import first_occurrences
 from batchframe.requests.shards import ShardLimits
 from batchframe.results.merge import input_hashes
@@ -101,39 +104,98 @@ def submit(
     if requests.n_sent == 0:
         raise InputError(f"no row to send: all {requests.n_rows} prompts are empty (NaN, None or blank)")
     check_index_storable(df.index)
+    if name is not None:
+        validate_name(name)
     store = store if isinstance(store, Store) else Store(store)
     betas = _betas(betas)
-    sent = first_occurrences(requests.params) if dedupe else np.arange(requests.n_sent)
-    unique = np.flatnonzero(sent == np.arange(requests.n_sent))
+    answerer = endpoint.identity + (f"|betas={','.join(betas)}" if betas else "")  # who answers, and how
+    sent_as = first_occurrences(requests.params) if dedupe else np.arange(requests.n_sent)
     all_lines = codec.encode_lines(requests.custom_ids, requests.params)
-    lines = all_lines if len(unique) == requests.n_sent else [all_lines[i] for i in unique]
     # Over every row's line, as before dedupe existed: re-running a cell written then finds its job.
-    identity = endpoint.identity + (f"|betas={','.join(betas)}" if betas else "") + ("" if dedupe else "|dedupe=False")
-    digest = fingerprint(identity, all_lines)
-    del all_lines
+    digest = fingerprint(answerer + ("" if dedupe else "|dedupe=False"), all_lines)
+    digests = request_digests(answerer, requests.params)
     with store.lock():
-        existing = None if new else store.find_fingerprint(digest)
-        fresh = existing is None or _never_sent(store, existing)
-        job_name = existing or _new_name(store, name, digest, new)
+        job_name, fresh, previous = _choose(store, name, digest, new)
         if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
-            plan = _Plan(requests, lines, limits, codec, sent)
+            use_ledger = dedupe and not new
+            matches = lookup(store, answerer, digests, exclude=job_name) if use_ledger else None
+            plan = _plan(requests, all_lines, digests, sent_as, matches, limits, codec)
             spec = {"prompt": prompt, "betas": betas, "columns": [name_to_json(c) for c in requests.columns]}
-            _persist_new(store, job_name, df, plan, endpoint, digest, spec)
+            _persist_new(store, job_name, df, plan, endpoint, digest, spec, previous)
+    del all_lines
     job = Job(job_name, store=store, endpoint=endpoint, retry=retry)
-    job.send_unsent(lines if fresh else None, fingerprint=digest)
+    job.send_unsent(plan.send_lines if fresh else None, fingerprint=digest)
+    if fresh and plan.n_linked:
+        job.refresh()  # answers the store already holds are copied now; others are waited for by wait()
     return job
+
+
+def _choose(store: Store, name: str | None, digest: str, new: bool) -> tuple[str, bool, str | None]:
+    """The job this submit is: its name, whether it is (re)planned now, and the earlier revision it replaces.
+
+    * The same requests under the same name (or under no name): the job that has them, as it is (a
+      re-run cell), unless nothing was ever created for it.
+    * A name whose job has other requests: its next revision; the earlier one moves aside, and the
+      ledger links every request it carries.
+    * A name given that is not taken: a new job of that name, whatever other job has the same requests.
+    """
+    if name is None:
+        existing = None if new else store.find_fingerprint(digest)
+        if existing is None:
+            return _new_name(store, digest), True, None
+        return existing, _never_sent(store, existing), None
+    if not store.exists(name):
+        return name, True, None
+    same = store.read_manifest(name).get("fingerprint") == digest
+    if same and not new:
+        return name, _never_sent(store, name), None
+    if _never_sent(store, name, refused_only=True):
+        return name, True, None  # nothing exists remotely (refused, e.g. a typo'd parameter): replan it
+    return name, True, store.revise(name)
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """What a new job persists: its requests, their encoded lines, and the shard limits."""
+    """What a new job persists: its rows' requests and how each is answered.
+
+    ``lines`` are the request lines of the rows that carry a request (not answered through an identical
+    row), in position order; ``shard_of`` their shard (sent, or linked to another job of the store);
+    ``send_lines`` those of the sent shards, in shard order; ``via`` a linked row's position in its source.
+    """
 
     requests: RequestSet
     lines: list[bytes]
-    limits: ShardLimits
-    codec: Codec
-    #: For each sent row (in order), the index of the first row with the identical request (itself if none).
+    digests: list[bytes]
     sent_as: np.ndarray
+    shard_of: np.ndarray
+    via: np.ndarray
+    shards: list[ShardRecord]
+    send_lines: list[bytes]
+    limits: ShardLimits
+    n_linked: int
+
+
+def _plan(requests: RequestSet, all_lines: list[bytes], digests: list[bytes], sent_as: np.ndarray,
+          matches: Matches | None, limits: ShardLimits, codec: Codec) -> _Plan:
+    own = np.flatnonzero(sent_as == np.arange(requests.n_sent))  # requests that carry their own answer
+    linked = matches.found[own] if matches is not None else np.zeros(len(own), bool)
+    send = own[~linked]
+    send_lines = [all_lines[i] for i in send.tolist()]
+    line_shards, shards = plan_shard_records(send_lines, limits, codec)
+    shard_of = np.empty(len(own), np.int32)
+    shard_of[~linked] = line_shards
+    via = np.full(len(own), -1, np.int64)
+    if matches is not None and linked.any():
+        carried = own[linked]
+        sources = list(dict.fromkeys(zip(matches.job[carried].tolist(), matches.uid[carried].tolist(), strict=True)))
+        group = {source: len(shards) + k for k, source in enumerate(sources)}
+        index = np.array([group[s] for s in zip(matches.job[carried], matches.uid[carried], strict=True)], np.int32)
+        shard_of[linked] = index
+        via[linked] = matches.position[carried]
+        for (job, uid), k in group.items():
+            shards.append(linked_shard(k, int((index == k).sum()), job, uid))
+    return _Plan(requests, [all_lines[i] for i in own.tolist()], [digests[i] for i in own.tolist()], sent_as,
+                 shard_of, via, shards, send_lines, limits, int(linked.sum()))
 
 
 def _betas(betas: Sequence[str]) -> list[str]:
@@ -197,16 +259,7 @@ def _limits(endpoint: Endpoint, max_requests: int | None, max_bytes: int | None)
     return wanted.within(own)
 
 
-def _new_name(store: Store, name: str | None, fingerprint: str, new: bool) -> str:
-    if name is not None:
-        validate_name(name)
-        # A job nothing was ever created for (refused, e.g. a typo'd parameter) takes the corrected frame.
-        if store.exists(name) and not _never_sent(store, name, refused_only=True):
-            raise JobError(
-                f"job {name!r} already exists with other requests; choose another name, or open it "
-                f"with batchframe.open_job({name!r})"
-            )
-        return name
+def _new_name(store: Store, fingerprint: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = f"job-{stamp}-{fingerprint[:8]}"
     candidate, n = base, 1
@@ -224,20 +277,28 @@ def _persist_new(
     endpoint: Endpoint,
     digest: str,
     request: dict[str, Any],
+    previous: str | None,
 ) -> None:
-    """Write requests.parquet and the manifest (all shards ``planned``) before anything is sent."""
+    """Write requests.parquet and the manifest (shards ``planned`` or ``linked``) before anything is sent."""
     requests, limits = plan.requests, plan.limits
-    line_shards, shards = plan_shard_records(plan.lines, limits, plan.codec)
     own = plan.sent_as == np.arange(requests.n_sent)
+    rows = requests.positions
     shard_of = np.full(requests.n_rows, SKIPPED, dtype=np.int32)
-    shard_of[requests.positions[own]] = line_shards
-    shard_of[requests.positions[~own]] = REUSED
+    shard_of[rows[own]] = plan.shard_of
+    shard_of[rows[~own]] = REUSED
     same_as = np.full(requests.n_rows, -1, dtype=np.int64)
-    same_as[requests.positions] = requests.positions[plan.sent_as]
+    same_as[rows] = rows[plan.sent_as]
+    via = np.full(requests.n_rows, -1, dtype=np.int64)
+    via[rows[own]] = plan.via
+    digests: list[bytes | None] = [None] * requests.n_rows
+    for pos, d in zip(rows.tolist(), (plan.digests[k] for k in np.cumsum(own) - 1), strict=True):
+        digests[pos] = d  # a row answered through an identical one has that one's digest
+    table = requests_table(df.index, requests, plan.lines, shard_of, same_as, input_hashes(df, requests.columns))
+    table = table.append_column(DIGEST, pa.array(digests, pa.binary(16))).append_column(VIA, pa.array(via, pa.int64()))
     with store.lock(name):
         store.write_table(
             store.requests_path(name, 1),
-            requests_table(df.index, requests, plan.lines, shard_of, same_as, input_hashes(df, requests.columns)),
+            table,
             metadata={"job": name, "provider": endpoint.provider, "model": requests.model, **index_names(df.index)},
         )
         store.write_manifest(
@@ -255,7 +316,11 @@ def _persist_new(
                 "created_at": now(),
                 "n_rows": requests.n_rows,
                 "n_skipped": int(requests.skipped.sum()),
-                "n_reused": int((~own).sum()),
+                "n_reused": int((~own).sum()) + plan.n_linked,
+                "n_linked": plan.n_linked,
+                "uid": uuid.uuid4().hex,
+                "revision": _revision(previous),
+                "previous": previous,
                 "request": request,
                 "limits": {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes},
                 "attempts": [
@@ -265,11 +330,15 @@ def _persist_new(
                         "reason": "submit",
                         "n_requests": len(plan.lines),
                         "requests_file": store.requests_path(name, 1).name,
-                        "shards": shards,
+                        "shards": plan.shards,
                     }
                 ],
             },
         )
+
+
+def _revision(previous: str | None) -> int:
+    return 1 if previous is None else int(previous.rsplit(REVISION_MARK, 1)[1]) + 1
 
 
 def requests_table(index: pd.Index, requests: RequestSet, lines: list[bytes], shard_of: np.ndarray,

@@ -41,7 +41,7 @@ def latest_per_position(tables: Sequence[pa.Table]) -> pa.Table:
 
 
 def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pricer: Pricer | None = None,
-            same_as: np.ndarray | None = None) -> pa.Table:
+            same_as: np.ndarray | None = None, linked: np.ndarray | None = None) -> pa.Table:
     """The result columns of all ``n_rows`` rows, in position order.
 
     Parameters
@@ -57,6 +57,9 @@ def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pri
         For a row whose request was identical to an earlier row's (sent once), that row's position; a row's
         own position otherwise (-1 when skipped). Such a row gets that answer, ``reused`` True and cost 0:
         the request was paid once.
+    linked : bool array of length n_rows, optional
+        Rows whose stored answer was copied from another job of the store, which paid for it: ``reused``
+        True and cost 0.
 
     Examples
     --------
@@ -74,6 +77,8 @@ def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pri
     if same_as is not None:
         reused = (same_as >= 0) & (same_as != np.arange(n_rows))
         take[reused] = take[same_as[reused]]  # fan out: the answer of the request that was sent
+    if linked is not None:
+        reused = reused | linked
     indices = pa.array(take, mask=take < 0)
     aligned = found.take(indices)
     fallback = pa.array(np.where(skipped, "skipped", "pending"), pa.string())

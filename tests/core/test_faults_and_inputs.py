@@ -224,5 +224,8 @@ def test_a_refused_job_takes_the_corrected_frame_under_the_same_name(service):
     job.wait(poll_interval=0.05, timeout=60)
     assert job.name == "typo" and job.results()["llm_status"].tolist() == ["succeeded"] * 2
     assert len(remote_batches(service)) == 1
-    with pytest.raises(batchframe.JobError, match="already exists"):
-        submit(pd.DataFrame({"q": ["other"]}), service, name="typo")  # sent once: another frame is refused
+    other = submit(pd.DataFrame({"q": ["a", "other"]}), service, name="typo", temperature=0.5)  # a new revision
+    other.wait(poll_interval=0.05, timeout=60)
+    assert other.name == "typo" and other.manifest["revision"] == 2 and other.manifest["previous"] == "typo~r1"
+    assert sum(b["request_counts"]["succeeded"] for b in remote_batches(service)) == 3  # only "other" was new
+    assert other.results()["llm_text"].tolist() == job.results()["llm_text"].tolist()[:1] + ["other"]

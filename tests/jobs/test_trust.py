@@ -230,7 +230,7 @@ def test_a_copied_local_job_naming_a_remote_upstream_is_refused_offline(tmp_path
         batchframe.open_job("copied")  # nothing restarted, nothing forwarded with $OPENAI_API_KEY
 
 
-def test_another_frame_cannot_take_a_name_whose_batch_may_still_appear(service):
+def test_another_frame_under_a_name_whose_batch_may_still_appear_keeps_that_job_aside(service):
     from jobs_helpers import submit as submit_to
 
     with pytest.raises(batchframe.APIError):
@@ -239,5 +239,7 @@ def test_another_frame_cannot_take_a_name_whose_batch_may_still_appear(service):
     manifest = json.loads(path.read_text())
     manifest["attempts"][0]["shards"][0]["error"]["status"] = 529  # refused after a retryable error
     path.write_text(json.dumps(manifest))
-    with pytest.raises(batchframe.JobError, match="already exists"):
-        submit_to(pd.DataFrame({"q": ["other"]}), service, name="maybe")
+    revised = submit_to(pd.DataFrame({"q": ["other"]}), service, name="maybe")  # the name's next revision
+    assert revised.name == "maybe" and revised.manifest["previous"] == "maybe~r1"
+    kept = batchframe.Store().read_manifest("maybe~r1")  # the one whose batch may still appear stays intact
+    assert kept["attempts"][0]["shards"][0]["error"]["status"] == 529 and kept["fingerprint"] == manifest["fingerprint"]

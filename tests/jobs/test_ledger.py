@@ -1,0 +1,161 @@
+"""Request-level identity: the store's ledger sends each request once, whatever name, index, frame, revision
+or working directory carries it, and every row still gets the answer to its own prompt.
+
+What was paid is counted from the service's own batch list (the sum of its batches' request counts).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+from jobs_helpers import KEY, child, frame, kill_at_marker, service_batches, submit
+
+import batchframe
+
+
+def paid(service) -> int:
+    """Requests the service was asked to answer, over every batch it holds."""
+    return sum(sum(b["request_counts"].values()) for b in service_batches(service))
+
+
+def texts(frame_: pd.DataFrame) -> list:
+    return [None if pd.isna(v) else v for v in frame_["llm_text"].tolist()]
+
+
+def test_the_same_prompts_under_other_indexes_and_names_pay_once_and_land_right(service):
+    x = pd.DataFrame({"q": ["say one", "say two", "say three"]}, index=["alice", "bob", "carol"])
+    y = pd.DataFrame({"q": ["say three", "say one", "say two"]}, index=["carol", "alice", "bob"])
+    z = pd.DataFrame({"q": ["say two", "say three", "say one"]}, index=[101, 102, 103])
+    jobs = {}
+    for name, df in (("monday", x), ("tuesday", y), ("wednesday", z)):
+        jobs[name] = submit(df, service, name=name)
+        jobs[name].wait(poll_interval=0.05, timeout=60)
+        assert jobs[name].name == name
+    assert paid(service) == 3 and len(service_batches(service)) == 1
+    for name, df in (("monday", x), ("tuesday", y), ("wednesday", z)):
+        merged = df.batch.merge(batchframe.open_job(name))
+        assert texts(merged) == df["q"].tolist() and set(merged["llm_status"]) == {"succeeded"}
+    reused = y.batch.merge(jobs["tuesday"])
+    assert reused["llm_reused"].tolist() == [True] * 3 and reused["llm_cost_usd"].sum() == 0
+    assert jobs["tuesday"].status.counts["succeeded"] == 3
+
+
+def test_one_edited_row_of_thirty_under_the_same_name_pays_one(service):
+    df = frame(30)
+    first = submit(df, service, name="weekly")
+    first.wait(poll_interval=0.05, timeout=60)
+    edited = df.copy()
+    edited.iloc[7, 0] = "an edited prompt"
+    again = submit(edited, service, name="weekly")
+    again.wait(poll_interval=0.05, timeout=60)
+    assert paid(service) == 31 and again.name == "weekly" and again.manifest["revision"] == 2
+    merged = edited.batch.merge(batchframe.open_job("weekly"))
+    assert texts(merged) == edited["q"].tolist() and set(merged["llm_status"]) == {"succeeded"}
+    assert merged["llm_reused"].sum() == 29
+    assert batchframe.Store().names(revisions=True) == ["weekly", "weekly~r1"]
+    old = df.batch.merge(batchframe.Job("weekly~r1"))  # the earlier revision still answers its own frame
+    assert texts(old) == df["q"].tolist()
+    stale = df.batch.merge(batchframe.open_job("weekly"))  # the old prompt of row 7 is not the job's now
+    assert stale["llm_status"].tolist().count("stale") == 1 and pd.isna(stale["llm_text"].iloc[7])
+    rerun = submit(edited, service, name="weekly")  # the same cell again: the same job, nothing sent
+    assert rerun.manifest["uid"] == again.manifest["uid"] and paid(service) == 31
+
+
+def test_a_range_index_frame_that_gained_a_row_pays_one_on_resubmit(service):
+    df = pd.DataFrame({"q": [f"question {i}" for i in range(5)]})
+    submit(df, service, name="grow").wait(poll_interval=0.05, timeout=60)
+    grown = pd.concat([pd.DataFrame({"q": ["a new first row"]}), df], ignore_index=True)
+    job = submit(grown, service, name="grow")
+    job.wait(poll_interval=0.05, timeout=60)
+    assert paid(service) == 6
+    merged = grown.batch.merge(job)
+    assert texts(merged) == grown["q"].tolist() and merged["llm_reused"].tolist() == [False] + [True] * 5
+
+
+def test_a_request_still_in_flight_elsewhere_is_waited_for_not_sent(service_factory):
+    slow = service_factory(engine_options={"latency": 0.2})
+    x = frame(4)
+    first = submit(x, slow, name="first")
+    second = submit(x.iloc[::-1], slow, name="second")  # while "first" still runs
+    assert second.manifest["n_linked"] == 4 and second.status.state == "in_progress"
+    second.wait(poll_interval=0.05, timeout=60)  # drives "first" too
+    assert first.refresh().state == "ended" and paid(slow) == 4
+    merged = x.iloc[::-1].batch.merge(second)
+    assert texts(merged) == x["q"].iloc[::-1].tolist()
+
+
+def test_a_link_whose_source_is_gone_is_sent_after_all(service_factory):
+    import shutil
+
+    slow = service_factory(engine_options={"latency": 0.2})
+    x = frame(3)
+    submit(x, slow, name="lost")
+    second = submit(x, slow, name="keeper")
+    assert second.manifest["n_linked"] == 3
+    shutil.rmtree(batchframe.Store().job_dir("lost"))  # e.g. removed by hand while it ran
+    second.wait(poll_interval=0.05, timeout=60)
+    merged = x.batch.merge(second)
+    assert texts(merged) == x["q"].tolist() and not merged["llm_reused"].any()
+    assert paid(slow) == 6  # the lost job's batch was paid too: nothing could use its answers
+
+
+def test_new_true_and_dedupe_false_pay_again_on_purpose(service):
+    x = frame(3)
+    submit(x, service, name="base").wait(poll_interval=0.05, timeout=60)
+    submit(x, service, name="again", new=True).wait(poll_interval=0.05, timeout=60)
+    submit(x, service, name="sampled", dedupe=False).wait(poll_interval=0.05, timeout=60)
+    assert paid(service) == 9
+
+
+def test_the_same_notebook_from_two_working_directories_pays_once(service, tmp_path, monkeypatch):
+    monkeypatch.delenv("BATCHFRAME_STORE")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    x = frame(5)
+    for folder in ("project-a", "project-b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        job = submit(x, service, name="sentiment")
+        job.wait(poll_interval=0.05, timeout=60)
+        assert texts(x.batch.merge(job)) == x["q"].tolist()
+    assert paid(service) == 5 and len(service_batches(service)) == 1
+    assert (tmp_path / "data-home" / "batchframe" / "jobs" / "sentiment" / "manifest.json").is_file()
+
+
+def test_sigkill_during_a_twenty_shard_submit_then_a_rerun_pays_every_batch_once(service):
+    df = frame(20)
+    proc = child(f"""
+        import time, pandas as pd, batchframe
+        from batchframe.providers.anthropic.client import AnthropicProvider
+        original, made = AnthropicProvider.create, []
+        def create(self, body):
+            batch = original(self, body)
+            made.append(batch.id)
+            if len(made) == 7:
+                print('CREATED', batch.id, flush=True)
+                time.sleep(120)
+            return batch
+        AnthropicProvider.create = create
+        df = pd.DataFrame({{"q": {df["q"].tolist()!r}}}, index=pd.Index({df.index.tolist()!r}, name="key"))
+        df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=64, provider="anthropic",
+                        api_key={KEY!r}, base_url={service.base_url!r}, name="twenty", max_batch_requests=1)
+    """)
+    kill_at_marker(proc, "CREATED")
+    assert proc.returncode == -9 and len(service_batches(service)) == 7
+    job = submit(df, service, name="twenty", max_batch_requests=1)  # the same cell, run again
+    job.wait(poll_interval=0.05, timeout=120)
+    batches = service_batches(service)
+    assert len(batches) == 20 and paid(service) == 20
+    assert texts(df.batch.merge(job)) == df["q"].tolist()
+
+
+@pytest.mark.parametrize("name", ["request_digest", "via_position", "same_as", "input_hash"])
+def test_an_index_named_like_a_ledger_column_works_end_to_end(service, name):
+    df = pd.DataFrame({"q": ["one", "two"]}, index=pd.Index(["a", "b"], name=name))
+    job = submit(df, service, name=f"idx-{name.replace('_', '-')}")
+    job.wait(poll_interval=0.05, timeout=60)
+    again = submit(df.iloc[::-1], service, name=f"other-{name.replace('_', '-')}")
+    again.wait(poll_interval=0.05, timeout=60)
+    assert texts(df.batch.merge(job)) == ["one", "two"] and texts(df.iloc[::-1].batch.merge(again)) == ["two", "one"]
+    assert paid(service) == 2 and os.path.isdir(batchframe.Store().root)
