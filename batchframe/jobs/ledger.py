@@ -67,7 +67,7 @@ def job_uid(manifest: dict[str, Any]) -> str:
     return manifest.get("uid") or f"{manifest.get('fingerprint')}@{manifest.get('created_at')}"
 
 
-def as_keys(digests: pa.Array | list[bytes | None]) -> np.ndarray:
+def as_keys(digests: pa.Array | pa.ChunkedArray | list[bytes | None]) -> np.ndarray:
     """Digests as an ``(n, 2)`` uint64 array (zeros where null), for vectorised matching.
 
     Examples
@@ -75,9 +75,11 @@ def as_keys(digests: pa.Array | list[bytes | None]) -> np.ndarray:
     >>> as_keys([b"\\x01" + b"\\x00" * 15, None]).tolist()
     [[1, 0], [0, 0]]
     """
+    if isinstance(digests, list) and None not in digests:  # the common case, without a detour through Arrow
+        return np.frombuffer(b"".join(d for d in digests if d is not None), dtype="<u8").reshape(-1, 2).copy()
+    if isinstance(digests, pa.ChunkedArray):
+        digests = digests.combine_chunks()
     array = digests if isinstance(digests, pa.Array) else pa.array(digests, pa.binary(16))
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
     n = len(array)
     data = array.buffers()[1]
     if data is None or n == 0:
@@ -85,7 +87,7 @@ def as_keys(digests: pa.Array | list[bytes | None]) -> np.ndarray:
     words = np.frombuffer(data, dtype="<u8", count=(array.offset + n) * 2).reshape(-1, 2)[array.offset :]
     keys = words.astype(np.uint64, copy=True)
     if array.null_count:
-        keys[np.asarray(array.is_null())] = 0
+        keys[array.is_null().to_numpy(zero_copy_only=False)] = 0
     return keys
 
 
@@ -170,7 +172,7 @@ def _usable_rows(store: Store, name: str, manifest: dict[str, Any]) -> tuple[np.
     answered = outcome["harvested"] & (outcome["status"] == "succeeded")
     usable = answered | (waits & ~outcome["harvested"])
     positions = table.column("position").to_numpy()
-    keep = usable[positions] & np.asarray(table.column(DIGEST).is_valid())
+    keep = usable[positions] & table.column(DIGEST).is_valid().to_numpy()
     rank = np.where(answered[positions[keep]], _ANSWERED, _IN_FLIGHT)
     return as_keys(table.column(DIGEST))[keep], rank, positions[keep]
 
