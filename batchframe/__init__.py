@@ -6,13 +6,26 @@
 from __future__ import annotations
 
 from batchframe import accessor as _accessor  # noqa: F401  (registers df.batch)
+from batchframe import dask as _dask  # noqa: F401  (registers ddf.batch once dask.dataframe is imported)
 from batchframe import progress as _progress  # noqa: F401  (registers how a Job shows itself in Jupyter)
 from batchframe._version import __version__
-from batchframe.api import Job, Store, jobs, open_job, remote_batches, submit, table_metadata, to_parquet
+from batchframe.api import (
+    Estimate,
+    Job,
+    Store,
+    estimate,
+    jobs,
+    open_job,
+    remote_batches,
+    submit,
+    table_metadata,
+    to_parquet,
+)
 from batchframe.errors import (
     APIError,
     AuthenticationError,
     BatchframeError,
+    BudgetError,
     ConfigError,
     InputError,
     JobError,
@@ -23,8 +36,10 @@ from batchframe.errors import (
     OrphanBatchError,
     OverloadedError,
     PermissionDeniedError,
+    PromptCacheWarning,
     RateLimitError,
     RequestTooLargeError,
+    SchemaWarning,
     ServerError,
     ServiceError,
     TransportError,
@@ -39,8 +54,10 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BatchframeError",
+    "BudgetError",
     "Column",
     "ConfigError",
+    "Estimate",
     "InputError",
     "JobError",
     "Job",
@@ -52,9 +69,11 @@ __all__ = [
     "OrphanBatchError",
     "OverloadedError",
     "PermissionDeniedError",
+    "PromptCacheWarning",
     "RateLimitError",
     "RequestTooLargeError",
     "RetryPolicy",
+    "SchemaWarning",
     "ServerError",
     "ServiceError",
     "ShardLimits",
@@ -64,6 +83,7 @@ __all__ = [
     "__version__",
     "build_requests",
     "col",
+    "estimate",
     "jobs",
     "open_job",
     "remote_batches",

@@ -35,6 +35,20 @@ class BatchAccessor:
         """
         return api.submit(self._df, **kwargs)
 
+    def estimate(self, **kwargs: Any) -> api.Estimate:
+        """What :meth:`submit` with the same arguments would send and cost; nothing billable is sent.
+
+        See :func:`batchframe.api.estimate` (``exact=True`` counts every row's tokens).
+
+        Examples
+        --------
+        >>> est = df.batch.estimate(prompt="q", model="claude-haiku-4-5", max_tokens=16,
+        ...                         provider="local")  # doctest: +SKIP
+        >>> est.worst_case_usd  # doctest: +SKIP
+        0.00042
+        """
+        return api.estimate(self._df, **kwargs)
+
     def requests(self, **kwargs: Any) -> pd.DataFrame:
         """Dry run: the request bodies that :meth:`submit` would send; nothing is sent.
 

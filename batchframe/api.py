@@ -19,6 +19,7 @@ import os
 import pandas as pd
 
 from batchframe.jobs.catalog import jobs, open_job, remote_batches
+from batchframe.jobs.estimate import Estimate, estimate
 from batchframe.jobs.job import Job
 from batchframe.jobs.store import Store
 from batchframe.jobs.submit import requests_preview, submit
@@ -27,9 +28,11 @@ from batchframe.results.schema import DEFAULT_PREFIX
 
 __all__ = [
     "DEFAULT_PREFIX",
+    "Estimate",
     "Job",
     "Store",
     "as_job",
+    "estimate",
     "jobs",
     "open_job",
     "remote_batches",

@@ -5,7 +5,8 @@
     BatchframeError
     ├── ConfigError            a setting is missing or wrong (no API key, unknown provider, bad option)
     ├── InputError (ValueError) the DataFrame or an argument cannot be sent (missing column, duplicate labels)
-    │   └── LimitError           a request or job is over a limit (batch size, bytes, budget)
+    │   └── LimitError           a request or job is over a limit (batch size, bytes)
+    │       └── BudgetError        the job's worst-case cost is over ``budget_usd``; nothing was created
     ├── JobError                the job store refuses (unknown job, name clash, locked, corrupt manifest)
     │   ├── JobNotFoundError
     │   ├── JobTimeoutError (TimeoutError)  wait(timeout=...) ran out; the remote batches keep running
@@ -24,6 +25,9 @@
 
 Per-row failures are data (result columns), never exceptions. Exceptions carry context (job, shard,
 batch id, request id) and never the API key.
+
+Two warning classes: :class:`PromptCacheWarning` (``cache="auto"`` would silently not cache) and
+:class:`SchemaWarning` (a provider's form of ``schema=`` means something else than the schema given).
 """
 
 from __future__ import annotations
@@ -43,6 +47,34 @@ class InputError(BatchframeError, ValueError):
 
 class LimitError(InputError):
     """A request, shard or job is over a limit (request count, bytes, budget)."""
+
+
+class BudgetError(LimitError):
+    """The worst case of what would be sent costs more than ``budget_usd``; nothing was created.
+
+    Attributes
+    ----------
+    worst_case_usd, cap_usd : float
+        The estimate's worst case (every request writing its cache, every answer ``max_tokens`` long) and
+        the cap.
+    job : str or None
+        The job, when a retry or a later wave was held back.
+    """
+
+    def __init__(self, message: str, *, worst_case_usd: float, cap_usd: float, job: str | None = None):
+        self.worst_case_usd = worst_case_usd
+        self.cap_usd = cap_usd
+        self.job = job
+        super().__init__(message)
+
+
+class PromptCacheWarning(UserWarning):
+    """``cache="auto"`` found a shared prefix shorter than the model caches: it would not be cached."""
+
+
+class SchemaWarning(UserWarning):
+    """A provider needs ``schema=`` in a form that changes its meaning (OpenAI strict mode: an optional
+    property becomes required and nullable, extra properties become forbidden); the message says where."""
 
 
 class JobError(BatchframeError):

@@ -70,6 +70,25 @@ class JobStatus:
     #: Sent rows by COUNT_KEYS, each row once at its latest attempt (see :func:`batchframe.jobs.manifest.job_status`).
     #: None for a hand-made snapshot: then :attr:`counts` sums the shards.
     row_counts: dict[str, int] | None = None
+    #: The job's cap (``budget_usd``), and the worst case of its shards sent and not yet harvested.
+    budget_usd: float | None = None
+    committed_usd: float | None = None
+    #: Set when ``cost_usd`` is an estimate (a local job priced as the model it named), saying so.
+    cost_basis: str | None = None
+    #: For a job with a schema: answered requests by parse status (``ok``, ``truncated``, ...), each at its
+    #: latest attempt; None for a job without one.
+    parse_counts: dict[str, int] | None = None
+
+    @property
+    def parse_failures(self) -> int:
+        """Answered requests whose JSON did not parse or validate (0 for a job without a schema).
+
+        Examples
+        --------
+        >>> JobStatus("j", "local", "m", "ended", (), n_rows=3, parse_counts={"ok": 2, "truncated": 1}).parse_failures
+        1
+        """
+        return sum(n for key, n in (self.parse_counts or {}).items() if key != "ok")
 
     @property
     def counts(self) -> dict[str, int]:

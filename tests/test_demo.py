@@ -16,6 +16,9 @@ def test_demo_merges_both_jobs_by_review_id_and_writes_parquet(tmp_path):
     run = run_demo(engine="echo", data=DATA, rows=6, out=tmp_path / "demo.parquet")
     assert run.frame.index.tolist() == [f"R{i:03d}" for i in range(1, 7)]
     assert (run.frame["sentiment_status"] == "succeeded").all()
+    assert (run.frame["sentiment_parse_status"] == "ok").all()  # schema=: a typed label, one of three
+    assert set(run.frame["sentiment_label"]) <= {"positive", "negative", "mixed"}
+    assert str(run.frame["sentiment_label"].dtype) == "string[pyarrow]"
     assert (run.frame["summary_model"] == "echo").all()
     # The echo engine derives its answer from the prompt: each summary mentions its own row's product.
     for rid, row in run.frame.iterrows():
@@ -66,4 +69,7 @@ def test_demo_on_smollm2_gives_real_answers(tmp_path):
     # Real generations, not the echo engine's copy of the prompt.
     for _, row in run.frame.iterrows():
         assert row["summary_text"].strip() and row["review"] not in row["summary_text"]
-    assert set(run.frame["sentiment_stop_reason"]) <= {"end_turn", "max_tokens", "stop_sequence"}
+    # schema= with an enum: SmolLM2's grammar allows exactly the three labels, never "Positive." or free text.
+    assert (run.frame["sentiment_parse_status"] == "ok").all(), run.frame["sentiment_parse_error"].tolist()
+    assert set(run.frame["sentiment_label"]) <= {"positive", "negative", "mixed"}
+    assert run.jobs["sentiment"].manifest["request"]["structured"]["via"] == "output_config"

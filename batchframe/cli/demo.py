@@ -1,8 +1,9 @@
 """``batchframe demo``: the main job end to end on the embedded default.
 
 It starts the local service (SmolLM2-135M through llama.cpp by default, or the echo engine), submits the
-sample reviews in ``data/reviews.csv`` as two jobs (a one-word sentiment and a one-sentence summary),
-shows progress, merges the answers back by index, writes the merged frame to Parquet and prints a summary.
+sample reviews in ``data/reviews.csv`` as two jobs (a sentiment label that ``schema=`` constrains to positive /
+negative / mixed, and a one-sentence summary), shows progress, merges the answers back by index, writes the
+merged frame to Parquet and prints a summary.
 Running it again re-attaches to the same jobs instead of submitting (and paying) twice.
 """
 
@@ -20,10 +21,18 @@ import pandas as pd
 from batchframe.api import Job, Store
 from batchframe.errors import ConfigError, InputError
 
+#: The sentiment job's answer: one label of three. Sent as ``schema=``, so the engine's grammar (llama.cpp for
+#: SmolLM2) allows nothing else, and it comes back as the typed column ``sentiment_label``.
+SENTIMENT = {
+    "type": "object",
+    "properties": {"label": {"type": "string", "enum": ["positive", "negative", "mixed"]}},
+    "required": ["label"],
+}
 TASKS = {
     "sentiment": dict(
-        system="You label product reviews. Answer with exactly one word: positive, negative or mixed.",
-        prompt="Review: {review}\nSentiment:", max_tokens=4, temperature=0.0, stop_sequences=["\n"],
+        system="You label product reviews as positive, negative or mixed.",
+        prompt="Review: {review}\nWhat is the sentiment of this review?", max_tokens=24, temperature=0.0,
+        schema=SENTIMENT,
     ),
     "summary": dict(
         system="You summarize product reviews in one short sentence.",
@@ -53,8 +62,8 @@ def run_demo(*, engine: str = "llama", data: str | Path = "data/reviews.csv", ro
     Examples
     --------
     >>> run = run_demo(engine="echo", rows=5)  # doctest: +SKIP
-    >>> run.frame["sentiment_status"].tolist()  # doctest: +SKIP
-    ['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded']
+    >>> run.frame["sentiment_label"].tolist()  # doctest: +SKIP
+    ['mixed', 'negative', 'positive', 'positive', 'negative']
     """
     _check_engine(engine)
     df = load_reviews(data, rows=rows)
@@ -113,9 +122,18 @@ def summary_table(run: DemoRun) -> pd.DataFrame:
             "input_tokens": int(run.frame[f"{task}_input_tokens"].sum()),
             "output_tokens": int(run.frame[f"{task}_output_tokens"].sum()),
             "answered_by": ", ".join(sorted(run.frame[f"{task}_model"].dropna().unique())),
+            "parse_failures": _parse_failures(run.frame, task),
             "reattached": run.reused[task],
         }
     return pd.DataFrame.from_dict(lines, orient="index")
+
+
+def _parse_failures(frame: pd.DataFrame, task: str) -> int | None:
+    """Answers of a ``schema=`` job whose JSON did not parse; None for a job without a schema."""
+    column = f"{task}_parse_status"
+    if column not in frame.columns:
+        return None
+    return int((frame[column].notna() & (frame[column] != "ok")).sum())
 
 
 def add_parser(subparsers: Any) -> None:
@@ -133,7 +151,7 @@ def _main(args: argparse.Namespace) -> int:
     print("\nSummary")
     print(summary_table(run).to_string())
     print("\nFirst answers")
-    print(run.frame[["review", "sentiment_text", "summary_text"]].head(5).to_string(max_colwidth=45))
+    print(run.frame[["review", "sentiment_label", "summary_text"]].head(5).to_string(max_colwidth=45))
     print(f"\nwall time: {run.seconds:.1f} s")
     print(f"parquet:   {run.parquet.resolve()}")
     return 0

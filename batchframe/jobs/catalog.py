@@ -12,10 +12,11 @@ Notes for the README
   and recording it (see :mod:`batchframe.jobs.orphans`), or batches made by other tools.
 * Cost: each row's ``cost_usd`` prices the ``model`` field of its *result* (the model that answered and
   is billed; the real API reports the requested model there, often in its dated form), at batch prices
-  (50% of list, cache tokens included, :mod:`batchframe.providers.anthropic.pricing`). The local service
-  answers Claude ids with its own engine and reports the engine (``echo``, ``smollm2-...``) in ``model``:
-  those rows cost nothing and have no price in the table, so their cost is null rather than a Claude
-  price for an answer Claude never gave.
+  (50% of list, cache tokens included, :mod:`batchframe.providers.anthropic.pricing`). A job of the
+  ``local`` provider is answered by the local engine (``echo``, ``smollm2-...`` in ``model``) and bills
+  nothing; its usage is priced as the model the job named, and the manifest's ``cost_basis`` says it is
+  an estimate (see ``Provider.pricer``). The ``anthropic`` provider pointed at a local service prices the
+  answering model, so there the cost is null rather than a Claude price for an answer Claude never gave.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,19 +21,27 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from batchframe.errors import TransportError
-from batchframe.jobs.labels import labels_table, read_labels
+from batchframe.jobs.labels import read_labels
 from batchframe.jobs.links import answered_elsewhere
 from batchframe.jobs.manifest import iter_shards
+from batchframe.jobs.shard_file import ResultsFiles, ShardSink, read_columns
 from batchframe.jobs.states import ShardState, state_of
 from batchframe.jobs.store import Store
 from batchframe.providers.base import Provider
-from batchframe.requests.keys import positions_of
-from batchframe.results.combine import combine, dedupe, to_frame
-from batchframe.results.cost import PriceLookup, cost_array, total_cost
-from batchframe.results.schema import DEFAULT_PREFIX, HARVEST_SCHEMA, INPUT_HASH, SAME_AS, SKIPPED
+from batchframe.providers.prefetch import read_ahead
+from batchframe.results.combine import combine, to_frame
+from batchframe.results.cost import PriceLookup, cost_array
+from batchframe.results.export import replacing
+from batchframe.results.schema import DEFAULT_PREFIX, INPUT_HASH, SAME_AS, SKIPPED
 
 #: Downloads of one shard's results per harvest before giving up until the next refresh.
 MAX_DOWNLOADS = 4
+#: Bytes of result lines parsed and written at a time (one Parquet row group). A harvest holds about a few
+#: times this, whatever the shard's size; tests lower it to force many blocks through the streaming path.
+CHUNK_BYTES = 8 << 20
+
+#: Takes one parsed block and returns how many of its lines were new (known and not seen before).
+BlockWriter = Callable[[pa.Table], int]
 
 
 def shard_mapping(store: Store, name: str, attempt: int, shard: int) -> tuple[pa.Array, np.ndarray]:
@@ -44,7 +53,7 @@ def shard_mapping(store: Store, name: str, attempt: int, shard: int) -> tuple[pa
     >>> ids[0].as_py(), positions[0]  # doctest: +SKIP
     ('r0', 0)
     """
-    table = store.read_table(store.requests_path(name, attempt), columns=["position", "custom_id", "shard"])
+    table = read_columns(store.requests_path(name, attempt), ["position", "custom_id", "shard"])
     table = table.filter(pc.equal(table.column("shard"), shard))
     return table.column("custom_id").combine_chunks(), table.column("position").to_numpy()
 
@@ -53,11 +62,16 @@ def download(
     provider: Provider,
     batch_id: str,
     expected: int,
+    write: BlockWriter,
     *,
     max_downloads: int = MAX_DOWNLOADS,
-    known: pa.Array | None = None,
-) -> pa.Table:
-    """All result lines of a batch, deduplicated; re-downloads while fewer than ``expected`` arrived.
+    chunk_bytes: int | None = None,
+) -> int:
+    """Stream a batch's result lines to ``write`` in parsed blocks of about ``chunk_bytes`` (default
+    :data:`CHUNK_BYTES`); re-download while fewer than ``expected`` new lines arrived. Returns that count.
+
+    No more than one block is held at a time: ``write`` persists it and counts the lines it had not seen
+    (so the lines of a cut download count, and a re-download adds only what was missing).
 
     Raises
     ------
@@ -66,36 +80,27 @@ def download(
 
     Examples
     --------
-    >>> download(provider, "msgbatch_01...", expected=100).num_rows  # doctest: +SKIP
+    >>> download(provider, "msgbatch_01...", 100, lambda table: table.num_rows)  # doctest: +SKIP
     100
     """
-    tables: list[pa.Table] = []
     got, cut = 0, None
     for n in range(max_downloads):
-        parser = provider.result_parser()
+        parser = provider.result_parser(chunk_bytes=chunk_bytes or CHUNK_BYTES)
         try:
             with provider.stream_results(batch_id) as chunks:
-                for chunk in chunks:
+                for chunk in read_ahead(chunks):  # the next bytes arrive while these are parsed and written
                     parser.feed(chunk)
+                    got += sum(write(table) for table in parser.drain())
         except TransportError as exc:
             cut = exc
-        tables.append(parser.finish())
-        table = dedupe(pa.concat_tables(tables))
-        tables = [table]
-        got = _count_known(table, known)
+        got += write(parser.finish())
         if got >= expected:
-            return table
+            return got
         time.sleep(min(0.05 * 2**n, 2.0))
     raise TransportError(
         f"results of batch {batch_id} incomplete after {max_downloads} downloads: "
         f"{got} of {expected} lines" + (f" (last error: {cut})" if cut else "")
     )
-
-
-def _count_known(table: pa.Table, known: pa.Array | None) -> int:
-    if known is None:
-        return table.num_rows
-    return int(pc.sum(pc.is_in(table.column("custom_id"), value_set=known)).as_py() or 0)
 
 
 def harvest_shard(
@@ -104,37 +109,22 @@ def harvest_shard(
     """Download, match and persist one ended shard; returns the fields to record on the shard as it
     moves to ``harvested``.
 
+    The results stream into the shard's Parquet file block by block (one row group each) through a
+    temporary file renamed over it only once every line arrived: memory stays bounded by the block size.
+
     Examples
     --------
     >>> move(shard, ShardState.HARVESTED, **harvest_shard(provider, store, manifest, 1, shard))  # doctest: +SKIP
     """
     name = manifest["name"]
     known, positions = shard_mapping(store, name, attempt, shard["index"])
-    table = download(provider, shard["batch_id"], len(known), known=known)
-    rows = positions_of(table.column("custom_id"), known, positions)
-    table = table.filter(pa.array(rows >= 0))  # lines this shard never sent cannot land on any row
-    rows = rows[rows >= 0]
-    table = table.append_column("position", pa.array(rows, pa.int64()))
-    table = table.append_column("attempt", pa.array(np.full(len(rows), attempt, np.int32)))
-    table = table.append_column("batch_id", pa.array([shard["batch_id"]] * len(rows), pa.string()))
-    indexed, names = _with_index(store, name, table.select(HARVEST_SCHEMA.names), rows)
-    path = store.results_path(name, attempt, shard["index"])
-    store.write_table(path, indexed, metadata={**_metadata(manifest, attempt, shard), **names})
-    return {
-        "results_file": str(path.relative_to(store.job_dir(name))),
-        "n_results": len(rows),
-        "result_counts": _status_counts(table),
-        "input_tokens": _sum(table, "input_tokens"),
-        "output_tokens": _sum(table, "output_tokens"),
-        "cost_usd": total_cost(table, provider.price_for),
-    }
-
-
-def _with_index(store: Store, name: str, table: pa.Table, rows: np.ndarray) -> tuple[pa.Table, dict[str, Any]]:
-    """The results with the source index labels of their rows (under reserved names), and their names."""
     index = read_labels(store.read_table(store.requests_path(name, 1), columns=["position"]))
-    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
-    return labels_table(index[rows], {name: column.array for name, column in frame.items()})
+    sink = ShardSink(known, positions, index[positions], attempt=attempt, batch_id=shard["batch_id"],
+                     price_for=provider.pricer(manifest["model"])[0], metadata=_metadata(manifest, attempt, shard))
+    path = store.results_path(name, attempt, shard["index"])
+    with replacing(path) as tmp, sink.open(tmp):
+        download(provider, shard["batch_id"], len(known), sink.write)
+    return {"results_file": str(path.relative_to(store.job_dir(name))), **sink.summary()}
 
 
 def _metadata(manifest: dict[str, Any], attempt: int, shard: dict[str, Any]) -> dict[str, Any]:
@@ -150,15 +140,6 @@ def _metadata(manifest: dict[str, Any], attempt: int, shard: dict[str, Any]) -> 
     }
 
 
-def _status_counts(table: pa.Table) -> dict[str, int]:
-    counts = pc.value_counts(table.column("status")).to_pylist()
-    return {item["values"]: item["counts"] for item in counts if item["values"] is not None}
-
-
-def _sum(table: pa.Table, column: str) -> int:
-    return int(pc.sum(table.column(column)).as_py() or 0)
-
-
 def submitted_hashes(store: Store, name: str) -> np.ndarray | None:
     """The input hash of every submitted row (see :func:`batchframe.results.merge.input_hashes`), in position
     order; None for a job stored before they were kept.
@@ -171,7 +152,7 @@ def submitted_hashes(store: Store, name: str) -> np.ndarray | None:
     path = store.requests_path(name, 1)
     if INPUT_HASH not in pq.read_schema(path).names:
         return None
-    return store.read_table(path, columns=[INPUT_HASH]).column(INPUT_HASH).to_numpy()
+    return read_columns(path, [INPUT_HASH]).column(INPUT_HASH).to_numpy()
 
 
 def stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLookup,
@@ -189,15 +170,14 @@ def stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLo
     path = store.requests_path(name, 1)
     same_as_stored = SAME_AS in pq.read_schema(path).names
     source = store.read_table(path, columns=["position", "shard", *([SAME_AS] if same_as_stored else [])])
-    tables = [
-        store.read_table(store.job_dir(name) / s["results_file"], columns=HARVEST_SCHEMA.names)
-        for _, s in iter_shards(manifest)
-        if state_of(s) is ShardState.HARVESTED
-    ]
+    paths = [store.job_dir(name) / s["results_file"] for _, s in iter_shards(manifest)
+             if state_of(s) is ShardState.HARVESTED]
     skipped = source.column("shard").to_numpy() == SKIPPED
     same_as = source.column(SAME_AS).to_numpy() if same_as_stored else None
     index = read_labels(source)
     pricer = functools.partial(cost_array, price_for=price_for)
     linked = answered_elsewhere(store, manifest, source.column("shard").to_numpy())
-    table = combine(len(skipped), skipped, tables, pricer=pricer, same_as=same_as, linked=linked)
+    with ResultsFiles(paths) as files:  # read a column at a time: the results are never held twice
+        table = combine(len(skipped), skipped, files.keys(), pricer=pricer, same_as=same_as, linked=linked,
+                        read_column=files.column)
     return to_frame(table, index, prefix)

@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from batchframe.errors import OrphanBatchError
-from batchframe.jobs import delete, links, polling, resubmit
+from batchframe.errors import BudgetError, InputError, OrphanBatchError
+from batchframe.jobs import delete, links, polling, resubmit, structured, waves
 from batchframe.jobs.harvest import harvest_shard, stored_results, submitted_hashes
 from batchframe.jobs.labels import name_from_json
 from batchframe.jobs.manifest import iter_shards, job_status, now
 from batchframe.jobs.orphans import adopt_chosen, reconcile, verify_adopted
 from batchframe.jobs.send import send_shard, shard_lines
-from batchframe.jobs.states import SENDABLE, ShardState, move, record_batch, state_of
+from batchframe.jobs.states import ShardState, move, record_batch, state_of
 from batchframe.jobs.store import Store
 from batchframe.jobs.views import VIEWS
 from batchframe.providers import Endpoint, Provider, provider_class
@@ -224,11 +224,41 @@ class Job:
             if lines is not None and manifest.get("fingerprint") != fingerprint:
                 lines = None  # another submit replanned this job meanwhile: its lines are in the store
             reconcile(self.store, manifest, provider, self.save)
-            for attempt, shard in iter_shards(manifest):
-                if state_of(shard) in SENDABLE:
-                    shard_lines = self._lines_of(attempt, shard["index"], lines if attempt == 1 else None)
-                    send_shard(self.store, manifest, shard, shard_lines, provider, self._http_policy, self.save)
+            self._send_wave(manifest, provider, lines)
+            if waves.stalled(manifest):
+                money = waves.spend(manifest)
+                raise BudgetError(
+                    f"job {self.name!r}: its next shard would take the worst case over budget_usd="
+                    f"${money.cap:,.4f} (spent ${money.spent:,.4f}); its unsent shards wait. Raise the cap with "
+                    f"job.set_budget(...), or use the results so far", worst_case_usd=money.spent,
+                    cap_usd=money.cap or 0.0, job=self.name)
         return self.status
+
+    def _send_wave(self, manifest: dict[str, Any], provider: Provider, lines: Sequence[bytes] | None = None) -> None:
+        """Send the shards the wave scheduler lets go now (every unsent one for a job without waves)."""
+        for attempt, shard in waves.next_wave(manifest):
+            shard_lines = self._lines_of(attempt, shard["index"], lines if attempt == 1 else None)
+            send_shard(self.store, manifest, shard, shard_lines, provider, self._http_policy, self.save)
+
+    def set_budget(self, budget_usd: float | None = None, *, max_in_flight: int | None = None) -> JobStatus:
+        """Change the job's cap or its queue limit (None lifts it); shards held back may then go.
+
+        Examples
+        --------
+        >>> job.set_budget(5.0).state  # doctest: +SKIP
+        'in_progress'
+        """
+        self._set_waves(budget_usd, max_in_flight)
+        return self.send_unsent()
+
+    def _set_waves(self, budget_usd: float | None, max_in_flight: int | None) -> None:
+        with self.store.lock(self.name):
+            manifest = self.store.read_manifest(self.name)
+            manifest["waves"] = {**(manifest.get("waves") or {}), "budget_usd": budget_usd,
+                                 "max_in_flight": max_in_flight}
+            manifest["updated_at"] = now()
+            self.store.write_manifest(self.name, manifest)
+            self._manifest = manifest
 
     def _lines_of(self, attempt: int, index: int, lines: Sequence[bytes] | None) -> Sequence[bytes]:
         if lines is None:
@@ -254,6 +284,8 @@ class Job:
         with self.session() as (manifest, provider):
             reconcile(self.store, manifest, provider, self.save)
             links.settle(self.store, manifest, self.save)
+            if structured.count_linked(self.store, manifest):
+                self.save()
             for attempt, shard in iter_shards(manifest):
                 if state_of(shard) is ShardState.PLANNED and "linked_from" in shard:  # a link given up
                     lines = shard_lines(self.store, self.name, attempt, shard["index"])
@@ -267,8 +299,13 @@ class Job:
                     finally:
                         self.save()
                 if state_of(shard) is ShardState.ENDED:
-                    move(shard, ShardState.HARVESTED, **harvest_shard(provider, self.store, manifest, attempt, shard))
+                    fields = harvest_shard(provider, self.store, manifest, attempt, shard)
+                    fields.update(structured.shard_parse_counts(self.store, manifest, fields["results_file"]))
+                    move(shard, ShardState.HARVESTED, **fields)
                     self.save()
+                    if shard.get("staged"):  # an uploaded input file is not needed once the batch ended
+                        provider.unstage(shard.pop("staged"))
+                        self.save()
         return self.status
 
     def _open_source(self, name: str) -> Job:
@@ -333,6 +370,10 @@ class Job:
         expired: bool = True,
         canceled: bool = True,
         missing: bool = True,
+        budget_usd: float | None = None,
+        max_in_flight: int | None = None,
+        parse_failures: bool = False,
+        max_tokens: int | None = None,
     ) -> int:
         """Resubmit, as a new attempt of this job, only the rows whose latest try failed; returns how many.
 
@@ -348,6 +389,15 @@ class Job:
             (deterministic: they would fail again).
         expired, canceled, missing : bool
             Whether to resubmit rows in those states.
+        budget_usd, max_in_flight : optional
+            Set the job's cap (its whole spend, every attempt) and queue limit before resending (see
+            :meth:`set_budget`); a retry shard goes only while the spent cost stays within the cap.
+        parse_failures : bool
+            For a job with a schema: resend only the rows whose request succeeded but whose answer did not
+            parse (``parse_status`` other than ``ok``), instead of the failed requests.
+        max_tokens : int, optional
+            With ``parse_failures``: the new ``max_tokens`` of the resent requests (e.g. for ``truncated``
+            rows); recorded on the attempt.
 
         Examples
         --------
@@ -355,7 +405,15 @@ class Job:
         7
         >>> job.wait(); job.retry()  # doctest: +SKIP
         0
+        >>> job.retry(parse_failures=True, max_tokens=512)  # doctest: +SKIP
+        2
         """
+        if max_tokens is not None and not parse_failures:
+            raise InputError("max_tokens= is for retry(parse_failures=True); a failed request is resent as it was")
+        if budget_usd is not None or max_in_flight is not None:
+            self._set_waves(budget_usd, max_in_flight)
+        if parse_failures:
+            return structured.resubmit_parse_failures(self, max_tokens=max_tokens)
         return resubmit.resubmit_failed(self, error_types, expired=expired, canceled=canceled, missing=missing)
 
     def delete(self, *, local: bool = False) -> pd.DataFrame:
@@ -395,7 +453,8 @@ class Job:
     def results(self, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
         """The result columns, one row per source row, indexed like the submitted frame.
 
-        Rows not harvested yet are ``pending``; rows never sent are ``skipped``.
+        Rows not harvested yet are ``pending``; rows never sent are ``skipped``. A job with a schema adds
+        ``parse_status``, ``parse_error``, ``json`` and its typed columns (:mod:`batchframe.results.typed`).
 
         Examples
         --------
@@ -404,8 +463,9 @@ class Job:
         check_prefix(prefix)
         with self.store.lock(self.name):
             self._manifest = self.store.read_manifest(self.name)
-            price_for = provider_class(self.provider_name).price_for
-            return stored_results(self.store, self._manifest, price_for=price_for, prefix=prefix)
+            price_for, _ = provider_class(self.provider_name).pricer(self.model)
+            frame = stored_results(self.store, self._manifest, price_for=price_for, prefix=prefix)
+        return structured.with_typed(frame, self._manifest, prefix)
 
     def merge(self, df: pd.DataFrame, *, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
         """``df`` with the result columns added, every row proven (see :mod:`batchframe.results.merge`).
@@ -442,6 +502,7 @@ class Job:
             "batch_ids": self.batch_ids(),
             "created_at": self._manifest.get("created_at"),
             "fingerprint": self._manifest.get("fingerprint"),
+            **({"cost_basis": self._manifest["cost_basis"]} if self._manifest.get("cost_basis") else {}),
         }
 
     def batch_ids(self) -> list[str]:

@@ -16,6 +16,7 @@ row once, at its latest attempt, from the manifest alone.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,6 +144,51 @@ def _add(total: dict[str, int], counts: dict[str, int], sign: int) -> None:
         total[key] += sign * int(n)
 
 
+#: Shards whose cost is committed (sent) but not known yet (not harvested).
+COMMITTED = frozenset({ShardState.CREATING, ShardState.SUBMITTED, ShardState.ENDED})
+
+
+@dataclass(frozen=True)
+class Spend:
+    """A job's money against its cap (USD): ``spent`` (harvested), ``committed`` (worst case of the shards
+    sent and not harvested), ``cap`` (None without a budget).
+
+    Examples
+    --------
+    >>> Spend(0.5, 0.25, 1.0).left
+    0.25
+    """
+
+    spent: float
+    committed: float
+    cap: float | None
+
+    @property
+    def left(self) -> float | None:
+        return None if self.cap is None else self.cap - self.spent - self.committed
+
+
+def spend(manifest: dict[str, Any]) -> Spend:
+    """The job's spent, committed and cap.
+
+    Examples
+    --------
+    >>> m = {"waves": {"budget_usd": 1.0}, "attempts": [{"attempt": 1, "shards": [
+    ...     {"state": "harvested", "cost_usd": 0.1, "worst_usd": 0.4}, {"state": "submitted", "worst_usd": 0.4}]}]}
+    >>> spend(m)
+    Spend(spent=0.1, committed=0.4, cap=1.0)
+    """
+    spent = committed = 0.0
+    for _, shard in iter_shards(manifest):
+        state, worst = state_of(shard), float(shard.get("worst_usd") or 0.0)
+        if state is ShardState.HARVESTED and "linked" not in shard:
+            cost = shard.get("cost_usd")
+            spent += worst if cost is None else float(cost)
+        elif state in COMMITTED:
+            committed += worst
+    return Spend(spent, committed, (manifest.get("waves") or {}).get("budget_usd"))
+
+
 def job_status(manifest: dict[str, Any]) -> JobStatus:
     """The :class:`JobStatus` a manifest describes (no network, no other file).
 
@@ -159,6 +205,7 @@ def job_status(manifest: dict[str, Any]) -> JobStatus:
     state = next((st for st in ("in_progress", "canceling", "unsent") if st in states), "ended")
     records = [s for _, s in iter_shards(manifest)]
     ended = [s.ended_at for s in shards if s.ended_at]
+    money = spend(manifest)
     return JobStatus(
         name=manifest["name"],
         provider=manifest["provider"],
@@ -174,7 +221,35 @@ def job_status(manifest: dict[str, Any]) -> JobStatus:
         created_at=parse_time(manifest.get("created_at")),
         ended_at=max(ended) if state == "ended" and ended else None,
         row_counts=row_counts(manifest),
+        budget_usd=money.cap,
+        committed_usd=money.committed if money.cap is not None else None,
+        cost_basis=manifest.get("cost_basis"),
+        parse_counts=parse_counts(manifest),
     )
+
+
+def parse_counts(manifest: dict[str, Any]) -> dict[str, int] | None:
+    """For a job with a schema: its answered requests by parse status, each at its latest attempt (harvested
+    shards' ``parse_counts``, minus what each ``retry(parse_failures=True)`` took back); None without one.
+
+    Examples
+    --------
+    >>> m = {"request": {"structured": {}}, "attempts": [
+    ...     {"attempt": 1, "shards": [{"parse_counts": {"ok": 3, "truncated": 2}}]},
+    ...     {"attempt": 2, "replaces_parse": {"truncated": 2}, "shards": [{"parse_counts": {"ok": 2}}]}]}
+    >>> parse_counts(m)
+    {'ok': 5, 'truncated': 0}
+    """
+    if (manifest.get("request") or {}).get("structured") is None:
+        return None
+    total: dict[str, int] = {}
+    for attempt in manifest["attempts"]:
+        for shard in attempt["shards"]:
+            for key, n in (shard.get("parse_counts") or {}).items():
+                total[key] = total.get(key, 0) + int(n)
+        for key, n in (attempt.get("replaces_parse") or {}).items():
+            total[key] = total.get(key, 0) - int(n)
+    return total
 
 
 def known_sum(values: Iterable[Any]) -> float | None:

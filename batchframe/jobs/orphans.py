@@ -136,6 +136,9 @@ def candidates(shard: dict[str, Any], batches: list[RemoteBatch], known: dict[st
     >>> candidates(shard, [batch], known={"b1": ("other", 1, 0)})
     []
     """
+    tag = shard.get("tag")
+    if tag:  # the provider keeps the tag the batch was created with: the match is exact
+        return [b for b in batches if b.id not in known and tag in (b.tags or {}).values()]
     window = intent_window(shard)
     if window is None:
         return []

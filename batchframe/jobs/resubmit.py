@@ -98,8 +98,11 @@ def select_rows(outcome: dict[str, np.ndarray], error_types: Collection[str] | N
     return np.flatnonzero(ended & wanted)
 
 
-def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray) -> dict[str, Any]:
+def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray, *, max_tokens: int | None = None,
+                 reason: str = "retry") -> dict[str, Any]:
     """Write ``requests-aN.parquet`` for the rows at ``positions``; return the manifest's attempt entry.
+
+    ``max_tokens`` replaces each request's limit (recorded on the attempt); ``reason`` says why it was made.
 
     Examples
     --------
@@ -113,10 +116,12 @@ def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray) 
     old = source.column("body").take(pa.array(positions)).to_pylist()  # row p is at position p
     ids = custom_ids(positions, attempt=number)
     bodies = [codec.rekey(line, cid) for line, cid in zip(old, ids, strict=True)]
+    if max_tokens is not None:
+        bodies = [codec.set_max_tokens(line, max_tokens) for line in bodies]
     shard, shards = plan_shard_records(bodies, ShardLimits(**manifest["limits"]), codec)
     table = pa.table({"position": pa.array(positions, pa.int64()), "custom_id": pa.array(ids, pa.string()),
                       "shard": pa.array(shard, pa.int32()), "body": pa.array(bodies, pa.binary())})
     path = store.requests_path(name, number)
-    store.write_table(path, table, metadata={"job": name, "attempt": number, "reason": "retry"})
-    return {"attempt": number, "created_at": now(), "reason": "retry", "n_requests": len(bodies),
-            "requests_file": path.name, "shards": shards}
+    store.write_table(path, table, metadata={"job": name, "attempt": number, "reason": reason})
+    return {"attempt": number, "created_at": now(), "reason": reason, "n_requests": len(bodies),
+            "requests_file": path.name, "shards": shards, **({"max_tokens": int(max_tokens)} if max_tokens else {})}

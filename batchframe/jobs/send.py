@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from batchframe.errors import APIError, TransportError
+from batchframe.jobs.ledger import job_uid
 from batchframe.jobs.manifest import now, parse_time
 from batchframe.jobs.orphans import SKEW_SECONDS, adopt_batch, candidates, known_batches, recent_batches
 from batchframe.jobs.states import ShardState, move, record_batch
@@ -50,11 +51,20 @@ def send_shard(
     >>> shard["state"]  # doctest: +SKIP
     'submitted'
     """
+    body = provider.codec.frame_shard(lines)
+    options: dict[str, Any] = {}
+    if provider.capabilities.client_tags:  # the batch names its job and shard: orphans match exactly
+        shard["tag"] = options["tag"] = shard_tag(manifest, shard)
     move(shard, ShardState.CREATING, intent_at=now(), error=None)
     save()  # persisted BEFORE the POST: a crash after it is detectable
+    if provider.capabilities.needs_upload:  # the upload is a step of its own, persisted before the create
+        if not shard.get("staged"):
+            shard["staged"] = provider.stage(body, tag=options.get("tag") or shard_tag(manifest, shard))
+            save()
+        options["staged"] = shard["staged"]
     betas = (manifest.get("request") or {}).get("betas") or ()
     try:
-        batch = create_checked(provider, store, shard, provider.codec.frame_shard(lines), policy, betas=betas)
+        batch = create_checked(provider, store, shard, body, policy, betas=betas, **options)
     except Ambiguous as exc:  # a batch may exist: stays "creating" for orphans.reconcile
         move(shard, ShardState.CREATING, error=_error_record(exc.error))
         save()
@@ -70,6 +80,19 @@ def send_shard(
     if batch is not None:
         record_batch(shard, batch)
     save()  # the batch id, right after the POST
+
+
+def shard_tag(manifest: dict[str, Any], shard: dict[str, Any]) -> str:
+    """The tag a shard's batch carries (where the provider keeps client tags): the job's uid, attempt, shard.
+
+    Examples
+    --------
+    >>> m = {"uid": "u1", "attempts": [{"attempt": 1, "shards": [{"index": 0}]}]}
+    >>> shard_tag(m, m["attempts"][0]["shards"][0])
+    'u1:a1:s0'
+    """
+    attempt = next(a["attempt"] for a in manifest["attempts"] if any(s is shard for s in a["shards"]))
+    return f"{job_uid(manifest)}:a{attempt}:s{shard['index']}"
 
 
 def shard_lines(store: Store, name: str, attempt: int, index: int) -> list[bytes]:
@@ -112,6 +135,7 @@ def create_checked(
     *,
     betas: Sequence[str] = (),
     sleep: Callable[[float], None] = time.sleep,
+    **options: Any,
 ) -> RemoteBatch | None:
     """POST the shard's body; returns the new batch, or None when a batch created anyway was adopted
     (recorded on ``shard``).
@@ -130,7 +154,7 @@ def create_checked(
     """
     for attempt in range(retry.max_retries + 1):
         try:
-            return provider.create(body, betas=betas) if betas else provider.create(body)
+            return provider.create(body, betas=betas, **options) if betas or options else provider.create(body)
         except APIError as exc:
             if not exc.retryable:
                 raise

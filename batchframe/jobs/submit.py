@@ -3,13 +3,17 @@
 Idempotency: the fingerprint (provider identity + every request body) is stored in the manifest. A
 submit whose fingerprint is already in the store returns that job and sends only the shards it never
 managed to send (none, normally), so a re-run cell never pays twice. ``new=True`` asks for a new job.
+
+With ``budget_usd`` the worst case is estimated (:mod:`batchframe.jobs.estimate`) and checked before
+anything is stored or created; ``budget_usd``, ``max_in_flight`` and ``prime_cache`` are recorded as the
+job's ``waves`` and the shards go as :mod:`batchframe.jobs.waves` lets them.
 """
 
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,28 +21,26 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from batchframe.errors import InputError
+from batchframe.errors import BudgetError, InputError, PromptCacheWarning
+from batchframe.jobs.estimate import Estimate, price_plan
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names, labels_table, name_to_json
-from batchframe.jobs.ledger import DIGEST, Matches, lookup
-from batchframe.jobs.links import VIA, linked_shard
-from batchframe.jobs.manifest import iter_shards, now, plan_shard_records
+from batchframe.jobs.ledger import DIGEST, lookup
+from batchframe.jobs.links import VIA
+from batchframe.jobs.manifest import iter_shards, now
 from batchframe.jobs.migrations import FORMAT
-from batchframe.jobs.states import SENDABLE, ShardRecord, ShardState, state_of
-from batchframe.jobs.store import REVISION_MARK, Store, check_index_storable, validate_name
-from batchframe.providers import Endpoint, open_endpoint, provider_class
-from batchframe.providers.base import Codec
+from batchframe.jobs.plan import Builder, Plan, Prepared, plan_requests, prepare
+from batchframe.jobs.states import SENDABLE, ShardState, state_of
+from batchframe.jobs.store import REVISION_MARK, Store
+from batchframe.providers import Endpoint, provider_class
+from batchframe.providers.base import BYTES_PER_TOKEN
 from batchframe.providers.http import RetryPolicy
 from batchframe.requests.build import RequestSet, build_requests, preview
-from batchframe.requests.fingerprint import fingerprint, request_digests
-from batchframe.requests.keys import first_occurrences
-from batchframe.requests.shards import ShardLimits
-from batchframe.results.merge import input_hashes
 from batchframe.results.schema import INPUT_HASH, REUSED, SAME_AS, SKIPPED
 
 
 def submit(
-    df: pd.DataFrame,
+    df: pd.DataFrame | None,
     *,
     prompt: str,
     model: str,
@@ -55,13 +57,20 @@ def submit(
     retry: RetryPolicy | None = None,
     betas: Sequence[str] = (),
     dedupe: bool = True,
+    budget_usd: float | None = None,
+    max_in_flight: int | None = None,
+    cache: str | None = None,
+    prime_cache: bool = False,
+    schema: Any = None,
+    build: Builder | None = None,
     **params: Any,
 ) -> Job:
     """Send every row of ``df`` as Message Batches requests and return the :class:`Job`.
 
     Parameters
     ----------
-    df : DataFrame
+    df : DataFrame or None
+        None only with ``build``.
     prompt, model, max_tokens, **params
         See :func:`batchframe.requests.build.build_requests` (templates, per-row columns, documents, images).
     name : str, optional
@@ -90,44 +99,115 @@ def submit(
     dedupe : bool
         Rows whose requests are identical go out once and share the answer (``reused`` column True, cost
         counted once). ``dedupe=False`` sends every row, e.g. to sample the same prompt several times.
+    budget_usd : float, optional
+        A cap on the job's cost. The worst case is estimated first (:func:`batchframe.estimate`); over the
+        cap, :class:`batchframe.errors.BudgetError` is raised and nothing is created. Shards then go in
+        waves: the next only while the spent cost plus the worst case of those in flight stays within it.
+    max_in_flight : int, optional
+        Most requests queued at the provider at once: shards are cut to fit, and later ones wait for
+        earlier ones to end (sent by ``wait()`` and by each ``refresh()``).
+    cache : {"auto"}, optional
+        Put a prompt-cache breakpoint (1 hour) at the end of the prefix every row shares (tools, system,
+        the template's fixed leading text); warns when it is shorter than the model caches.
+    prime_cache : bool
+        Send one request alone first, and the rest once it has ended, so that they read the cache it wrote.
+    schema : Pydantic model class or JSON-schema dict, optional
+        The shape of every answer: its fields become typed result columns (``<prefix><field>``, nested objects
+        as ``<field>.<sub>``) with ``parse_status`` / ``parse_error`` / ``json`` (see
+        :mod:`batchframe.results.typed`). Sent as structured outputs (``output_config.format``; OpenAI:
+        ``response_format``, strict), or as a forced tool to a model without them; the manifest's
+        ``request.structured`` says which. A forced tool (``tool_choice={"type": "tool", ...}``) gives typed
+        columns from its ``input_schema`` without ``schema=``.
+    build : callable, optional
+        Builds the requests where the frame is (``df`` is then None); see :data:`batchframe.jobs.plan.Builder`.
+        The Dask accessor builds each partition on its workers this way.
 
     Examples
     --------
     >>> job = df.batch.submit(prompt="Summarize: {text}", model="claude-haiku-4-5", max_tokens=200,
-    ...                       provider="local")  # doctest: +SKIP
+    ...                       provider="local", budget_usd=1.0)  # doctest: +SKIP
     >>> job.wait()  # doctest: +SKIP
+    >>> class Review(pydantic.BaseModel):  # doctest: +SKIP
+    ...     sentiment: Literal["positive", "negative", "mixed"]
+    ...     stars: int
+    >>> job = df.batch.submit(prompt="Rate: {review}", model="claude-haiku-4-5", max_tokens=64,
+    ...                       schema=Review, provider="local")  # doctest: +SKIP
+    >>> job.wait()  # doctest: +SKIP
+    >>> df.batch.merge(job)[["llm_sentiment", "llm_stars", "llm_parse_status"]]  # doctest: +SKIP
     """
-    endpoint = open_endpoint(provider, api_key=api_key, base_url=base_url, **(provider_options or {}))
-    codec = provider_class(endpoint.provider).codec
-    limits = _limits(endpoint, max_batch_requests, max_batch_bytes)
-    requests = build_requests(df, prompt=prompt, model=model, max_tokens=max_tokens, **params)
-    if requests.n_sent == 0:
-        raise InputError(f"no row to send: all {requests.n_rows} prompts are empty (NaN, None or blank)")
-    check_index_storable(df.index)
-    if name is not None:
-        validate_name(name)
-    store = store if isinstance(store, Store) else Store(store)
-    betas = _betas(betas)
-    answerer = endpoint.identity + (f"|betas={','.join(betas)}" if betas else "")  # who answers, and how
-    sent_as = first_occurrences(requests.params) if dedupe else np.arange(requests.n_sent)
-    all_lines = codec.encode_lines(requests.custom_ids, requests.params)
-    # Over every row's line, as before dedupe existed: re-running a cell written then finds its job.
-    digest = fingerprint(answerer + ("" if dedupe else "|dedupe=False"), all_lines)
-    digests = request_digests(answerer, requests.params)
+    p = prepare(df, prompt=prompt, model=model, max_tokens=max_tokens, name=name, provider=provider,
+                api_key=api_key, base_url=base_url, max_batch_requests=max_batch_requests,
+                max_batch_bytes=max_batch_bytes, max_in_flight=max_in_flight, store=store,
+                provider_options=provider_options, betas=betas, dedupe=dedupe, cache=cache,
+                build=build, **({"schema": schema} if schema is not None else {}), **params)
+    warn_short_prefix(p)
+    waves = _waves(budget_usd, max_in_flight, prime_cache)
+    store, requests, digest = p.store, p.requests, p.digest
     with store.lock():
         job_name, fresh, previous = _choose(store, name, digest, new)
         if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
             use_ledger = dedupe and not new
-            matches = lookup(store, answerer, digests, exclude=job_name) if use_ledger else None
-            plan = _plan(requests, all_lines, digests, sent_as, matches, limits, codec)
-            spec = {"prompt": prompt, "betas": betas, "columns": [name_to_json(c) for c in requests.columns]}
-            _persist_new(store, job_name, df, plan, endpoint, digest, spec, previous)
-    del all_lines
-    job = Job(job_name, store=store, endpoint=endpoint, retry=retry)
+            matches = lookup(store, p.answerer, p.digests, exclude=job_name) if use_ledger else None
+            plan = plan_requests(p, matches, prime=prime_cache)
+            if budget_usd is not None:  # counted and checked before anything is stored or created
+                _check_budget(price_plan(p, plan, prime=prime_cache, retry=retry), plan, budget_usd)
+            spec = {"prompt": prompt, "betas": p.betas, "cache": cache,
+                    "columns": [name_to_json(c) for c in requests.columns],
+                    **({"structured": requests.structured.to_json()} if requests.structured else {})}
+            _persist_new(store, job_name, p, plan, p.endpoint, digest, spec, previous, waves)
+    job = Job(job_name, store=store, endpoint=p.endpoint, retry=retry)
     job.send_unsent(plan.send_lines if fresh else None, fingerprint=digest)
     if fresh and plan.n_linked:
         job.refresh()  # answers the store already holds are copied now; others are waited for by wait()
     return job
+
+
+def _waves(budget_usd: float | None, max_in_flight: int | None, prime: bool) -> dict[str, Any] | None:
+    if budget_usd is not None and (isinstance(budget_usd, bool) or not isinstance(budget_usd, int | float)
+                                   or not budget_usd >= 0):
+        raise InputError(f"budget_usd must be a number of US dollars >= 0, got {budget_usd!r}")
+    if budget_usd is None and max_in_flight is None and not prime:
+        return None
+    return {"budget_usd": None if budget_usd is None else float(budget_usd), "max_in_flight": max_in_flight,
+            "prime": bool(prime)}
+
+
+def _check_budget(est: Estimate, plan: Plan, cap: float) -> None:
+    """Refuse a job whose worst case is over the cap; else write each sent shard's worst case on it."""
+    if est.worst_case_usd is None:
+        raise BudgetError(
+            f"budget_usd={cap:g} cannot be enforced: no price is known for model {est.model!r} on provider "
+            f"{est.provider!r}; nothing was created. Name a model of the price table, or leave budget_usd out.",
+            worst_case_usd=float("nan"), cap_usd=cap)
+    if est.worst_case_usd > cap:
+        raise BudgetError(
+            f"the worst case of this job is ${est.worst_case_usd:,.4f} ({est.n_requests:,} requests, "
+            f"{est.input_tokens:,} input tokens, up to {est.max_output_tokens:,} output tokens; expected "
+            f"${est.expected_usd or 0:,.4f}), over budget_usd=${cap:,.4f}; nothing was created. Send fewer "
+            "rows, lower max_tokens, or raise budget_usd (df.batch.estimate(...) shows the figures by shard).",
+            worst_case_usd=est.worst_case_usd, cap_usd=cap)
+    for record, shard in zip(plan.shards, est.shards, strict=False):
+        record["worst_usd"] = shard.worst_case_usd  # type: ignore[typeddict-unknown-key]
+        record["expected_usd"] = shard.expected_usd  # type: ignore[typeddict-unknown-key]
+
+
+def warn_short_prefix(p: Prepared) -> None:
+    """Warn when ``cache="auto"`` found no shared prefix, or one shorter than the model caches (by the
+    stated byte rule: counting it needs the network, and a warning should not)."""
+    prefix = p.requests.cache
+    if prefix is None:
+        return
+    if prefix.where is None:
+        warnings.warn("cache='auto': the requests share no prefix (no common tools, system or leading template "
+                      "text), so nothing is cached", PromptCacheWarning, stacklevel=3)
+        return
+    minimum = provider_class(p.endpoint.provider).min_cacheable_tokens(p.requests.model)
+    approx = len(prefix.text.encode()) // BYTES_PER_TOKEN
+    if minimum is not None and approx < minimum:
+        warnings.warn(
+            f"cache='auto': the shared prefix (up to the {prefix.where}) is about {approx:,} tokens, shorter than "
+            f"the {minimum:,} tokens {p.requests.model} caches, so it will not be cached; lengthen the shared "
+            "part (system, tools, leading text) or leave cache out", PromptCacheWarning, stacklevel=3)
 
 
 def _choose(store: Store, name: str | None, digest: str, new: bool) -> tuple[str, bool, str | None]:
@@ -152,56 +232,6 @@ def _choose(store: Store, name: str | None, digest: str, new: bool) -> tuple[str
     if _never_sent(store, name, refused_only=True):
         return name, True, None  # nothing exists remotely (refused, e.g. a typo'd parameter): replan it
     return name, True, store.revise(name)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What a new job persists: its rows' requests and how each is answered.
-
-    ``lines`` are the request lines of the rows that carry a request (not answered through an identical
-    row), in position order; ``shard_of`` their shard (sent, or linked to another job of the store);
-    ``send_lines`` those of the sent shards, in shard order; ``via`` a linked row's position in its source.
-    """
-
-    requests: RequestSet
-    lines: list[bytes]
-    digests: list[bytes]
-    sent_as: np.ndarray
-    shard_of: np.ndarray
-    via: np.ndarray
-    shards: list[ShardRecord]
-    send_lines: list[bytes]
-    limits: ShardLimits
-    n_linked: int
-
-
-def _plan(requests: RequestSet, all_lines: list[bytes], digests: list[bytes], sent_as: np.ndarray,
-          matches: Matches | None, limits: ShardLimits, codec: Codec) -> _Plan:
-    own = np.flatnonzero(sent_as == np.arange(requests.n_sent))  # requests that carry their own answer
-    linked = matches.found[own] if matches is not None else np.zeros(len(own), bool)
-    send = own[~linked]
-    send_lines = [all_lines[i] for i in send.tolist()]
-    line_shards, shards = plan_shard_records(send_lines, limits, codec)
-    shard_of = np.empty(len(own), np.int32)
-    shard_of[~linked] = line_shards
-    via = np.full(len(own), -1, np.int64)
-    if matches is not None and linked.any():
-        carried = own[linked]
-        sources = list(dict.fromkeys(zip(matches.job[carried].tolist(), matches.uid[carried].tolist(), strict=True)))
-        group = {source: len(shards) + k for k, source in enumerate(sources)}
-        index = np.array([group[s] for s in zip(matches.job[carried], matches.uid[carried], strict=True)], np.int32)
-        shard_of[linked] = index
-        via[linked] = matches.position[carried]
-        for (job, uid), k in group.items():
-            shards.append(linked_shard(k, int((index == k).sum()), job, uid))
-    return _Plan(requests, [all_lines[i] for i in own.tolist()], [digests[i] for i in own.tolist()], sent_as,
-                 shard_of, via, shards, send_lines, limits, int(linked.sum()))
-
-
-def _betas(betas: Sequence[str]) -> list[str]:
-    if isinstance(betas, str) or not all(isinstance(b, str) and b and "," not in b for b in betas):
-        raise InputError(f"betas must be a list of beta names, e.g. ['structured-outputs-2025-11-13'], got {betas!r}")
-    return list(betas)
 
 
 def _never_sent(store: Store, name: str, *, refused_only: bool = False) -> bool:
@@ -247,16 +277,14 @@ def requests_preview(
         "store",
         "provider_options",
         "retry",
+        "dedupe",
+        "budget_usd",
+        "max_in_flight",
+        "prime_cache",
     ):
         params.pop(key, None)
     requests = build_requests(df, prompt=prompt, model=model, max_tokens=max_tokens, **params)
     return preview(requests, df.index)
-
-
-def _limits(endpoint: Endpoint, max_requests: int | None, max_bytes: int | None) -> ShardLimits:
-    own = provider_class(endpoint.provider).limits()
-    wanted = ShardLimits(max_requests=max_requests or own.max_requests, max_bytes=max_bytes or own.max_bytes)
-    return wanted.within(own)
 
 
 def _new_name(store: Store, fingerprint: str) -> str:
@@ -272,12 +300,13 @@ def _new_name(store: Store, fingerprint: str) -> str:
 def _persist_new(
     store: Store,
     name: str,
-    df: pd.DataFrame,
-    plan: _Plan,
+    p: Prepared,
+    plan: Plan,
     endpoint: Endpoint,
     digest: str,
     request: dict[str, Any],
     previous: str | None,
+    waves: dict[str, Any] | None = None,
 ) -> None:
     """Write requests.parquet and the manifest (shards ``planned`` or ``linked``) before anything is sent."""
     requests, limits = plan.requests, plan.limits
@@ -293,13 +322,13 @@ def _persist_new(
     digests: list[bytes | None] = [None] * requests.n_rows
     for pos, d in zip(rows.tolist(), (plan.digests[k] for k in np.cumsum(own) - 1), strict=True):
         digests[pos] = d  # a row answered through an identical one has that one's digest
-    table = requests_table(df.index, requests, plan.lines, shard_of, same_as, input_hashes(df, requests.columns))
+    table = requests_table(p.index, requests, plan.lines, shard_of, same_as, p.input_hashes())
     table = table.append_column(DIGEST, pa.array(digests, pa.binary(16))).append_column(VIA, pa.array(via, pa.int64()))
     with store.lock(name):
         store.write_table(
             store.requests_path(name, 1),
             table,
-            metadata={"job": name, "provider": endpoint.provider, "model": requests.model, **index_names(df.index)},
+            metadata={"job": name, "provider": endpoint.provider, "model": requests.model, **index_names(p.index)},
         )
         store.write_manifest(
             name,
@@ -323,6 +352,8 @@ def _persist_new(
                 "previous": previous,
                 "request": request,
                 "limits": {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes},
+                **({"waves": waves} if waves else {}),
+                **_pricing(endpoint, requests.model),
                 "attempts": [
                     {
                         "attempt": 1,
@@ -335,6 +366,12 @@ def _persist_new(
                 ],
             },
         )
+
+
+def _pricing(endpoint: Endpoint, model: str) -> dict[str, Any]:
+    """The job's note when its costs are an estimate (a local job priced as the model it named)."""
+    _, note = provider_class(endpoint.provider).pricer(model)
+    return {"cost_basis": note} if note else {}
 
 
 def _revision(previous: str | None) -> int:

@@ -22,8 +22,19 @@ class ProgressView(Protocol):
     def close(self, *, ok: bool) -> None: ...
 
 
+class Tally(Protocol):
+    """A counter of work items (e.g. token counts): ``advance`` per item done, ``close`` once."""
+
+    def advance(self, n: int) -> None: ...
+
+    def close(self, *, ok: bool) -> None: ...
+
+
 class _Silent:
     def update(self, status: JobStatus) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
         pass
 
     def close(self, *, ok: bool) -> None:
@@ -32,17 +43,20 @@ class _Silent:
 
 @dataclass
 class Views:
-    """The registered views: ``bar(name, total)`` makes a :class:`ProgressView`; ``display(job)`` shows a job."""
+    """The registered views: ``bar(name, total)`` makes a :class:`ProgressView`; ``display(job)`` shows a job;
+    ``tally(label, total)`` makes a :class:`Tally`."""
 
     bar: Callable[[str, int], ProgressView] = lambda name, total: _Silent()
     display: Callable[[Any], object] | None = None
+    tally: Callable[[str, int], Tally] = lambda label, total: _Silent()
 
 
 #: The one registry; :mod:`batchframe.progress` fills it at import.
 VIEWS = Views()
 
 
-def register_views(*, bar: Callable[[str, int], ProgressView], display: Callable[[Any], object]) -> None:
+def register_views(*, bar: Callable[[str, int], ProgressView], display: Callable[[Any], object],
+                   tally: Callable[[str, int], Tally] | None = None) -> None:
     """Install the progress bar and the Jupyter display (called by :mod:`batchframe.progress`).
 
     Examples
@@ -50,3 +64,5 @@ def register_views(*, bar: Callable[[str, int], ProgressView], display: Callable
     >>> register_views(bar=VIEWS.bar, display=VIEWS.display)  # doctest: +SKIP
     """
     VIEWS.bar, VIEWS.display = bar, display
+    if tally is not None:
+        VIEWS.tally = tally

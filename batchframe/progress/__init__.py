@@ -5,7 +5,8 @@ Importing this package registers the bar :meth:`batchframe.Job.wait` draws and t
 """
 
 from batchframe.jobs.views import register_views
-from batchframe.progress.bar import TextProgress
+from batchframe.progress.bar import CountProgress, TextProgress
 from batchframe.progress.widget import display_job
 
-register_views(bar=lambda name, total: TextProgress(name, total=total), display=display_job)
+register_views(bar=lambda name, total: TextProgress(name, total=total), display=display_job,
+               tally=lambda label, total: CountProgress(label, total=total))

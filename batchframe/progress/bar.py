@@ -43,3 +43,32 @@ class TextProgress:
         self._bar.colour = "green" if ok else "red"
         self._bar.refresh()
         self._bar.close()
+
+
+class CountProgress:
+    """A tqdm bar over a count of items (e.g. requests whose tokens are counted by ``estimate(exact=True)``).
+
+    Examples
+    --------
+    >>> bar = CountProgress("counting tokens", total=3, enabled=False)
+    >>> bar.advance(1); bar.close(ok=True)
+    """
+
+    def __init__(self, label: str, *, total: int, enabled: bool | None = None):
+        self._bar = None
+        if enabled if enabled is not None else progress_enabled():
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=label, unit="req", dynamic_ncols=True)
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` more items done."""
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self, *, ok: bool) -> None:
+        """End the bar: green when ``ok``, red otherwise."""
+        if self._bar is None:
+            return
+        self._bar.colour = "green" if ok else "red"
+        self._bar.close()

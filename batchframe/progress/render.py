@@ -2,7 +2,8 @@
 
 Both show the same information: the job's name, provider, model and state; one bar for the whole job and one
 per shard, split by succeeded / errored / canceled / expired / processing; elapsed time and an ETA; tokens and
-cost so far. The ipywidgets view (:mod:`batchframe.progress.widget`) and ``Job``'s text fallback use them.
+cost so far; for a job with a schema, the answers that did not parse, by why, next to the request failures.
+The ipywidgets view (:mod:`batchframe.progress.widget`) and ``Job``'s text fallback use them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 
 from batchframe.types import COUNT_KEYS, JobStatus, ShardStatus
 
-__all__ = ["Bar", "Summary", "summarize", "to_html", "to_text", "format_duration"]
+__all__ = ["Bar", "Summary", "budget_text", "parse_text", "summarize", "to_html", "to_text", "format_duration"]
 
 #: Bar colours. Ended bars are all green when every request succeeded; failures show red.
 COLORS = {
@@ -115,7 +116,63 @@ def format_duration(seconds: float | None) -> str:
 
 
 def _cost(status: JobStatus) -> str:
-    return "—" if status.cost_usd is None else f"${status.cost_usd:,.4f}"
+    if status.cost_usd is None:
+        return "—"
+    return f"${status.cost_usd:,.4f}" + (" (est.)" if status.cost_basis else "")
+
+
+def _budget(status: JobStatus) -> tuple[float, float, float] | None:
+    """Spent, committed (worst case of the shards in flight) and cap, for a job with a budget."""
+    if status.budget_usd is None:
+        return None
+    return status.cost_usd or 0.0, status.committed_usd or 0.0, status.budget_usd
+
+
+def budget_text(status: JobStatus) -> str | None:
+    """The budget line: spent, committed and cap; None without a budget.
+
+    Examples
+    --------
+    >>> from batchframe.types import JobStatus
+    >>> budget_text(JobStatus("j", "local", "m", "ended", (), n_rows=0, cost_usd=0.5, budget_usd=2.0,
+    ...                       committed_usd=0.25))
+    'budget: spent $0.5000 · committed $0.2500 · cap $2.0000'
+    """
+    money = _budget(status)
+    if money is None:
+        return None
+    spent, committed, cap = money
+    return f"budget: spent ${spent:,.4f} · committed ${committed:,.4f} · cap ${cap:,.4f}"
+
+
+def _budget_html(status: JobStatus) -> str:
+    money = _budget(status)
+    if money is None:
+        return ""
+    spent, committed, cap = money
+    spent_pct, committed_pct = ((0.0, 0.0) if cap <= 0 else
+                                (min(100.0, 100 * spent / cap), min(100.0, 100 * committed / cap)))
+    gauge = (f'<div class="bf-gauge" style="display:flex;height:8px;width:100%;max-width:320px;background:#eee;'
+             f'border-radius:3px;overflow:hidden"><div style="width:{spent_pct:.2f}%;background:#2e7d32"></div>'
+             f'<div style="width:{committed_pct:.2f}%;background:#f9a825"></div></div>')
+    return f'<div class="bf-budget">{html.escape(budget_text(status) or "")}{gauge}</div>'
+
+
+def parse_text(status: JobStatus) -> str | None:
+    """The parse line of a job with a schema: answers whose JSON failed, by why; None without a schema.
+
+    Examples
+    --------
+    >>> from batchframe.types import JobStatus
+    >>> parse_text(JobStatus("j", "local", "m", "ended", (), n_rows=3, parse_counts={"ok": 2, "truncated": 1}))
+    'parse failures 1 of 3 answers (truncated 1)'
+    """
+    counts = status.parse_counts
+    if counts is None:
+        return None
+    failed = {k: n for k, n in sorted(counts.items()) if k != "ok" and n}
+    detail = f" ({', '.join(f'{k} {n}' for k, n in failed.items())})" if failed else ""
+    return f"parse failures {status.parse_failures} of {sum(counts.values())} answers{detail}"
 
 
 def _counts_text(bar: Bar) -> str:
@@ -165,11 +222,17 @@ def to_text(status: JobStatus, *, width: int = 30, now: datetime | None = None) 
         lines.append(
             f"{bar.label:<{label_w}} {_text_bar(bar, width)} {bar.done}/{bar.total}  {_counts_text(bar)}"
         )
+    if status.parse_counts is not None:
+        lines.append(parse_text(status) or "")
     if status.n_skipped:
         lines.append(f"skipped (empty prompt, never sent): {status.n_skipped}")
     if status.n_reused:
         lines.append(f"reused (identical request, sent once): {status.n_reused}")
     lines.append(" · ".join(f"{k} {v}" for k, v in _facts(summary)))
+    if status.budget_usd is not None:
+        lines.append(budget_text(status) or "")
+    if status.cost_basis:
+        lines.append(f"cost: {status.cost_basis}")
     return "\n".join(lines)
 
 
@@ -236,6 +299,10 @@ def to_html(status: JobStatus, *, now: datetime | None = None) -> str:
     )
     rows = [_html_row(summary.total, "total")] + [_html_row(b, "shard") for b in summary.shards]
     facts = " · ".join(f'<span class="bf-{k.lower()}">{k} <b>{esc(v)}</b></span>' for k, v in _facts(summary))
+    if status.parse_counts is not None:
+        color = COLORS["errored"] if status.parse_failures else COLORS["succeeded"]
+        facts += (f' · <span class="bf-parse" data-failures="{status.parse_failures}" style="color:{color}">'
+                  f'{esc(parse_text(status) or "")}</span>')
     if status.n_skipped:
         facts += f' · <span class="bf-skipped">skipped <b>{status.n_skipped}</b></span>'
     if status.n_reused:
@@ -245,5 +312,5 @@ def to_html(status: JobStatus, *, now: datetime | None = None) -> str:
         f'style="font-family:var(--jp-ui-font-family,sans-serif);font-size:13px">{head}'
         '<table class="bf-bars" style="border-collapse:collapse;width:100%;margin:4px 0">'
         f'{"".join(rows)}</table>'
-        f'<div class="bf-facts">{facts}</div></div>'
+        f'<div class="bf-facts">{facts}</div>{_budget_html(status)}</div>'
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from batchframe.providers import anthropic as _anthropic  # noqa: F401  (registers "anthropic")
 from batchframe.providers import local as _local  # noqa: F401  (registers "local")
+from batchframe.providers import openai as _openai  # noqa: F401  (registers "openai")
 from batchframe.providers.base import BatchPage, Capabilities, Endpoint, Provider, RemoteBatch
 from batchframe.providers.http import RetryPolicy
 from batchframe.providers.registry import PROVIDERS, open_endpoint, provider_class, register_provider

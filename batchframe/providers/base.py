@@ -24,9 +24,12 @@ import pyarrow as pa
 from batchframe.providers.hosts import check_stored_host
 from batchframe.providers.http import HttpClient, RetryPolicy
 from batchframe.requests.shards import ShardLimits
-from batchframe.results.cost import Price
+from batchframe.results.cost import Price, PriceLookup
 
 _BATCH_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+#: The stated approximation of a provider that cannot count tokens: one token per 4 bytes of the request's
+#: JSON (English text runs 3.5-4.5 characters a token; the JSON punctuation makes this an over-count).
+BYTES_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class RemoteBatch:
     created_at: datetime | None = None
     ended_at: datetime | None = None
     expires_at: datetime | None = None
+    #: The client's tags on the batch (OpenAI ``metadata``); None where the API has none (Anthropic).
+    tags: dict[str, str] | None = None
 
     @property
     def ended(self) -> bool:
@@ -118,6 +123,8 @@ class Codec(Protocol):
 
     def body_size(self, sizes: Sequence[int] | np.ndarray) -> int: ...
 
+    def set_max_tokens(self, line: bytes, max_tokens: int) -> bytes: ...
+
 
 class ResultParser(Protocol):
     """Streamed result bytes in, one Arrow table in the shared result schema out."""
@@ -125,6 +132,8 @@ class ResultParser(Protocol):
     n_bad_lines: int
 
     def feed(self, data: bytes) -> None: ...
+
+    def drain(self) -> list[pa.Table]: ...
 
     def finish(self) -> pa.Table: ...
 
@@ -207,8 +216,64 @@ class Provider:
         return None
 
     @classmethod
-    def result_parser(cls) -> ResultParser:
-        """A new parser of this provider's result stream."""
+    def pricer(cls, model: str) -> tuple[PriceLookup, str | None]:
+        """How the results of a job that named ``model`` are priced: a lookup by the model each result
+        names, and a note when the prices are an estimate (None when they are the provider's own bill).
+
+        Examples
+        --------
+        >>> from batchframe.providers import provider_class
+        >>> lookup, note = provider_class("anthropic").pricer("claude-haiku-4-5")
+        >>> lookup("claude-haiku-4-5").input, note
+        (0.5, None)
+        """
+        return cls.price_for, None
+
+    @classmethod
+    def min_cacheable_tokens(cls, model: str) -> int | None:
+        """The shortest prefix ``model`` caches, in tokens; None when unknown (then nothing is warned).
+
+        Examples
+        --------
+        >>> from batchframe.providers import provider_class
+        >>> provider_class("anthropic").min_cacheable_tokens("claude-sonnet-4-5")
+        1024
+        """
+        return None
+
+    @classmethod
+    def structured_via(cls, model: str) -> str:
+        """How ``schema=`` is asked of ``model`` (see :mod:`batchframe.requests.structured`):
+        ``"output_config"`` (structured outputs), ``"response_format"`` (the same, lowered by an OpenAI codec)
+        or ``"tool"`` (a forced tool, for a model without structured outputs).
+
+        Examples
+        --------
+        >>> from batchframe.providers import provider_class
+        >>> provider_class("anthropic").structured_via("claude-haiku-4-5")
+        'output_config'
+        """
+        return "output_config"
+
+    #: ``"exact"`` when :meth:`count_tokens` asks the provider (or its tokenizer), else ``"approximate"``.
+    token_count: ClassVar[str] = "approximate"
+
+    def count_tokens(self, params: bytes) -> int:
+        """Input tokens of one request (its serialized Messages parameters); nothing billable is sent.
+
+        This default is the stated approximation (:data:`BYTES_PER_TOKEN` bytes a token) for a provider
+        that cannot count; providers that can override it (Anthropic: ``/v1/messages/count_tokens``).
+
+        Examples
+        --------
+        >>> Provider.count_tokens(None, b"x" * 10)  # the byte rule: 10 bytes, about 3 tokens
+        3
+        """
+        return max(1, -(-len(params) // BYTES_PER_TOKEN))
+
+    @classmethod
+    def result_parser(cls, *, chunk_bytes: int | None = None) -> ResultParser:
+        """A new parser of this provider's result stream, parsing about ``chunk_bytes`` of lines at a time."""
         raise NotImplementedError
 
     @classmethod
@@ -258,6 +323,21 @@ class Provider:
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
         """Headers sent with every call (auth, API version)."""
         raise NotImplementedError
+
+    def stage(self, body: bytes, *, tag: str) -> dict[str, Any]:
+        """For a provider whose requests go up as a file first (``capabilities.needs_upload``): upload the
+        shard's framed ``body`` and return what :meth:`create` needs (persisted on the shard in between, so
+        a crash between the two steps neither loses the file nor uploads it twice). Inline providers: ``{}``.
+
+        Examples
+        --------
+        >>> Provider.stage(None, b"{}", tag="uid:a1:s0")
+        {}
+        """
+        return {}
+
+    def unstage(self, staged: dict[str, Any] | None) -> None:
+        """Remove what :meth:`stage` uploaded, once the batch has ended (no-op for inline providers)."""
 
     def create(self, body: bytes, *, betas: Sequence[str] = ()) -> RemoteBatch:
         """Create a batch from a framed shard body (:meth:`Codec.frame_shard`).

@@ -172,6 +172,8 @@ class HttpClient:
         params: dict | None = None,
         headers: dict[str, str] | None = None,
         resend_safe: bool = True,
+        files: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
     ) -> Any:
         """Send a request with retries and return the parsed JSON body of its 2xx response.
 
@@ -182,8 +184,9 @@ class HttpClient:
         """
         headers = {**({"content-type": "application/json"} if content is not None else {}), **(headers or {})}
         response = self._send(
-            lambda: self._client.build_request(
-                method, self.base_url + path, content=content, params=params, headers={**self._headers, **headers}
+            lambda: self._client.build_request(  # a multipart upload when ``files`` (form fields in ``data``)
+                method, self.base_url + path, content=content, params=params, headers={**self._headers, **headers},
+                files=files, data=data,
             ),
             resend_safe,
         )

@@ -18,9 +18,11 @@ import httpx
 from batchframe.config import local_data_dir
 from batchframe.errors import ServiceError
 from batchframe.providers.anthropic.client import API_VERSION, AnthropicProvider
+from batchframe.providers.anthropic.pricing import batch_price_for
 from batchframe.providers.base import Endpoint
 from batchframe.providers.hosts import check_stored_host, is_loopback
 from batchframe.providers.registry import register_provider
+from batchframe.results.cost import PriceLookup
 
 #: Engine facts a job pins: what answered it and how the engine was configured (secrets left out).
 PINNED = ("id", "engine", "model", "engine_options", "secret_options")
@@ -38,6 +40,35 @@ class LocalProvider(AnthropicProvider):
     """
 
     name = "local"
+
+    @classmethod
+    def structured_via(cls, model: str) -> str:
+        """Every engine of the local service honours ``output_config.format``, whatever model is named.
+
+        Examples
+        --------
+        >>> LocalProvider.structured_via("claude-3-haiku-20240307")
+        'output_config'
+        """
+        return "output_config"
+
+    @classmethod
+    def pricer(cls, model: str) -> tuple[PriceLookup, str | None]:
+        """The local service answers with its own engine and bills nothing; so that a demo shows real-looking
+        money, its usage is priced at the batch price of the model the job named, and says so.
+
+        Examples
+        --------
+        >>> lookup, note = LocalProvider.pricer("claude-haiku-4-5")
+        >>> lookup("echo").output, note
+        (2.5, 'estimate: the local usage priced as claude-haiku-4-5 at batch rates')
+        >>> LocalProvider.pricer("smollm2")[1] is None
+        True
+        """
+        price = batch_price_for(model)
+        if price is None:
+            return (lambda _answered: None), None
+        return (lambda _answered: price), f"estimate: the local usage priced as {model} at batch rates"
 
     @classmethod
     def open_endpoint(

@@ -18,7 +18,7 @@ def register_provider(cls: type[Provider]) -> type[Provider]:
     --------
     >>> import batchframe.providers
     >>> sorted(PROVIDERS)
-    ['anthropic', 'local']
+    ['anthropic', 'local', 'openai']
     """
     PROVIDERS[cls.name] = cls
     return cls

@@ -25,6 +25,7 @@ import pandas as pd
 
 from batchframe.errors import InputError
 from batchframe.requests.keys import custom_ids as _custom_ids
+from batchframe.requests.structured import Structured, apply_schema, detect
 from batchframe.requests.validate import (
     blank_rows,
     check_aligned,
@@ -52,6 +53,9 @@ _FORBIDDEN = {
 #: Parameters whose string value can only mean "take it from this column".
 _NUMERIC = ("max_tokens", "temperature", "top_p", "top_k")
 _INTEGER = ("max_tokens", "top_k")
+#: The breakpoint ``cache="auto"`` writes: one hour, so that a batch (queued for minutes to hours) still
+#: finds the prefix its first request wrote.
+CACHE_CONTROL = {"type": "ephemeral", "ttl": "1h"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,24 @@ def col(name: str) -> Column:
     return Column(name)
 
 
+@dataclass(frozen=True)
+class CachePrefix:
+    """The prefix every request shares, as ``cache="auto"`` marked it.
+
+    ``where`` is the last shared part, which carries the ``cache_control`` breakpoint: ``"prompt"`` (the
+    template's fixed leading text), ``"system"``, ``"tools"``, or None when nothing is shared. ``text`` is
+    the prefix's text (tools as JSON, system, leading text), for a length check before anything is counted.
+
+    Examples
+    --------
+    >>> CachePrefix("system", "You are terse.").where
+    'system'
+    """
+
+    where: str | None
+    text: str
+
+
 @dataclass
 class RequestSet:
     """The requests built from a frame: the serialized parameters of every sent row, plus the skipped rows.
@@ -101,6 +123,10 @@ class RequestSet:
     #: The frame's columns the requests were built from (prompt, template fields, per-row parameters,
     #: attachments): what merge re-hashes to prove a row is unchanged since submit.
     columns: list = field(default_factory=list)
+    #: Where ``cache="auto"`` put its breakpoint (None without ``cache``).
+    cache: CachePrefix | None = None
+    #: The answer's schema and how it is asked for (``schema=``, or a forced tool); None without one.
+    structured: Structured | None = None
 
     @property
     def n_sent(self) -> int:
@@ -118,6 +144,9 @@ def build_requests(
     documents: str | Sequence[str] | None = None,
     images: str | Sequence[str] | None = None,
     attempt: int = 1,
+    cache: str | None = None,
+    schema: Any = None,
+    schema_via: str = "output_config",
     **params: Any,
 ) -> RequestSet:
     """Build the request bodies of every row of ``df``.
@@ -134,6 +163,15 @@ def build_requests(
         index, gives a value per row. ``max_tokens`` is a whole number >= 1.
     documents, images : str or list of str, optional
         Columns of file paths or bytes sent as base64 document / image blocks before the prompt.
+    cache : {"auto"}, optional
+        Put a ``cache_control`` breakpoint (1 hour) at the end of the prefix every row shares: tools,
+        system, then the template's fixed leading text (split into its own text block), up to the first
+        part that varies by row. See :class:`CachePrefix`.
+    schema : Pydantic model class or dict, optional
+        The JSON shape of every answer (see :mod:`batchframe.requests.structured`), asked for as
+        ``schema_via`` says: ``"output_config"`` (default), ``"response_format"`` (the same, named as OpenAI
+        lowers it) or ``"tool"`` (a forced tool, for models without structured outputs). Without it, a
+        forced tool's ``input_schema`` is the answer's schema.
 
     Returns
     -------
@@ -145,9 +183,13 @@ def build_requests(
     >>> rs = build_requests(df, prompt="q", model="claude-haiku-4-5", max_tokens=16)
     >>> rs.custom_ids, rs.skipped.tolist()
     (['r0'], [False, True])
+    >>> schema = {"type": "object", "properties": {"stars": {"type": "integer"}}, "required": ["stars"]}
+    >>> build_requests(df, prompt="q", model="m", max_tokens=16, schema=schema).structured.via
+    'output_config'
     """
     check_frame(df)
     max_tokens = _check_static(model, max_tokens, params)
+    structured = apply_schema(params, schema, schema_via) if schema is not None else detect(params)
     if system is not None:
         params["system"] = system
     params = {"model": model, "max_tokens": max_tokens, **{k: plain(v) for k, v in params.items()}}
@@ -155,10 +197,13 @@ def build_requests(
     blocks = _attachment_columns(df, _as_list(documents), _as_list(images))
     per_row = _per_row_params(df, params)
     common = {k: v for k, v in params.items() if k not in per_row}
+    lead, prefix = None, None
+    if cache is not None:
+        lead, prefix = _mark_cache(cache, common, per_row, None if blocks else _fixed_lead(df, prompt))
     positions = np.flatnonzero(~skip)
     ids = _custom_ids(positions, attempt)
     try:
-        params_json = _serialize(df, positions.tolist(), texts, common, per_row, blocks)
+        params_json = _serialize(df, positions.tolist(), texts, common, per_row, blocks, lead)
     except TypeError as exc:  # orjson refused a prompt: it holds a lone surrogate
         names = [prompt] if prompt in df.columns else _parse_template(prompt)[1]
         error = unencodable(df, names, texts, positions.tolist())
@@ -166,7 +211,56 @@ def build_requests(
             raise
         raise error from exc
     columns = _input_columns(df, prompt, params, _as_list(documents) + _as_list(images))
-    return RequestSet(len(df), model, positions.astype(np.int64), ids, params_json, skip, columns)
+    return RequestSet(len(df), model, positions.astype(np.int64), ids, params_json, skip, columns, prefix, structured)
+
+
+def _fixed_lead(df: pd.DataFrame, prompt: str) -> str | None:
+    """The template's literal text before its first field (what every row's prompt starts with), if any."""
+    if prompt in df.columns:
+        return None
+    first = next(iter(string.Formatter().parse(prompt)), None)
+    if first is None or first[1] is None or not first[0].strip():
+        return None  # no field (the prompt is all literal, after per-row attachments) or no leading text
+    return first[0]
+
+
+def _mark_cache(cache: str, common: dict[str, Any], per_row: dict, lead: str | None) -> tuple[str | None, CachePrefix]:
+    """Put the breakpoint on the last shared part (``common`` is changed in place); returns the leading text
+    to split off the prompt, if the breakpoint is there. The cached prefix runs tools -> system ->
+    messages, so it stops at the first part given per row."""
+    if cache != "auto":
+        raise InputError(f"cache={cache!r} is not known; use cache='auto' (or leave it out)")
+    shared: list[tuple[str, str]] = []
+    for key in ("tools", "system"):
+        if key in per_row:
+            lead = None  # the prefix stops here: nothing after it is shared
+            break
+        if common.get(key):
+            shared.append((key, key))
+    else:
+        if lead:
+            shared.append(("prompt", lead))
+    text = "".join(orjson.dumps(common[k]).decode() if k == "tools" else
+                   (v if k == "prompt" else _system_text(common["system"])) for k, v in shared)
+    where = shared[-1][0] if shared else None
+    if where == "system":
+        common["system"] = _with_breakpoint(common["system"])
+    elif where == "tools":
+        common["tools"] = [*common["tools"][:-1], {**common["tools"][-1], "cache_control": CACHE_CONTROL}]
+    return (lead if where == "prompt" else None), CachePrefix(where, text)
+
+
+def _system_text(system: Any) -> str:
+    if isinstance(system, str):
+        return system
+    return "".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
+
+
+def _with_breakpoint(system: Any) -> list:
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": system}] if isinstance(system, str) else [
+        dict(b) for b in system]
+    blocks[-1]["cache_control"] = CACHE_CONTROL
+    return blocks
 
 
 def _input_columns(df: pd.DataFrame, prompt: str, params: dict[str, Any], attachments: list[str]) -> list:
@@ -284,18 +378,27 @@ def _per_row_params(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, tuple
     return out
 
 
-def _serialize(df, positions, texts, common, per_row, blocks) -> list[bytes]:
+def _serialize(df, positions, texts, common, per_row, blocks, lead=None) -> list[bytes]:
     """Each row's parameters, assembled from pre-serialized parts: the parameters shared by every row are
     dumped once, so a row costs one ``orjson.dumps`` of its prompt (plus its own per-row values)."""
     dumps = orjson.dumps
     head = _dump_common(common)[:-1]  # '{"model":...' still open; "model" is always there
     msg, end = b',"messages":[{"role":"user","content":', b"}]}"
+    if lead:
+        lead_block = b"[" + dumps({"type": "text", "text": lead, "cache_control": CACHE_CONTROL})
+        return [b"".join((head, _row_params(df, p, per_row), msg, lead_block, _rest(texts[p][len(lead):]), end))
+                for p in positions]
     if not per_row and not blocks:
         return [b"".join((head, msg, dumps(texts[p]), end)) for p in positions]
     return [
         b"".join((head, _row_params(df, p, per_row), msg, dumps(_content(p, texts[p], blocks)), end))
         for p in positions
     ]
+
+
+def _rest(text: str) -> bytes:
+    # The row's own text after the shared lead, in a block of its own (the API refuses a blank text block).
+    return (b"," + orjson.dumps({"type": "text", "text": text}) if text.strip() else b"") + b"]"
 
 
 def _row_params(df, pos: int, per_row) -> bytes:

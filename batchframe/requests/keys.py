@@ -52,6 +52,30 @@ def custom_ids(positions: np.ndarray, attempt: int = 1) -> list[str]:
     return [f"r{p}{suffix}" for p in positions.tolist()]
 
 
+def named_positions(ids: pa.Array | pa.ChunkedArray, attempt: int = 1) -> np.ndarray | None:
+    """The position each custom_id of ``attempt`` names (the inverse of :func:`custom_id`, vectorised), or None
+    when one of them is not of that form.
+
+    This only says where to look: a caller still checks the id found there against the persisted mapping
+    (see :func:`positions_of`), so an id never lands on a row by its text alone.
+
+    Examples
+    --------
+    >>> named_positions(pa.array(["r7", "r0"])).tolist(), named_positions(pa.array(["r7-a2"]), attempt=2).tolist()
+    ([7, 0], [7])
+    >>> named_positions(pa.array(["r7-a2"])) is None
+    True
+    """
+    suffix = "" if attempt == 1 else f"-a{attempt}"
+    if not pc.all(pc.starts_with(ids, "r")).as_py() or not pc.all(pc.ends_with(ids, suffix)).as_py():
+        return None
+    digits = pc.utf8_slice_codeunits(ids, 1, -len(suffix) if suffix else None)
+    try:
+        return pc.cast(digits, pa.int64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
 def first_occurrences(values: Sequence[bytes]) -> np.ndarray:
     """For each value, the index of its first occurrence: identical requests are sent once.
 

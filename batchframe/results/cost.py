@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
-from batchframe.results.schema import USAGE_COLUMNS
+import pyarrow.compute as pc
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,10 @@ class Price:
 
 
 PriceLookup = Callable[[str | None], Price | None]
+#: Rows priced at a time by :func:`cost_array`.
+SLICE_ROWS = 65_536
+#: The token kinds of a :class:`Price`, in the order their costs are added (kept fixed: float sums depend on it).
+_KINDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
 
 def batch_cost(model: pd.Series, price_for: PriceLookup, **usage: pd.Series | None) -> pd.Series:
@@ -58,26 +61,20 @@ def batch_cost(model: pd.Series, price_for: PriceLookup, **usage: pd.Series | No
     >>> cost.tolist()
     [1.0, <NA>]
     """
-    zeros = pd.Series(0, index=model.index, dtype="Int64")
-    write_total = _ints(usage.get("cache_creation_input_tokens"), zeros)
-    write_1h = _ints(usage.get("cache_creation_1h_input_tokens"), zeros).clip(upper=write_total)
-    tokens = {
-        "input": _ints(usage.get("input_tokens"), zeros, keep_null=True),
-        "output": _ints(usage.get("output_tokens"), zeros, keep_null=True),
-        "cache_write_5m": write_total - write_1h,
-        "cache_write_1h": write_1h,
-        "cache_read": _ints(usage.get("cache_read_input_tokens"), zeros),
-    }
-    known = {m: p for m in pd.unique(model.dropna()) if (p := price_for(m)) is not None}
-    total = pd.Series(0.0, index=model.index, dtype="Float64")
-    for kind, counts in tokens.items():
-        rate = model.map({m: getattr(p, kind) for m, p in known.items()}).astype("Float64")
-        total = total + counts.astype("Float64") * rate
-    return total / 1_000_000
+    columns = {"model": pa.array(model.astype(object).where(model.notna(), None).tolist(), pa.string())}
+    for name, series in usage.items():
+        if series is not None:
+            columns[name] = pa.array(series.astype("Int64").to_numpy(dtype="float64", na_value=np.nan),
+                                     from_pandas=True).cast(pa.int64())
+    cost = cost_array(pa.table(columns), price_for)
+    return pd.Series(pd.array(cost, dtype="Float64"), index=model.index)
 
 
 def cost_array(table: pa.Table, price_for: PriceLookup) -> pa.Array:
-    """:func:`batch_cost` of a results table (``model`` and usage columns) as a float64 Arrow array.
+    """The cost of every row of a results table (``model`` and usage columns) as a float64 Arrow array.
+
+    Vectorised: ``price_for`` is asked once per distinct model, and each rate reaches its rows through one
+    lookup of the model column, never a Python call per row.
 
     Examples
     --------
@@ -85,11 +82,29 @@ def cost_array(table: pa.Table, price_for: PriceLookup) -> pa.Array:
     >>> cost_array(t, {"m": Price(0.5, 2.5, 0.625, 1.0, 0.05)}.get).to_pylist()
     [0.5, None]
     """
-    names = [c for c in ("model", *USAGE_COLUMNS) if c in table.column_names]
-    frame = table.select(names).to_pandas(types_mapper=pd.ArrowDtype)
-    cost = batch_cost(frame["model"], price_for, **{c: frame[c] for c in names[1:]})
-    return pa.array(cost.to_numpy(dtype="float64", na_value=np.nan), pa.float64(),
-                    mask=cost.isna().to_numpy(dtype=bool))
+    model = table.column("model")
+    known = [(m, p) for m in pc.unique(model).drop_null().to_pylist() if (p := price_for(m)) is not None]
+    # Priced a slice at a time: the arithmetic's temporaries then stay small, whatever the table's size.
+    slices = [_cost(table.slice(start, SLICE_ROWS), known) for start in range(0, table.num_rows, SLICE_ROWS)]
+    return pa.concat_arrays(slices) if slices else pa.array([], pa.float64())
+
+
+def _cost(table: pa.Table, known: list[tuple[str, Price]]) -> pa.Array:
+    model = table.column("model")
+    which = pc.fill_null(pc.index_in(model, value_set=pa.array([m for m, _ in known], model.type)), -1)
+    which = which.to_numpy() if isinstance(which, pa.Array) else which.combine_chunks().to_numpy()
+    unknown = which < 0
+    input_tokens, input_null = _tokens(table, "input_tokens")
+    output_tokens, output_null = _tokens(table, "output_tokens")
+    write_total, _ = _tokens(table, "cache_creation_input_tokens")
+    write_1h = np.minimum(_tokens(table, "cache_creation_1h_input_tokens")[0], write_total)
+    counts = {"input": input_tokens, "output": output_tokens, "cache_write_5m": write_total - write_1h,
+              "cache_write_1h": write_1h, "cache_read": _tokens(table, "cache_read_input_tokens")[0]}
+    total = np.zeros(len(which))
+    for kind in _KINDS:
+        rates = np.array([getattr(p, kind) for _, p in known] + [np.nan])  # the last slot: unknown models
+        total = total + counts[kind] * rates[which]
+    return pa.array(total / 1_000_000, pa.float64(), mask=unknown | input_null | output_null)
 
 
 def total_cost(table: pa.Table, price_for: PriceLookup) -> float | None:
@@ -101,11 +116,13 @@ def total_cost(table: pa.Table, price_for: PriceLookup) -> float | None:
     True
     """
     costs = cost_array(table, price_for)
-    return None if costs.null_count == len(costs) else float(np.nansum(costs.to_numpy(zero_copy_only=False)))
+    return None if costs.null_count == len(costs) else float(pc.sum(costs).as_py() or 0.0)
 
 
-def _ints(series: pd.Series | None, zeros: pd.Series, *, keep_null: bool = False) -> pd.Series:
-    if series is None:
-        return zeros
-    values = series.astype("Int64")
-    return values if keep_null else values.fillna(0)
+def _tokens(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A token column as float64 with nulls counted 0, and its null mask (all False when absent)."""
+    if name not in table.column_names:
+        return np.zeros(table.num_rows), np.zeros(table.num_rows, dtype=bool)
+    column = table.column(name)
+    values = pc.fill_null(column, 0).to_numpy().astype(np.float64)
+    return values, column.is_null().to_numpy(zero_copy_only=False)

@@ -18,6 +18,8 @@ from batchframe.errors import InputError
 
 #: Row statuses merge adds to the result schema's.
 STALE, NOT_SUBMITTED = "stale", "not_submitted"
+#: Rows hashed at a time by :func:`input_hashes` (it bounds the memory hashing takes, not the result).
+HASH_ROWS = 50_000
 
 
 def input_hashes(df: pd.DataFrame, columns: list) -> np.ndarray:
@@ -39,6 +41,15 @@ def input_hashes(df: pd.DataFrame, columns: list) -> np.ndarray:
     if not columns:  # a fixed prompt: every row's request is the same
         return np.zeros(len(df), dtype=np.uint64)
     frame = df[columns]
+    # A row's hash depends on that row alone, so rows are hashed in slices: hashing text columns makes a Python
+    # object per cell, and a slice at a time keeps that to HASH_ROWS of them.
+    out = np.empty(len(frame), dtype=np.uint64)
+    for start in range(0, len(frame), HASH_ROWS):
+        out[start : start + HASH_ROWS] = _hash_rows(frame.iloc[start : start + HASH_ROWS])
+    return out
+
+
+def _hash_rows(frame: pd.DataFrame) -> np.ndarray:
     try:
         return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
     except TypeError:  # cells pandas cannot hash (bytes mixed with paths, ...): hash their text form
@@ -104,19 +115,17 @@ def _alignment(index: pd.Index, submitted: pd.Index) -> np.ndarray:
 
 def _assemble(df: pd.DataFrame, results: pd.DataFrame, take: np.ndarray, known: np.ndarray, proven: np.ndarray,
               status_column: str) -> pd.DataFrame:
-    picked = results.iloc[np.where(proven, take, 0)] if len(results) else results.reindex(range(len(df)))
+    # Each result column is placed with one take (an unproven row takes -1: missing), or not copied at all when
+    # the frame is the submitted one and every row is proven: merging must not hold the results twice over.
     out = df.copy(deep=False)
-    unproven = ~proven
+    identity = bool(proven.all()) and len(take) == len(results) and bool((take == np.arange(len(take))).all())
+    rows = np.where(proven, take, -1)
     for name in results.columns:
-        column = picked[name].array.copy()
-        if unproven.any():
-            column[unproven] = pd.NA
-        out[name] = column
-    if status_column in results.columns and unproven.any():
-        status = out[status_column].array.copy()
-        status[known & unproven] = STALE
-        status[~known] = NOT_SUBMITTED
-        out[status_column] = status
+        column = results[name].array
+        out[name] = column if identity else column.take(rows, allow_fill=True)
+    if status_column in results.columns and not proven.all():
+        status = np.where(known, STALE, NOT_SUBMITTED).astype(object)
+        out[status_column] = out[status_column].where(proven, pd.Series(status, index=out.index))
     return out
 
 

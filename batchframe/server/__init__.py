@@ -1,4 +1,5 @@
-"""The local Message Batches service (``batchframe serve``): the Anthropic wire protocol, state in SQLite.
+"""The local batch service (``batchframe serve``): Anthropic's Message Batches API and OpenAI's Files and
+Batches API on one SQLite state, one worker and one engine.
 
 ::
 
@@ -12,6 +13,12 @@
     identity.py what GET /v1/service tells: id (ids.service_id of the data dir), version, engine, model,
                 engine options without secrets
     engines/    echo, openai-compatible, llama
+    openai_routes.py / openai_backend.py / openai_work.py
+                the OpenAI Files and Batches API: routes, state and transitions, the worker's side
+                (validate input files, answer requests, write output and error files); openai_wire.py
+                its shapes, openai_validation.py its checks, openai_convert.py chat -> Messages,
+                openai_models.py accepted OpenAI model ids, openai_store.py its SQL; files.py the files
+                (bytes on disk, rows in SQLite); multipart.py reads uploads; responses.py HTTP helpers
     runner.py   serve_in_thread; process.py: spawn, ensure_running; cli.py: ``batchframe serve``
 
 Examples

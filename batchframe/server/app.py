@@ -12,6 +12,11 @@ is: id, engine, model, engine options without secrets; needs a key like any ``/v
 ``anthropic-version``, never hit by injected faults) and the admin routes (``PUT /admin/faults``), which
 exist only when the app is created with ``enable_admin`` and need the service's key when it requires one.
 Without admin every ``/admin`` path answers 404.
+
+The OpenAI Files and Batches API (``openai_routes.py``) is served on the same app: on its paths the
+middleware takes the key from ``Authorization: Bearer`` (or ``x-api-key``), needs no
+``anthropic-version``, adds ``x-request-id``, and every error is OpenAI's envelope
+(``openai_wire.error_envelope``); injected faults apply there too.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,39 +41,21 @@ from .errors import ServiceRequestError
 from .faults import Faults
 from .identity import version
 from .ids import random_id
+from .openai_routes import OPENAI_ROUTES
+from .openai_wire import error_envelope as openai_envelope
+from .openai_wire import is_openai_path
+from .openai_wire import key_refusal as openai_key_refusal
+from .responses import CutStream, json_response, read_body
 from .wire import error_envelope
 
 _HTTP_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large"}
 
 
-class CutStream(StreamingResponse):
-    """A results stream that stops after ``limit`` bytes and returns without finishing the response, so
-    the server drops the connection mid-body (fault ``cut_results_after_bytes``), as a broken network does.
-    """
-
-    def __init__(self, chunks: Iterator[bytes], limit: int):
-        super().__init__(chunks, media_type="application/x-jsonl")
-        self.limit = limit
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        sent = 0
-        async for chunk in self.body_iterator:
-            part = bytes(chunk[: self.limit - sent])  # type: ignore[arg-type]  # str never reaches here
-            if part:
-                await send({"type": "http.response.body", "body": part, "more_body": True})
-            sent += len(part)
-            if sent >= self.limit:
-                return  # without the final body event: uvicorn drops the connection
-        await send({"type": "http.response.body", "body": b"", "more_body": False})  # shorter than the cut
-
-
-def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(obj), status_code=status, headers=headers, media_type="application/json")
-
-
-def error_response(exc: ServiceRequestError, request_id: str | None) -> Response:
+def error_response(exc: ServiceRequestError, request_id: str | None, path: str = "") -> Response:
+    """The error in the envelope of the API that serves ``path`` (OpenAI's or Anthropic's)."""
+    if is_openai_path(path):
+        return json_response(openai_envelope(exc), exc.status, exc.headers)
     return json_response(error_envelope(exc.error_type, exc.message, request_id), exc.status, exc.headers)
 
 
@@ -82,19 +69,7 @@ def _backend(request: Request) -> Backend:
 
 async def _body(request: Request) -> bytes:
     """The request body, refusing (413) as soon as it is over the service's limit."""
-    limit = _backend(request).max_body_bytes
-    too_large = ServiceRequestError("Request exceeds the maximum size", status=413,
-                                    error_type="request_too_large")
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request, _backend(request).max_body_bytes)
 
 
 def _beta(request: Request) -> bool:
@@ -216,26 +191,29 @@ ROUTES = [
     Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
     Route(SERVICE_PATH, service_info, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
+    *OPENAI_ROUTES,
 ]
 
 
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceRequestError)
-    return error_response(exc, request.scope.get("state", {}).get("request_id"))
+    return error_response(exc, request.scope.get("state", {}).get("request_id"), request.url.path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     message = "Not Found" if status == 404 else str(exc.detail)
+    if status in (404, 405) and is_openai_path(request.url.path):  # OpenAI's words for a route it lacks
+        message = f"Invalid URL ({request.method} {request.url.path})"
     kind = _HTTP_TYPES.get(status, "invalid_request_error")
     err = ServiceRequestError(message, status=status, error_type=kind)
-    return error_response(err, request.scope.get("state", {}).get("request_id"))
+    return error_response(err, request.scope.get("state", {}).get("request_id"), request.url.path)
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
     err = ServiceRequestError("Internal server error", status=500, error_type="api_error")
-    return error_response(err, request.scope.get("state", {}).get("request_id"))
+    return error_response(err, request.scope.get("state", {}).get("request_id"), request.url.path)
 
 
 class ApiMiddleware:
@@ -253,14 +231,17 @@ class ApiMiddleware:
             return await self.app(scope, receive, send)
         request_id = random_id("req_")
         scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"request-id", request_id.encode())
+        path = scope["path"]
+        openai = is_openai_path(path)
+        headers = [(b"request-id", request_id.encode())]
+        if openai:  # where OpenAI's SDK reads it
+            headers.append((b"x-request-id", request_id.encode()))
 
         async def send_with_id(event: MutableMapping[str, Any]) -> None:
             if event["type"] == "http.response.start":
-                event["headers"] = [*event.get("headers", ()), header]
+                event["headers"] = [*event.get("headers", ()), *headers]
             await send(event)
 
-        path = scope["path"]
         if path == "/admin" or path.startswith("/admin/"):
             refusal = self._admin_refusal(scope)
             if refusal is not None:
@@ -275,14 +256,14 @@ class ApiMiddleware:
             faults = self.backend.faults
             if faults.faults.slow_seconds:
                 await asyncio.sleep(faults.faults.slow_seconds)
-            refusal = self._refusal(scope)
+            refusal = openai_key_refusal(_key(scope), self._api_key) if openai else self._refusal(scope)
             if refusal is not None:
-                return await error_response(refusal, request_id)(scope, receive, send_with_id)
+                return await error_response(refusal, request_id, path)(scope, receive, send_with_id)
             injected = faults.http_error()
             if injected is not None:
                 if faults.faults.http_errors_after_processing:
                     await self.app(scope, receive, _discard)  # served, then the answer is "lost"
-                return await error_response(injected, request_id)(scope, receive, send_with_id)
+                return await error_response(injected, request_id, path)(scope, receive, send_with_id)
         await self.app(scope, receive, send_with_id)
 
     def _admin_refusal(self, scope: dict) -> ServiceRequestError | None:

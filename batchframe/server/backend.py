@@ -24,7 +24,9 @@ from .faults import FaultInjector, Faults
 from .identity import describe
 from .ids import batch_id, now_us
 from .models import RequestInvalid
+from .openai_backend import OpenAIBackend
 from .store import Store
+from .streams import read_ahead
 from .validation import BETA_KEY, check_count_params, check_params, params_keys
 from .wire import ARCHIVE_AFTER_US, batch_object, list_page, message
 from .worker import Worker
@@ -34,6 +36,7 @@ MAX_REQUESTS = 100_000
 MAX_BODY_BYTES = 256 * 1024 * 1024
 _CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _ITEM_KEYS = frozenset({"custom_id", "params"})
+_ID_PREFIX = "msgbatch_"  # every Message Batch id; the OpenAI batches' rows in ``batches`` are ``batch_...``
 
 
 def _bad(message: str) -> ServiceRequestError:
@@ -80,6 +83,7 @@ class Backend:
         self.max_body_bytes = max_body_bytes
         self.last_activity = time.monotonic()  # of the last API call (idle exit of detached services)
         self.worker = Worker(self.store, self.engine, self.faults, concurrency=workers)
+        self.openai = OpenAIBackend(self.worker, ttl_us=self.ttl_us)  # the OpenAI API, on the same store
 
     def start(self) -> None:
         self.worker.start()
@@ -114,7 +118,7 @@ class Backend:
 
     def _row(self, batch: str) -> dict[str, Any]:
         row = self.store.get_batch(batch)
-        if row is None:
+        if row is None or not batch.startswith(_ID_PREFIX):  # an OpenAI batch's row is not a Message Batch
             raise _not_found(batch)
         return row
 
@@ -132,6 +136,8 @@ class Backend:
 
         Canceling a batch that is already canceling or ended returns it unchanged.
         """
+        if not batch.startswith(_ID_PREFIX):  # an OpenAI batch is cancelled through the OpenAI API
+            raise _not_found(batch)
         row = self.store.set_canceling(batch, now_us())  # the row as canceled, before the worker ends it
         if row is None:
             return self.retrieve(batch, base_url=base_url)
@@ -151,7 +157,7 @@ class Backend:
         if row["processing_status"] != "ended" or now_us() >= row["created_us"] + ARCHIVE_AFTER_US:
             raise ServiceRequestError(f"Message Batch {batch} has no available results.",
                                       status=404, error_type="not_found_error")
-        return self.store.result_pages(row)
+        return read_ahead(self.store.result_ranges(row), self.store.result_page)
 
     # -- synchronous Messages ----------------------------------------------------------------------------
     def message(self, body: bytes, *, beta: bool = False) -> dict[str, Any]:

@@ -4,6 +4,7 @@
 
     ServiceError                the service or one of its engines cannot start or run
     └── ServiceRequestError     one HTTP request is refused (the app renders it as the API's error envelope)
+        └── OpenAIRequestError  ... on an OpenAI route, with OpenAI's ``param`` and ``code``
 
 The client's local provider translates :class:`ServiceError` into :class:`batchframe.errors.ServiceError`
 at its one boundary, so a notebook catches one tree.
@@ -38,3 +39,23 @@ class ServiceRequestError(ServiceError):
         self.message = message
         self.headers = headers or {}
         super().__init__(message)
+
+
+class OpenAIRequestError(ServiceRequestError):
+    """An OpenAI route refuses one request: rendered as ``{"error": {"message", "type", "param", "code"}}``.
+
+    ``error_type`` is then OpenAI's ``type`` (``"invalid_request_error"``, ``"server_error"``...).
+
+    Examples
+    --------
+    >>> err = OpenAIRequestError("Missing required parameter: 'input_file_id'.", param="input_file_id",
+    ...                          code="missing_required_parameter")
+    >>> err.status, err.param, err.code
+    (400, 'input_file_id', 'missing_required_parameter')
+    """
+
+    def __init__(self, message: str, *, status: int = 400, error_type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message, status=status, error_type=error_type, headers=headers)
+        self.param = param
+        self.code = code

@@ -39,7 +39,9 @@ class Faults:
     request_error_type : str
         Inner error type of those lines, e.g. ``"overloaded_error"`` or ``"api_error"``.
     cut_results_after_bytes : int or None
-        The results stream breaks off (connection dropped) after this many bytes.
+        The results stream breaks off (connection dropped) after this many bytes. The three results
+        faults also hit OpenAI file downloads (``GET /v1/files/{id}/content``); every other fault applies
+        to the OpenAI routes as to the Anthropic ones (request errors become error-file lines).
     slow_seconds : float
         Every API call waits this long before it is served.
     results_crlf : bool

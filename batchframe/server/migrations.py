@@ -11,6 +11,11 @@ in its own transaction, and records it in ``_migrations``.
   transaction), stored in a random order: results stream by id, sequentially, and still come out
   shuffled, so clients that assume order break in tests rather than in production. (0002's ``shuffle``
   key and its index served the same purpose with random reads; the column stays, unused.)
+- Since 0004, the OpenAI Files and Batches API (``openai_store.py``): ``openai_files`` holds each file's
+  metadata (its bytes live in ``files/<id>`` beside the database; ``deleted_at`` keeps a deleted file's
+  row so a list cursor naming it still works); ``openai_batches`` holds what an OpenAI batch adds to its
+  ``batches`` row (``batch``: that row's ``seq``, NULL when the input file failed validation), written
+  in the same transaction as the row and its requests.
 """
 
 from __future__ import annotations
@@ -56,6 +61,44 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             last_request = (SELECT max(id) FROM requests WHERE requests.batch = batches.seq);
         DROP INDEX requests_by_batch;
     """),
+    ("0004_openai_files_batches", """
+        CREATE TABLE openai_files (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            filename TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            deleted_at INTEGER
+        );
+        CREATE TABLE openai_batches (
+            id TEXT PRIMARY KEY,
+            batch INTEGER UNIQUE,
+            status TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            input_file_id TEXT NOT NULL,
+            completion_window TEXT NOT NULL,
+            model TEXT,
+            metadata BLOB,
+            errors BLOB,
+            output_expires_after INTEGER,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            created_at INTEGER NOT NULL,
+            in_progress_at INTEGER,
+            expires_at INTEGER,
+            finalizing_at INTEGER,
+            completed_at INTEGER,
+            failed_at INTEGER,
+            expired_at INTEGER,
+            cancelling_at INTEGER,
+            cancelled_at INTEGER,
+            usage BLOB
+        );
+        CREATE INDEX openai_batches_open ON openai_batches(status)
+            WHERE status IN ('validating', 'in_progress', 'cancelling', 'finalizing');
+    """),
 )
 
 
@@ -67,7 +110,7 @@ def migrate(db: sqlite3.Connection) -> list[str]:
     >>> import sqlite3
     >>> db = sqlite3.connect(":memory:", isolation_level=None)
     >>> migrate(db)
-    ['0001_batches', '0002_requests', '0003_batch_request_range']
+    ['0001_batches', '0002_requests', '0003_batch_request_range', '0004_openai_files_batches']
     >>> migrate(db)
     []
     """

@@ -25,6 +25,11 @@ _CANCELED_LINE = ("CAST('{\"custom_id\":\"' || custom_id || '\",\"result\":{\"ty
                   " AS BLOB)")
 
 
+# The lines of an id range, joined in id order (the subquery's order is the order group_concat sees them in).
+_RESULT_PAGE = ("SELECT CAST(group_concat(line, '') AS BLOB) FROM"
+                " (SELECT line FROM requests WHERE id BETWEEN ? AND ? ORDER BY id)")
+
+
 class Store:
     """SQLite state of one data directory (file ``batches.sqlite3``)."""
 
@@ -109,14 +114,14 @@ class Store:
     def list_batches(self, *, before_id: str | None, after_id: str | None,
                      limit: int) -> tuple[list[dict[str, Any]], bool]:
         """Batches newest first between the cursors; (page, has_more in the paging direction)."""
-        where, args = [], []
+        where, args = ["id GLOB 'msgbatch_*'"], []  # Message Batches only: OpenAI batches have rows here too
         if after_id is not None:
             where.append("id < ?")
             args.append(after_id)
         if before_id is not None:
             where.append("id > ?")
             args.append(before_id)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause = f"WHERE {' AND '.join(where)}"
         # Paging backwards (before_id alone) walks up from the cursor, then the page is flipped.
         order = "ASC" if before_id is not None and after_id is None else "DESC"
         with self.conn() as db:
@@ -148,20 +153,29 @@ class Store:
             db.execute("DELETE FROM requests WHERE id BETWEEN ? AND ?", (row["first_request"], row["last_request"]))
             db.execute("DELETE FROM batches WHERE seq = ?", (row["seq"],))
 
-    def result_pages(self, row: dict[str, Any], *, page_rows: int = 8000) -> Iterator[bytes]:
+    def result_pages(self, row: dict[str, Any], *, page_rows: int = 2000) -> Iterator[bytes]:
         """The result lines of a batch (stored shuffled: read by id), ``page_rows`` lines per chunk.
 
-        Each page is its own short query on an id range, so no cursor or connection is held between
-        chunks, whichever thread pulls the next one.
+        Each page is its own short query on an id range (:meth:`result_page`), so no cursor or connection is
+        held between chunks, whichever thread pulls the next one.
         """
+        return (self.result_page(page) for page in self.result_ranges(row, page_rows=page_rows))
+
+    @staticmethod
+    def result_ranges(row: dict[str, Any], *, page_rows: int = 2000) -> Iterator[tuple[int, int]]:
+        """The id ranges of a batch's result pages, in order (see :meth:`result_page`)."""
         start, end = row["first_request"], row["last_request"]
         while start <= end:
             stop = min(end, start + page_rows - 1)
-            with self.conn() as db:
-                lines = db.execute("SELECT line FROM requests WHERE id BETWEEN ? AND ? ORDER BY id",
-                                   (start, stop)).fetchall()
-            yield b"".join(line for (line,) in lines)
+            yield start, stop
             start = stop + 1
+
+    def result_page(self, ids: tuple[int, int]) -> bytes:
+        """The result lines of an id range, in id order. SQLite joins them itself: one bytes object per page,
+        not one per line, which is what the stream's speed depends on."""
+        with self.conn() as db:
+            (page,) = db.execute(_RESULT_PAGE, ids).fetchone()
+        return page or b""
 
     # -- the worker's side -------------------------------------------------------------------------------
     def claim(self, limit: int) -> list[tuple[int, int, str, bytes]]:

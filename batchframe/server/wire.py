@@ -84,9 +84,13 @@ def message(completion: Completion, model: str, *, service_tier: str) -> dict[st
         "usage": {
             "input_tokens": completion.input_tokens,
             "output_tokens": completion.output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "cache_creation_input_tokens": completion.cache_creation_input_tokens,
+            "cache_read_input_tokens": completion.cache_read_input_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": completion.cache_creation_input_tokens
+                - completion.cache_creation_1h_input_tokens,
+                "ephemeral_1h_input_tokens": completion.cache_creation_1h_input_tokens,
+            },
             "server_tool_use": None,
             "service_tier": service_tier,
             "inference_geo": "not_available",

@@ -7,7 +7,8 @@ ended with expired lines), then claims up to ``concurrency`` pending requests, c
 one even when processed together: if ``complete_many`` raises for the chunk, its requests are retried one
 at a time, so a request that crashes the engine is its own ``api_error`` line and its neighbours (of any
 batch) still succeed. Nothing marks a request as claimed on disk: after a crash, whatever was in
-flight is simply pending again, and runs again.
+flight is simply pending again, and runs again. Requests of OpenAI batches share the queue; their checks,
+answers and result files are ``openai_work.py``'s (:class:`~batchframe.server.openai_work.OpenAIWork`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .engines.base import Completion, Engine, EngineError
 from .faults import FaultInjector
 from .ids import now_us, random_id
 from .models import RequestInvalid
+from .openai_work import OpenAIWork, is_openai_request
 from .store import Store
 from .validation import BETA_KEY, check_params
 from .wire import errored_line, message, succeeded_line
@@ -44,6 +46,7 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.openai = OpenAIWork(store, engine, faults)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="batchframe-worker", daemon=True)
@@ -80,7 +83,7 @@ class Worker:
 
     def step(self) -> bool:
         """Settle, then process one chunk; False when there was nothing to do."""
-        settled = self.store.settle(now_us())
+        settled = self.store.settle(now_us()) + self.openai.advance(now_us())
         rows = self.store.claim(self.concurrency)
         if not rows:
             return settled > 0
@@ -93,9 +96,12 @@ class Worker:
         A request that fails the checks is its own ``invalid_request_error`` (or ``not_found_error``) line;
         a request the engine fails on is its own ``api_error`` line; neither touches another request.
         """
-        out: list[tuple[int, int, str, bytes]] = []
+        theirs = [row for row in rows if is_openai_request(row[3])]
+        out = self.openai.process(theirs, self._complete) if theirs else []
         todo: list[tuple[int, int, str, str, dict[str, Any]]] = []
         for rid, seq, cid, raw in rows:
+            if theirs and is_openai_request(raw):
+                continue
             try:
                 params, model = self._checked(raw)
             except RequestInvalid as exc:

@@ -75,7 +75,7 @@ def test_a_range_index_frame_that_gained_a_row_pays_one_on_resubmit(service):
 
 
 def test_a_request_still_in_flight_elsewhere_is_waited_for_not_sent(service_factory):
-    slow = service_factory(engine_options={"latency": 0.2})
+    slow = service_factory(engine_options={"latency": 0.5}, workers=1)  # "first" runs for 2 s
     x = frame(4)
     first = submit(x, slow, name="first")
     second = submit(x.iloc[::-1], slow, name="second")  # while "first" still runs
@@ -89,7 +89,7 @@ def test_a_request_still_in_flight_elsewhere_is_waited_for_not_sent(service_fact
 def test_a_link_whose_source_is_gone_is_sent_after_all(service_factory):
     import shutil
 
-    slow = service_factory(engine_options={"latency": 0.2})
+    slow = service_factory(engine_options={"latency": 1.0}, workers=1)  # "lost" runs for 3 s
     x = frame(3)
     submit(x, slow, name="lost")
     second = submit(x, slow, name="keeper")

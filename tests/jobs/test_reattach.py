@@ -105,14 +105,15 @@ def test_a_process_killed_while_writing_results_leaves_them_unharvested(service)
     df = frame(5)
     job = submit(df, service, name="writer")
     proc = child(f"""
-        import time, pyarrow.parquet as pq
+        import os, time
         import batchframe
-        original = pq.write_table
-        def write_then_hang(table, where, **kwargs):
-            original(table, where, **kwargs)  # the temporary file is complete; the rename has not happened
-            print("WRITTEN", where, flush=True)
-            time.sleep(120)
-        pq.write_table = write_then_hang
+        original = os.replace
+        def hang_before_rename(src, dst, *args, **kwargs):
+            if str(dst).endswith(".parquet"):  # the temporary file is complete; the rename has not happened
+                print("WRITTEN", src, flush=True)
+                time.sleep(120)
+            return original(src, dst, *args, **kwargs)
+        os.replace = hang_before_rename
         job = batchframe.open_job("writer", api_key={KEY!r}, base_url={service.base_url!r})
         job.wait(poll_interval=0.05, timeout=60)
     """)

@@ -38,12 +38,28 @@ def test_quickstart_runs_clean(tmp_path, service_dir, monkeypatch):
         elapsed = time.monotonic() - started
     assert stderr_of(nb) == []
     assert "'succeeded': 40" in outputs_text(tagged(nb, "wait"))
+    assert "worst_case_usd" in outputs_text(tagged(nb, "estimate"))  # estimate before submit, nothing sent
     assert f"({N_REVIEWS}, " in outputs_text(tagged(nb, "parquet"))
     assert _has_widget(tagged(nb, "submit"))  # the live job view
     assert _has_widget(tagged(nb, "wait"))  # job.wait()'s tqdm.auto bar is a notebook bar in a kernel
     assert "batch job 'quickstart-reviews' · provider local" in outputs_text(tagged(nb, "submit"))
     assert (root / "notebooks" / "quickstart-results.parquet").exists()
+    typed = outputs_text(tagged(nb, "typed"))  # schema=: typed columns, every answer parsed
+    assert "'llm_sentiment': 'string[pyarrow]', 'llm_stars': 'int64[pyarrow]'" in typed and "{'ok': 40}" in typed
+    assert "mean_stars" in outputs_text(tagged(nb, "typed-chart"))
     print(f"quickstart.ipynb executed in {elapsed:.1f} s")
+
+
+def test_openai_notebook_runs_keyless_with_both_protocols_side_by_side(tmp_path, service_dir):
+    root = scratch_copy(tmp_path / "root")
+    with spawn_service(service_dir):
+        nb = execute(root / "notebooks" / "openai.ipynb")
+    assert stderr_of(nb) == []
+    both = outputs_text(tagged(nb, "both"))
+    assert "side-by-side-claude" in both and "side-by-side-gpt" in both and "openai" in both
+    assert "same result columns: True" in outputs_text(nb["cells"][-1])
+    merged = outputs_text(tagged(nb, "merge"))
+    assert "max_tokens" in merged and "Is this review" in merged  # echo answers with the prompt, cut at 16
 
 
 def _has_widget(cell) -> bool:

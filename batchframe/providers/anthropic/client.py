@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+import orjson
+
 from batchframe._version import __version__
 from batchframe.errors import ConfigError
 from batchframe.providers.anthropic import codec as wire
-from batchframe.providers.anthropic.pricing import batch_price_for
+from batchframe.providers.anthropic.pricing import batch_price_for, min_cacheable_tokens
 from batchframe.providers.anthropic.results import ResultParser
 from batchframe.providers.base import (
     BatchPage,
@@ -28,6 +31,13 @@ from batchframe.results.cost import Price
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 _PATH = "/v1/messages/batches"
+#: The keys ``/v1/messages/count_tokens`` takes (its schema, ``CountMessageTokensParams``, refuses others:
+#: max_tokens, temperature, stop_sequences... change the answer, not the input).
+_COUNT_KEYS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
+                         "cache_control"})
+#: Models without structured outputs (``output_config.format``): ``schema=`` goes to them as a forced tool.
+#: Source: Anthropic's structured-outputs page (supported from Claude Opus 4.1, Sonnet 4.5 and Haiku 4.5).
+_NO_STRUCTURED_OUTPUTS = re.compile(r"^claude-(3-|opus-4(-0)?(-\d{8})?$|sonnet-4(-0)?(-\d{8})?$)")
 _NO_KEY = (
     "No Anthropic API key. Set one with `export ANTHROPIC_API_KEY=sk-ant-...` (or pass api_key=...), "
     'or run without a key on the bundled local service: provider="local" '
@@ -58,8 +68,39 @@ class AnthropicProvider(Provider):
         return batch_price_for(model)
 
     @classmethod
-    def result_parser(cls) -> ResultParser:
-        return ResultParser()
+    def result_parser(cls, *, chunk_bytes: int | None = None) -> ResultParser:
+        return ResultParser() if chunk_bytes is None else ResultParser(chunk_bytes)
+
+    @classmethod
+    def min_cacheable_tokens(cls, model: str) -> int | None:
+        return min_cacheable_tokens(model)
+
+    @classmethod
+    def structured_via(cls, model: str) -> str:
+        """``"tool"`` for a model without structured outputs (Claude 3, Opus 4.0, Sonnet 4.0), else
+        ``"output_config"``.
+
+        Examples
+        --------
+        >>> [AnthropicProvider.structured_via(m) for m in ("claude-3-haiku-20240307", "claude-opus-4-1")]
+        ['tool', 'output_config']
+        """
+        return "tool" if _NO_STRUCTURED_OUTPUTS.match(model) else "output_config"
+
+    token_count: ClassVar[str] = "exact"
+
+    def count_tokens(self, params: bytes) -> int:
+        """Input tokens of one request, from ``POST /v1/messages/count_tokens`` (free; not billed).
+
+        Examples
+        --------
+        >>> provider.count_tokens(b'{"model":"claude-haiku-4-5","max_tokens":8,'
+        ...                       b'"messages":[{"role":"user","content":"Hi"}]}')  # doctest: +SKIP
+        8
+        """
+        body = {k: v for k, v in orjson.loads(params).items() if k in _COUNT_KEYS}
+        answer = self.http.request_json("POST", "/v1/messages/count_tokens", content=orjson.dumps(body))
+        return int(answer["input_tokens"])
 
     @classmethod
     def open_endpoint(cls, *, api_key: str | None = None, base_url: str | None = None, **options: Any) -> Endpoint:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import orjson
 
 from batchframe.providers.base import RemoteBatch
 from batchframe.types import COUNT_KEYS
@@ -44,6 +45,19 @@ def rekey(line: bytes, custom_id: str) -> bytes:
     """
     end = line.index(b'"', len(_LINE_HEAD))
     return _LINE_HEAD + custom_id.encode() + line[end:]
+
+
+def set_max_tokens(line: bytes, max_tokens: int) -> bytes:
+    """The same request line asking for at most ``max_tokens`` (a retry may allow longer answers).
+
+    Examples
+    --------
+    >>> set_max_tokens(b'{"custom_id":"r0","params":{"model":"m","max_tokens":4}}', 64)
+    b'{"custom_id":"r0","params":{"model":"m","max_tokens":64}}'
+    """
+    record = orjson.loads(line)
+    params = {**record["params"], "max_tokens": int(max_tokens)}
+    return b"".join((_LINE_HEAD, record["custom_id"].encode(), _LINE_MID, orjson.dumps(params), _LINE_TAIL))
 
 
 def frame_shard(lines: Sequence[bytes]) -> bytes:

@@ -64,6 +64,16 @@ PRICES: dict[str, ListPrice] = {
 
 _DATE_SUFFIX = re.compile(r"-(\d{8}|latest)$")
 
+#: The shortest prefix each model caches, in tokens (same page, "Prompt caching": "Cache limitations");
+#: a shorter prefix is silently not cached. Families not listed here: :data:`MIN_CACHEABLE_DEFAULT`.
+MIN_CACHEABLE: dict[str, int] = {
+    "claude-haiku-4-5": 4096,
+    "claude-opus-4-5": 4096,
+    "claude-3-5-haiku": 2048,
+    "claude-3-haiku": 2048,
+}
+MIN_CACHEABLE_DEFAULT = 1024
+
 
 def price_for(model: str | None) -> ListPrice | None:
     """The list price of a model id, or None when the model is not in the table.
@@ -90,3 +100,16 @@ def batch_price_for(model: str | None) -> Price | None:
     """
     price = price_for(model)
     return None if price is None else price.batch()
+
+
+def min_cacheable_tokens(model: str | None) -> int | None:
+    """The shortest prefix a model caches, or None for a model not in :data:`PRICES`.
+
+    Examples
+    --------
+    >>> min_cacheable_tokens("claude-haiku-4-5-20251001"), min_cacheable_tokens("claude-sonnet-4-5")
+    (4096, 1024)
+    """
+    if price_for(model) is None:
+        return None
+    return MIN_CACHEABLE.get(_DATE_SUFFIX.sub("", model or ""), MIN_CACHEABLE_DEFAULT)

@@ -63,14 +63,36 @@ class ResultParser:
         """Take the next bytes of the stream (any size, cut anywhere)."""
         self._pending.append(data)
         self._size += len(data)
-        if self._size >= self.chunk_bytes:
-            buf = b"".join(self._pending)
-            cut = buf.rfind(b"\n") + 1
-            self._parse(buf[:cut])
-            self._pending, self._size = [buf[cut:]], len(buf) - cut
+        if self._size < self.chunk_bytes:
+            return
+        buf, start = b"".join(self._pending), 0
+        # Blocks of at most chunk_bytes (a longer line is a block of its own), however large ``data`` is.
+        while len(buf) - start >= self.chunk_bytes:
+            cut = buf.rfind(b"\n", start, start + self.chunk_bytes) + 1
+            if cut <= start:
+                cut = buf.find(b"\n", start + self.chunk_bytes) + 1
+                if cut <= 0:
+                    break
+            self._parse(buf[start:cut])
+            start = cut
+        self._pending, self._size = [buf[start:]], len(buf) - start
+
+    def drain(self) -> list[pa.Table]:
+        """Hand over the tables parsed so far and forget them, so a caller that streams them on (to a file)
+        holds one block at a time; :meth:`finish` then returns only the rows not drained.
+
+        Examples
+        --------
+        >>> p = ResultParser(chunk_bytes=1)
+        >>> p.feed(b'{"custom_id":"r0","result":{"type":"expired"}}\\n')
+        >>> [t.num_rows for t in p.drain()], p.drain(), p.finish().num_rows
+        ([1], [], 0)
+        """
+        batches, self._batches = self._batches, []
+        return batches
 
     def finish(self) -> pa.Table:
-        """Parse what is left and return every row (also kept as ``self.table``)."""
+        """Parse what is left and return every row not :meth:`drain`-ed (also kept as ``self.table``)."""
         buf = b"".join(self._pending)
         self._pending, self._size = [], 0
         cut = buf.rfind(b"\n") + 1
@@ -86,7 +108,7 @@ class ResultParser:
         return self.table
 
     def _parse(self, block: bytes) -> None:
-        if not block.strip():
+        if len(block) < 64 and not block.strip():  # (strip copies: a large block is never blank anyway)
             return
         parsed = parse_block(block, RESULT_SCHEMA)
         if parsed is None:

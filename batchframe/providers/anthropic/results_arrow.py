@@ -10,8 +10,6 @@ line-by-line path, which skips and counts bad lines.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -45,6 +43,8 @@ READ_SCHEMA = pa.schema(
     [("custom_id", _S), ("result", pa.struct([("type", _S), ("message", _MESSAGE), ("error", _ERROR)]))]
 )
 _PARSE = pj.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="ignore")
+#: Bytes of a block parsed by one thread of pyarrow's pool (a larger block is parsed in parts, in parallel).
+PART_BYTES = 1 << 20
 
 
 def parse_block(block: bytes, schema: pa.Schema) -> tuple[pa.Table, int] | None:
@@ -60,14 +60,22 @@ def parse_block(block: bytes, schema: pa.Schema) -> tuple[pa.Table, int] | None:
     (['expired'], 0)
     """
     try:
-        raw = pj.read_json(
-            io.BytesIO(block),
-            read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(block) + 1)),
-            parse_options=_PARSE,
-        )
-        return _columns(raw, block, schema)
+        return _columns(_read(block), block, schema)
     except (pa.ArrowException, ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError):
         return None
+
+
+def _read(block: bytes) -> pa.Table:
+    """The block through pyarrow's JSON reader: in parts of :data:`PART_BYTES` parsed on its thread pool when
+    the block is large (the parts come back in order), else, or when a line is longer than a part, whole."""
+    if len(block) > 2 * PART_BYTES:
+        try:
+            options = pj.ReadOptions(use_threads=True, block_size=PART_BYTES)
+            return pj.read_json(pa.BufferReader(block), read_options=options, parse_options=_PARSE)
+        except pa.ArrowInvalid:  # e.g. a line straddling two parts: read it whole below
+            pass
+    options = pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(block) + 1))
+    return pj.read_json(pa.BufferReader(block), read_options=options, parse_options=_PARSE)
 
 
 def _columns(raw: pa.Table, block: bytes, schema: pa.Schema) -> tuple[pa.Table, int]:

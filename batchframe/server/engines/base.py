@@ -34,9 +34,20 @@ class Completion:
 
     content: list[dict[str, Any]]  # content blocks: {"type": "text", ...} / {"type": "tool_use", ...}
     stop_reason: str  # "end_turn" | "max_tokens" | "stop_sequence" | "tool_use"
-    input_tokens: int
+    input_tokens: int  # not counting the cache tokens below, as the API counts them
     output_tokens: int
     stop_sequence: str | None = None
+    cache_creation_input_tokens: int = 0  # prefix tokens written to the prompt cache (all TTLs)
+    cache_read_input_tokens: int = 0  # prefix tokens read from it
+    cache_creation_1h_input_tokens: int = 0  # the share of the writes with a 1-hour TTL
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """What an engine produced for one embeddings request: one vector per input, and the input tokens."""
+
+    vectors: list[list[float]]
+    input_tokens: int
 
 
 class EngineError(ServiceError):
@@ -114,6 +125,16 @@ class Engine(ABC):
             except EngineError as exc:
                 out.append(exc)
         return out
+
+    def embed(self, inputs: Sequence[str | Sequence[int]], *, model: str,
+              dimensions: int | None = None) -> Embeddings:
+        """Embed each input (a text, or a list of token ids) for the OpenAI ``/v1/embeddings`` API.
+
+        ``model`` is the requested model id, ``dimensions`` the requested vector length (None: the
+        engine's default for that model). Engines without embeddings keep this default, which refuses.
+        """
+        raise EngineError(f"the {self.name!r} engine does not compute embeddings; run the service with "
+                          "--engine echo or --engine llama", error_type="invalid_request_error")
 
     def count_tokens(self, params: Mapping[str, Any]) -> int:
         """Input tokens of a request; the default counts like the echo engine (see ``text.py``)."""

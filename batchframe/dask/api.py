@@ -1,0 +1,54 @@
+"""The verbs of ``ddf.batch``, as functions of the Dask frame: the same arguments and meaning as pandas'.
+
+``submit`` and ``estimate`` go through the one submit path with a :class:`~batchframe.dask.build.PartitionBuild`
+(requests built on the workers; ledger, store and batches on the driver); ``merge`` and ``to_parquet`` read
+each partition's own results on the workers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dask.dataframe as dd
+
+from batchframe import api
+from batchframe.dask import build, export
+from batchframe.dask import merge as merging
+from batchframe.dask.rows import record_partitions
+
+
+def requests(ddf: dd.DataFrame, **kwargs: Any) -> dd.DataFrame:
+    """Dry run, lazily: the request of every row; see :func:`batchframe.dask.build.requests_preview`."""
+    for key in ("betas", "name", "provider", "api_key", "base_url", "new", "max_batch_requests", "max_batch_bytes",
+                "store", "provider_options", "retry", "dedupe", "budget_usd", "max_in_flight", "prime_cache"):
+        kwargs.pop(key, None)  # submit's options, which change no request (as for pandas)
+    return build.requests_preview(ddf, **kwargs)
+
+
+def estimate(ddf: dd.DataFrame, **kwargs: Any) -> api.Estimate:
+    """What :func:`submit` with the same arguments would send and cost; see :func:`batchframe.estimate`."""
+    return api.estimate(None, build=build.PartitionBuild(ddf), **kwargs)
+
+
+def submit(ddf: dd.DataFrame, **kwargs: Any) -> api.Job:
+    """Build on the workers, then submit from here; see :func:`batchframe.submit` for the options.
+
+    The job records each partition's row count, so that :func:`merge` finds a partition's rows directly.
+    """
+    builder = build.PartitionBuild(ddf)
+    job = api.submit(None, build=builder, **kwargs)
+    record_partitions(job, builder.sizes)
+    return job
+
+
+def merge(ddf: dd.DataFrame, job: api.Job | str, *, prefix: str = api.DEFAULT_PREFIX) -> dd.DataFrame:
+    """``ddf`` plus the job's result columns, lazily; see :mod:`batchframe.dask.merge`."""
+    return merging.merge(ddf, api.as_job(job), prefix=prefix)
+
+
+def to_parquet(ddf: dd.DataFrame, path: str | os.PathLike, job: api.Job | str, *,
+               prefix: str = api.DEFAULT_PREFIX) -> list[Path]:
+    """One Parquet file per partition, with the job's metadata; see :mod:`batchframe.dask.export`."""
+    return export.to_parquet(ddf, path, api.as_job(job), prefix=prefix)

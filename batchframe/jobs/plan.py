@@ -1,0 +1,241 @@
+"""What a submit would send, worked out without sending or storing anything: shared by ``submit`` and
+``estimate``, so that an estimate describes exactly the batches its submit creates.
+
+:func:`prepare` builds the requests and their identities (the job fingerprint, each request's ledger
+digest); :func:`plan_requests` decides, given the ledger's matches, which requests go out and in which
+shards (a request identical to an earlier row's, or one the ledger already carries, goes out nowhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from batchframe.errors import InputError
+from batchframe.jobs.ledger import Matches
+from batchframe.jobs.links import linked_shard
+from batchframe.jobs.manifest import plan_shard_records
+from batchframe.jobs.states import ShardRecord, new_shard
+from batchframe.jobs.store import Store, check_index_storable, validate_name
+from batchframe.providers import Endpoint, open_endpoint, provider_class
+from batchframe.providers.base import Codec
+from batchframe.requests.build import RequestSet, build_requests
+from batchframe.requests.fingerprint import fingerprint, request_digests
+from batchframe.requests.keys import first_occurrences
+from batchframe.requests.shards import ShardLimits
+from batchframe.results.merge import input_hashes
+from batchframe.results.typed import typed_columns
+
+
+@dataclass(frozen=True)
+class Built:
+    """Requests built from a frame, with what the job store keeps of the frame: its row labels and, when the
+    frame is not at hand (built elsewhere), each row's input hash (:func:`batchframe.results.merge.input_hashes`).
+    """
+
+    requests: RequestSet
+    index: pd.Index
+    hashes: np.ndarray | None = None
+
+
+#: Builds the requests of a frame that is not a pandas frame in this process (the Dask accessor builds each
+#: partition on its workers): called with :func:`build_requests`' keyword arguments, as ``prepare`` gives them.
+Builder = Callable[..., Built]
+
+
+@dataclass
+class Prepared:
+    """A frame's requests and who would answer them; nothing sent, nothing stored.
+
+    ``answerer`` names the remote side and how it is asked (betas); ``digest`` is the job fingerprint and
+    ``digests`` each request's ledger digest; ``sent_as[i]`` is the request that answers request ``i``.
+    """
+
+    endpoint: Endpoint
+    codec: Codec
+    limits: ShardLimits
+    requests: RequestSet
+    store: Store
+    betas: list[str]
+    answerer: str
+    sent_as: np.ndarray
+    all_lines: list[bytes]
+    digest: str
+    digests: list[bytes]
+    prompt: str
+    built: Built
+    frame: pd.DataFrame | None = None
+
+    @property
+    def index(self) -> pd.Index:
+        """The labels of the frame's rows, in position order."""
+        return self.built.index
+
+    def input_hashes(self) -> np.ndarray:
+        """Each row's input hash: from the build, else hashed from the frame now (only a stored job needs it)."""
+        if self.built.hashes is not None:
+            return self.built.hashes
+        assert self.frame is not None, "a Builder without a frame returns the hashes"
+        return input_hashes(self.frame, self.requests.columns)
+
+
+def prepare(
+    df: pd.DataFrame | None,
+    *,
+    prompt: str,
+    model: str,
+    max_tokens: int | str,
+    name: str | None = None,
+    provider: str | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_batch_requests: int | None = None,
+    max_batch_bytes: int | None = None,
+    max_in_flight: int | None = None,
+    store: str | Store | None = None,
+    provider_options: dict[str, Any] | None = None,
+    betas: Sequence[str] = (),
+    dedupe: bool = True,
+    cache: str | None = None,
+    build: Builder | None = None,
+    **params: Any,
+) -> Prepared:
+    """Build and identify the requests of ``df`` as ``submit`` would (see its parameters).
+
+    ``build`` builds them instead, where ``df`` is not a pandas frame of this process (``df`` is then None):
+    the Dask accessor builds each partition on its workers and hands the driver the requests.
+
+    Examples
+    --------
+    >>> p = prepare(df, prompt="q", model="claude-haiku-4-5", max_tokens=8, provider="local")  # doctest: +SKIP
+    >>> p.requests.n_sent  # doctest: +SKIP
+    40
+    """
+    endpoint = open_endpoint(provider, api_key=api_key, base_url=base_url, **(provider_options or {}))
+    codec = provider_class(endpoint.provider).codec
+    limits = _limits(endpoint, max_batch_requests, max_batch_bytes, max_in_flight)
+    via = provider_class(endpoint.provider).structured_via(model) if isinstance(model, str) else "output_config"
+    built = (build or _in_process(df))(prompt=prompt, model=model, max_tokens=max_tokens, cache=cache,
+                                       schema_via=via, **params)
+    requests = built.requests
+    if requests.structured is not None:
+        typed_columns(requests.structured.schema)  # the typed columns must be derivable before anything is sent
+    if requests.n_sent == 0:
+        raise InputError(f"no row to send: all {requests.n_rows} prompts are empty (NaN, None or blank)")
+    check_index_storable(built.index)
+    if name is not None:
+        validate_name(name)
+    betas = _betas(betas)
+    answerer = endpoint.identity + (f"|betas={','.join(betas)}" if betas else "")  # who answers, and how
+    sent_as = first_occurrences(requests.params) if dedupe else np.arange(requests.n_sent)
+    all_lines = codec.encode_lines(requests.custom_ids, requests.params)
+    # Over every row's line, as before dedupe existed: re-running a cell written then finds its job.
+    digest = fingerprint(answerer + ("" if dedupe else "|dedupe=False"), all_lines)
+    digests = request_digests(answerer, requests.params)
+    store = store if isinstance(store, Store) else Store(store)
+    return Prepared(endpoint, codec, limits, requests, store, betas, answerer, sent_as, all_lines, digest, digests,
+                    prompt, built, df)
+
+
+def _in_process(df: pd.DataFrame | None) -> Builder:
+    if df is None:
+        raise InputError("no frame given: pass a DataFrame")
+
+    def build(**kwargs: Any) -> Built:
+        return Built(build_requests(df, **kwargs), df.index)
+
+    return build
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a new job persists: its rows' requests and how each is answered.
+
+    ``lines`` are the request lines of the rows that carry a request (not answered through an identical
+    row), in position order; ``shard_of`` their shard (sent, or linked to another job of the store);
+    ``send`` the indices (into ``requests.params``) of the requests sent, in shard order, and
+    ``send_lines`` their lines; ``via`` a linked row's position in its source.
+    """
+
+    requests: RequestSet
+    lines: list[bytes]
+    digests: list[bytes]
+    sent_as: np.ndarray
+    shard_of: np.ndarray
+    via: np.ndarray
+    shards: list[ShardRecord]
+    send: np.ndarray
+    send_lines: list[bytes]
+    limits: ShardLimits
+    n_linked: int
+
+    @property
+    def n_sent_shards(self) -> int:
+        """Shards that send requests (the others are linked to jobs of the store)."""
+        return sum(1 for s in self.shards if "linked" not in s)
+
+
+def plan_requests(p: Prepared, matches: Matches | None, *, prime: bool = False) -> Plan:
+    """Shards for the requests of ``p`` that go out: not answered through an identical row, not carried by
+    the ledger (``matches``). With ``prime``, the first request goes alone in shard 0 (see
+    :mod:`batchframe.jobs.waves`).
+
+    Examples
+    --------
+    >>> plan_requests(prepare(df, ...), None).n_sent_shards  # doctest: +SKIP
+    1
+    """
+    requests, all_lines = p.requests, p.all_lines
+    own = np.flatnonzero(p.sent_as == np.arange(requests.n_sent))  # requests that carry their own answer
+    linked = matches.found[own] if matches is not None else np.zeros(len(own), bool)
+    send = own[~linked]
+    send_lines = [all_lines[i] for i in send.tolist()]
+    line_shards, shards = _shard_records(send_lines, p.limits, p.codec, prime=prime)
+    shard_of = np.empty(len(own), np.int32)
+    shard_of[~linked] = line_shards
+    via = np.full(len(own), -1, np.int64)
+    if matches is not None and linked.any():
+        carried = own[linked]
+        sources = list(dict.fromkeys(zip(matches.job[carried].tolist(), matches.uid[carried].tolist(), strict=True)))
+        group = {source: len(shards) + k for k, source in enumerate(sources)}
+        index = np.array([group[s] for s in zip(matches.job[carried], matches.uid[carried], strict=True)], np.int32)
+        shard_of[linked] = index
+        via[linked] = matches.position[carried]
+        for (job, uid), k in group.items():
+            shards.append(linked_shard(k, int((index == k).sum()), job, uid))
+    return Plan(requests, [all_lines[i] for i in own.tolist()], [p.digests[i] for i in own.tolist()], p.sent_as,
+                shard_of, via, shards, send, send_lines, p.limits, int(linked.sum()))
+
+
+def _shard_records(lines: list[bytes], limits: ShardLimits, codec: Codec, *,
+                   prime: bool) -> tuple[np.ndarray, list[ShardRecord]]:
+    if not prime or len(lines) < 2:
+        return plan_shard_records(lines, limits, codec)
+    # The priming request alone first: its batch writes the cache that the others then read.
+    rest_of, rest = plan_shard_records(lines[1:], limits, codec)
+    for record in rest:
+        record["index"] += 1
+    first = new_shard(0, 1, codec.body_size([len(lines[0])]))
+    return np.concatenate([[0], rest_of + 1]).astype(np.int32), [first, *rest]
+
+
+def _betas(betas: Sequence[str]) -> list[str]:
+    if isinstance(betas, str) or not all(isinstance(b, str) and b and "," not in b for b in betas):
+        raise InputError(f"betas must be a list of beta names, e.g. ['structured-outputs-2025-11-13'], got {betas!r}")
+    return list(betas)
+
+
+def _limits(endpoint: Endpoint, max_requests: int | None, max_bytes: int | None,
+            max_in_flight: int | None) -> ShardLimits:
+    own = provider_class(endpoint.provider).limits()
+    if max_in_flight is not None:
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int | np.integer) or max_in_flight < 1:
+            raise InputError(f"max_in_flight must be a whole number >= 1, got {max_in_flight!r}")
+        # A shard bigger than what may be queued at once could never go: shards are cut to fit.
+        max_requests = min(max_requests or own.max_requests, int(max_in_flight))
+    wanted = ShardLimits(max_requests=max_requests or own.max_requests, max_bytes=max_bytes or own.max_bytes)
+    return wanted.within(own)

@@ -1,0 +1,228 @@
+"""End to end, through the public API, against the local service: results ingest and submit, batchframe vs
+the official ``anthropic`` SDK's recipe, at several sizes, in one run.
+
+* **Ingest, SDK recipe**: ``client.messages.batches.results(id)`` of every batch, looped into a dict by
+  ``custom_id``, then mapped onto the frame's rows (text, status, input and output tokens).
+* **Ingest, batchframe**: ``Job.open`` + ``job.wait()`` (harvest to the job store) + ``df.batch.merge(job)``.
+
+Both ingest the *same* batches (batchframe's; the SDK recipe's custom_ids are the same ``r<row>``), each in a
+fresh process that has already imported its libraries and read the frame; both start after the service
+reports every batch ended, so the service's processing time is excluded. Each reports its wall time and its
+peak RSS above its own baseline (``VmHWM`` after resetting it through ``/proc/self/clear_refs``, minus
+``VmRSS`` at the start), set against the bytes of results JSONL.
+
+* **Submit, SDK recipe**: build the request list from the frame, then ``client.messages.batches.create`` per
+  100,000 requests (those batches are then canceled so the service does not process them).
+* **Submit, batchframe**: ``df.batch.submit(...)``.
+
+Targets (issue 14): ingest >= 10x the SDK at every size; ingest peak RSS above baseline <= 1x the results
+JSONL at 300k; submit >= 3x. The service runs as ``batchframe serve`` in its own process with the echo engine.
+Run: ``.venv/bin/python benchmarks/bench_e2e.py [--sizes 100000,300000,1000000]``. The machine is shared:
+figures vary with load, which is printed with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+KEY = "bench-key"
+MODEL = "claude-haiku-4-5"
+PROMPT = "Summarize the review '{title}': {body}"
+HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+
+
+def frame(n: int) -> pd.DataFrame:
+    """``n`` distinct reviews; no row is shared with the frame of another size (the job store's ledger would
+    answer it from that job instead of sending it)."""
+    rng = np.random.default_rng(0)
+    words = np.array("great poor fine delivery price quality support return late broken love".split())
+    bodies = [" ".join(rng.choice(words, 30)) for _ in range(min(n, 10_000))]
+    return pd.DataFrame(
+        {"title": [f"Review {n}-{i}" for i in range(n)], "body": [bodies[i % len(bodies)] for i in range(n)]},
+        index=pd.Index([f"rev-{i:08d}" for i in range(n)], name="review_id"),
+    )
+
+
+# -- the children: one ingest each, in a fresh process ------------------------------------------------------
+def _rss(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
+
+
+def _measured(work) -> dict:
+    """Time ``work`` and its peak RSS above the RSS at its start (the high-water mark is reset first).
+
+    ``work`` gets a ``mark(name)`` callback that records the peak so far under ``name``."""
+    import gc
+
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    base = _rss("VmRSS")
+    marks: dict = {}
+    start = time.perf_counter()
+    out = work(lambda name: marks.setdefault(name, _rss("VmHWM") - base))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_over_base": _rss("VmHWM") - base, "rows": len(out), **marks}
+
+
+def child_sdk(args: argparse.Namespace) -> dict:
+    import anthropic
+
+    df = pd.read_parquet(args.frame)
+    client = anthropic.Anthropic(api_key=KEY, base_url=args.base_url, max_retries=0)
+
+    def work(mark) -> pd.DataFrame:
+        results = {}
+        for batch_id in args.batch_ids.split(","):
+            for item in client.messages.batches.results(batch_id):
+                results[item.custom_id] = item.result
+        rows = [results.get(f"r{i}") for i in range(len(df))]
+        ok = [r if r is not None and r.type == "succeeded" else None for r in rows]
+        out = df.copy()
+        out["status"] = [r.type if r is not None else None for r in rows]
+        out["text"] = ["".join(b.text for b in r.message.content if b.type == "text") if r else None for r in ok]
+        out["input_tokens"] = [r.message.usage.input_tokens if r else None for r in ok]
+        out["output_tokens"] = [r.message.usage.output_tokens if r else None for r in ok]
+        return out
+
+    return _measured(work)
+
+
+def child_batchframe(args: argparse.Namespace) -> dict:
+    import batchframe  # noqa: F401  (registers the df.batch accessor)
+
+    df = pd.read_parquet(args.frame)
+
+    def work(mark) -> pd.DataFrame:
+        job = batchframe.open_job(args.job, store=args.store, base_url=args.base_url)
+        job.wait(poll_interval=0.05)
+        mark("harvest_peak")  # every shard streamed to the store: bounded by the block size, not the job
+        return df.batch.merge(job)
+
+    return _measured(work)
+
+
+def run_child(kind: str, **options: str) -> dict:
+    argv = [sys.executable, __file__, "--child", kind, *[f"--{k.replace('_', '-')}={v}" for k, v in options.items()]]
+    env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "BATCHFRAME_NO_PROGRESS": "1"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=3600)
+    if done.returncode:
+        raise RuntimeError(f"{kind} ingest failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- the parent: submit, wait, then time the ingests ------------------------------------------------------
+def sdk_submit(df: pd.DataFrame, base_url: str) -> tuple[float, list[str]]:
+    import anthropic
+
+    client = anthropic.Anthropic(api_key=KEY, base_url=base_url, max_retries=0, timeout=600)
+    start = time.perf_counter()
+    requests = [
+        {"custom_id": f"r{i}", "params": {"model": MODEL, "max_tokens": 64,
+                                          "messages": [{"role": "user", "content": PROMPT.format(title=t, body=b)}]}}
+        for i, (t, b) in enumerate(zip(df["title"], df["body"], strict=True))
+    ]
+    ids = [client.messages.batches.create(requests=requests[a : a + 100_000]).id
+           for a in range(0, len(requests), 100_000)]
+    seconds = time.perf_counter() - start
+    for batch_id in ids:
+        client.messages.batches.cancel(batch_id)
+    return seconds, ids
+
+
+def wait_ended(http: httpx.Client, batch_ids: list[str], limit_s: float = 3600) -> None:
+    deadline = time.monotonic() + limit_s
+    for batch_id in batch_ids:
+        while http.get(f"/v1/messages/batches/{batch_id}").json()["processing_status"] != "ended":
+            if time.monotonic() > deadline:
+                raise TimeoutError(batch_id)
+            time.sleep(0.2)
+
+
+def results_bytes(http: httpx.Client, batch_ids: list[str]) -> int:
+    total = 0
+    for batch_id in batch_ids:
+        with http.stream("GET", f"/v1/messages/batches/{batch_id}/results") as response:
+            total += sum(len(chunk) for chunk in response.iter_raw(1 << 20))
+    return total
+
+
+def one_size(n: int, tmp: Path, base_url: str) -> dict:
+    import batchframe  # noqa: F401  (registers the df.batch accessor)
+
+    df = frame(n)
+    df.to_parquet(tmp / f"frame-{n}.parquet")
+    t_sdk_submit, sdk_ids = sdk_submit(df, base_url)
+    store = str(tmp / f"store-{n}")
+    start = time.perf_counter()
+    job = df.batch.submit(prompt=PROMPT, model=MODEL, max_tokens=64, provider="anthropic", api_key=KEY,
+                          base_url=base_url, name=f"e2e-{n}", store=store)
+    t_submit = time.perf_counter() - start
+    ids = job.batch_ids()
+    assert len(ids) == -(-n // 100_000), f"{len(ids)} batches for {n:,} rows: some rows were not sent"
+    job.close()
+    del df
+    with httpx.Client(base_url=base_url, headers=HEADERS, timeout=600) as http:
+        wait_ended(http, ids + sdk_ids)
+        jsonl = results_bytes(http, ids)
+    common = {"base_url": base_url, "frame": str(tmp / f"frame-{n}.parquet")}
+    sdk = run_child("sdk", batch_ids=",".join(ids), **common)
+    ours = run_child("batchframe", job=f"e2e-{n}", store=store, **common)
+    assert sdk["rows"] == ours["rows"] == n
+    return {"n": n, "shards": len(ids), "jsonl": jsonl, "sdk": sdk, "ours": ours,
+            "sdk_submit": t_sdk_submit, "submit": t_submit}
+
+
+def print_table(rows: list[dict]) -> None:
+    load = os.getloadavg()
+    print(f"bench_e2e: ingest and submit through the public API, local service (echo engine); "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    print(f"{'rows':>10} {'shards':>6} {'JSONL MB':>9} | {'SDK ingest':>10} {'bf ingest':>9} {'ratio':>6} | "
+          f"{'SDK RSS+':>8} {'bf RSS+':>8} {'bf/JSONL':>8} {'harvest':>8} | {'SDK submit':>10} {'bf submit':>9} "
+          f"{'ratio':>6}")
+    for r in rows:
+        sdk, ours, mb = r["sdk"], r["ours"], r["jsonl"] / 1e6
+        print(f"{r['n']:>10,} {r['shards']:>6} {mb:>9.0f} | {sdk['seconds']:>9.2f}s {ours['seconds']:>8.2f}s "
+              f"{sdk['seconds'] / ours['seconds']:>5.1f}x | {sdk['peak_over_base'] / 1e6:>6.0f}MB "
+              f"{ours['peak_over_base'] / 1e6:>6.0f}MB {ours['peak_over_base'] / r['jsonl']:>7.2f}x "
+              f"{ours['harvest_peak'] / 1e6:>6.0f}MB | "
+              f"{r['sdk_submit']:>9.2f}s {r['submit']:>8.2f}s {r['sdk_submit'] / r['submit']:>5.1f}x")
+    print("RSS+: peak RSS of the ingest process above its start; harvest: that peak by the end of job.wait()")
+    print("targets: ingest ratio >= 10x; bf RSS+ <= 1x JSONL at 300k; submit ratio >= 3x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,300000,1000000")
+    parser.add_argument("--child", choices=["sdk", "batchframe"])
+    for option in ("base-url", "frame", "batch-ids", "job", "store"):
+        parser.add_argument(f"--{option}")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps((child_sdk if args.child == "sdk" else child_batchframe)(args)))
+        return
+    from batchframe.server import spawn
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, spawn(data_dir=Path(tmp) / "service") as service:
+        for n in (int(s) for s in args.sizes.split(",")):
+            rows.append(one_size(n, Path(tmp), service.base_url))
+            print(f"  done {n:,} rows", file=sys.stderr)
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
