@@ -35,6 +35,15 @@ class BatchAccessor:
         """
         return api.submit(self._df, **kwargs)
 
+    def embed(self, input: str, **kwargs: Any) -> api.Job:
+        """Embed a text column (or a template over columns) of every row; see :func:`batchframe.api.embed`.
+
+        Examples
+        --------
+        >>> job = df.batch.embed("review", model="text-embedding-3-small", provider="openai")  # doctest: +SKIP
+        """
+        return api.embed(self._df, input, **kwargs)
+
     def estimate(self, **kwargs: Any) -> api.Estimate:
         """What :meth:`submit` with the same arguments would send and cost; nothing billable is sent.
 

@@ -19,6 +19,7 @@ import os
 import pandas as pd
 
 from batchframe.jobs.catalog import jobs, open_job, remote_batches
+from batchframe.jobs.embed import embed
 from batchframe.jobs.estimate import Estimate, estimate
 from batchframe.jobs.job import Job
 from batchframe.jobs.store import Store
@@ -32,6 +33,7 @@ __all__ = [
     "Job",
     "Store",
     "as_job",
+    "embed",
     "estimate",
     "jobs",
     "open_job",

@@ -23,16 +23,16 @@ import pyarrow.parquet as pq
 from batchframe.errors import TransportError
 from batchframe.jobs.labels import read_labels
 from batchframe.jobs.links import answered_elsewhere
-from batchframe.jobs.manifest import iter_shards
+from batchframe.jobs.manifest import is_embeddings, iter_shards
 from batchframe.jobs.shard_file import ResultsFiles, ShardSink, read_columns
 from batchframe.jobs.states import ShardState, state_of
 from batchframe.jobs.store import Store
 from batchframe.providers.base import Provider
 from batchframe.providers.prefetch import read_ahead
-from batchframe.results.combine import combine, to_frame
+from batchframe.results.combine import combine, latest_per_position, to_frame
 from batchframe.results.cost import PriceLookup, cost_array
 from batchframe.results.export import replacing
-from batchframe.results.schema import DEFAULT_PREFIX, INPUT_HASH, SAME_AS, SKIPPED
+from batchframe.results.schema import DEFAULT_PREFIX, EMBEDDING, INPUT_HASH, SAME_AS, SKIPPED
 
 #: Downloads of one shard's results per harvest before giving up until the next refresh.
 MAX_DOWNLOADS = 4
@@ -120,7 +120,8 @@ def harvest_shard(
     known, positions = shard_mapping(store, name, attempt, shard["index"])
     index = read_labels(store.read_table(store.requests_path(name, 1), columns=["position"]))
     sink = ShardSink(known, positions, index[positions], attempt=attempt, batch_id=shard["batch_id"],
-                     price_for=provider.pricer(manifest["model"])[0], metadata=_metadata(manifest, attempt, shard))
+                     price_for=provider.pricer(manifest["model"])[0], metadata=_metadata(manifest, attempt, shard),
+                     extra=[EMBEDDING] if is_embeddings(manifest) else [])
     path = store.results_path(name, attempt, shard["index"])
     with replacing(path) as tmp, sink.open(tmp):
         download(provider, shard["batch_id"], len(known), sink.write)
@@ -180,4 +181,21 @@ def stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLo
     with ResultsFiles(paths) as files:  # read a column at a time: the results are never held twice
         table = combine(len(skipped), skipped, files.keys(), pricer=pricer, same_as=same_as, linked=linked,
                         read_column=files.column)
+    if is_embeddings(manifest):
+        table = table.append_column(EMBEDDING.name, _vectors(paths, len(skipped), same_as))
     return to_frame(table, index, prefix)
+
+
+def _vectors(paths: list[Any], n_rows: int, same_as: np.ndarray | None) -> pa.Array:
+    """Each row's vector at its latest attempt (fanned out to rows answered through an identical one)."""
+    tables = [pq.read_table(p, columns=["position", "attempt", EMBEDDING.name]) for p in paths]
+    found = latest_per_position(tables) if tables else pa.table({"position": pa.array([], pa.int64())})
+    take = np.full(n_rows, -1, np.int64)
+    take[found.column("position").to_numpy()] = np.arange(found.num_rows)
+    if same_as is not None:
+        other = (same_as >= 0) & (same_as != np.arange(n_rows))
+        take[other] = take[same_as[other]]
+    if not found.num_rows:
+        return pa.nulls(n_rows, EMBEDDING.type)
+    vectors = found.column(EMBEDDING.name).take(pa.array(take, mask=take < 0)).combine_chunks()
+    return vectors.cast(EMBEDDING.type)  # Parquet names the list's item "element": one dtype whatever was read

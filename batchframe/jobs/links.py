@@ -25,12 +25,12 @@ import pyarrow.compute as pc
 from batchframe.errors import JobError
 from batchframe.jobs.labels import labels_table, read_labels
 from batchframe.jobs.ledger import job_uid
-from batchframe.jobs.manifest import iter_shards
+from batchframe.jobs.manifest import is_embeddings, iter_shards
 from batchframe.jobs.outcomes import latest_results, store_reader
 from batchframe.jobs.states import ShardRecord, ShardState, move, new_shard, state_of
 from batchframe.jobs.store import Store
 from batchframe.results.combine import latest_per_position
-from batchframe.results.schema import HARVEST_SCHEMA
+from batchframe.results.schema import EMBEDDING, HARVEST_SCHEMA
 from batchframe.types import empty_counts
 
 #: Opens another job of the store for a refresh (a :class:`~batchframe.jobs.job.Job` with this job's endpoint).
@@ -180,7 +180,8 @@ def _copy_answers(store: Store, name: str, shard: dict[str, Any], source: str, s
                   positions: np.ndarray, via: np.ndarray) -> dict[str, Any]:
     """Write the source's stored answers for ``via`` as this shard's results at ``positions``; the shard's
     fields as it moves to ``harvested``."""
-    tables = [store.read_table(store.job_dir(source) / s["results_file"], columns=HARVEST_SCHEMA.names)
+    columns = HARVEST_SCHEMA.names + ([EMBEDDING.name] if is_embeddings(source_manifest) else [])
+    tables = [store.read_table(store.job_dir(source) / s["results_file"], columns=columns)
               for _, s in iter_shards(source_manifest) if state_of(s) is ShardState.HARVESTED]
     found = latest_per_position(tables) if tables else HARVEST_SCHEMA.empty_table()
     row_of = pd.Index(found.column("position").to_numpy()).get_indexer(via)

@@ -262,3 +262,14 @@ def known_sum(values: Iterable[Any]) -> float | None:
     """
     known = [float(v) for v in values if v is not None]
     return sum(known) if known else None
+
+
+def is_embeddings(manifest: dict[str, Any]) -> bool:
+    """Whether a job embeds (its results carry vectors) rather than asks for answers.
+
+    Examples
+    --------
+    >>> is_embeddings({"request": {"endpoint": "embeddings"}}), is_embeddings({"request": {}})
+    (True, False)
+    """
+    return (manifest.get("request") or {}).get("endpoint") == "embeddings"

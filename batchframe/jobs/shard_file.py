@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import tempfile  # noqa: F401  (the doctests use it)
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -122,16 +122,19 @@ class ShardSink:
     """
 
     def __init__(self, known: pa.Array, positions: np.ndarray, labels: pd.Index, *, attempt: int,
-                 batch_id: str, price_for: PriceLookup, metadata: dict[str, Any]):
+                 batch_id: str, price_for: PriceLookup, metadata: dict[str, Any], extra: Sequence[pa.Field] = ()):
         self.known, self.positions, self.attempt, self.batch_id = known, positions, attempt, batch_id
         self.price_for = price_for
         self.seen = np.zeros(len(known), dtype=bool)
         self._order = np.argsort(positions, kind="stable")
         self._lookup: pd.Index | None = None
         # The schema comes from all the shard's labels at once, so every block gets the same column types.
-        empty = {f.name: pd.arrays.ArrowExtensionArray(pa.nulls(len(known), f.type)) for f in HARVEST_SCHEMA}
+        # ``extra``: columns some results carry beyond RESULT_SCHEMA (an embeddings job's vectors), kept too.
+        self.extra = list(extra)
+        fields = [*HARVEST_SCHEMA, *self.extra]
+        empty = {f.name: pd.arrays.ArrowExtensionArray(pa.nulls(len(known), f.type)) for f in fields}
         table, names = labels_table(labels, empty)
-        self.labels = table.drop_columns(HARVEST_SCHEMA.names)
+        self.labels = table.drop_columns([f.name for f in fields])
         meta = json.dumps({**metadata, **names}, default=str).encode()
         self.schema = table.schema.with_metadata({**(table.schema.metadata or {}), METADATA_KEY: meta})
         self.counts: Counter[str] = Counter()
@@ -167,7 +170,9 @@ class ShardSink:
         labels = self.labels.take(pa.array(rows)).columns
         if self._writer is None:
             raise RuntimeError("ShardSink.write outside ShardSink.open")
-        columns = [*(table.column(f.name) for f in RESULT_SCHEMA), *extra, *labels]
+        kept = [table.column(f.name) if f.name in table.column_names else pa.nulls(len(rows), f.type)
+                for f in self.extra]
+        columns = [*(table.column(f.name) for f in RESULT_SCHEMA), *extra, *kept, *labels]
         self._writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
         return len(rows)
 

@@ -75,15 +75,16 @@ def submit(
         See :func:`batchframe.requests.build.build_requests` (templates, per-row columns, documents, images).
     name : str, optional
         Job name (a folder of the job store); generated when omitted.
-    provider : {"anthropic", "local"}, optional
+    provider : {"anthropic", "local", "openai"}, optional
         Default ``$BATCHFRAME_PROVIDER`` or ``"anthropic"`` (which needs ``ANTHROPIC_API_KEY``).
     api_key, base_url : str, optional
-        Override ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``. The key is never stored, and goes only to
-        the environment's host or a ``base_url`` passed explicitly; plain ``http://`` only to loopback.
+        Override the provider's key and host variables (``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``,
+        ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``). The key is never stored, and goes only to the environment's
+        host or a ``base_url`` passed explicitly; plain ``http://`` only to loopback.
     new : bool
-        Submit again even if the same requests were already submitted (pays again). Without it, a
-        submit whose fingerprint matches a job of the store returns that job, whatever ``name`` says,
-        and only sends its shards that were never created.
+        Pay again on purpose: nothing is taken from the store's ledger. Without it, the same cell run again
+        returns its job; an edited frame under the same name becomes the name's next revision; and any
+        request the ledger already carries (under any name, frame or revision) is not sent again.
     max_batch_requests, max_batch_bytes : int, optional
         Lower the per-batch limits (defaults: the provider's, 100,000 requests and 256 MB).
     store : str or Store, optional
@@ -153,7 +154,8 @@ def submit(
                 _check_budget(price_plan(p, plan, prime=prime_cache, retry=retry), plan, budget_usd)
             spec = {"prompt": prompt, "betas": p.betas, "cache": cache,
                     "columns": [name_to_json(c) for c in requests.columns],
-                    **({"structured": requests.structured.to_json()} if requests.structured else {})}
+                    **({"structured": requests.structured.to_json()} if requests.structured else {}),
+                    **({"endpoint": requests.endpoint} if requests.endpoint != "messages" else {})}
             _persist_new(store, job_name, p, plan, p.endpoint, digest, spec, previous, waves)
     job = Job(job_name, store=store, endpoint=p.endpoint, retry=retry)
     job.send_unsent(plan.send_lines if fresh else None, fingerprint=digest)

@@ -108,6 +108,8 @@ class Capabilities:
     needs_upload: bool = False
     #: Whether a batch carries a client-chosen tag (metadata) that identifies its job after a crash.
     client_tags: bool = False
+    #: Whether the API has batch embeddings (``df.batch.embed``).
+    embeddings: bool = False
 
 
 class Codec(Protocol):

@@ -127,6 +127,8 @@ class RequestSet:
     cache: CachePrefix | None = None
     #: The answer's schema and how it is asked for (``schema=``, or a forced tool); None without one.
     structured: Structured | None = None
+    #: What the requests ask for: ``"messages"`` (an answer), or ``"embeddings"`` (a vector of ``input``).
+    endpoint: str = "messages"
 
     @property
     def n_sent(self) -> int:

@@ -30,6 +30,8 @@ RESULT_SCHEMA = pa.schema(
         ("tool_use", pa.string()),
     ]
 )
+#: The vector of an embeddings result, kept (with RESULT_SCHEMA) in the results of an embeddings job only.
+EMBEDDING = pa.field("embedding", pa.list_(pa.float32()))
 #: Columns a harvested table adds to RESULT_SCHEMA.
 HARVEST_FIELDS = [
     pa.field("position", pa.int64()),

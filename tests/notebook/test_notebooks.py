@@ -57,7 +57,8 @@ def test_openai_notebook_runs_keyless_with_both_protocols_side_by_side(tmp_path,
     assert stderr_of(nb) == []
     both = outputs_text(tagged(nb, "both"))
     assert "side-by-side-claude" in both and "side-by-side-gpt" in both and "openai" in both
-    assert "same result columns: True" in outputs_text(nb["cells"][-1])
+    assert "same result columns: True" in outputs_text(tagged(nb, "columns"))
+    assert "list<item: float>[pyarrow] 16" in outputs_text(tagged(nb, "embed"))
     merged = outputs_text(tagged(nb, "merge"))
     assert "max_tokens" in merged and "Is this review" in merged  # echo answers with the prompt, cut at 16
 

@@ -132,3 +132,66 @@ def test_sigkill_between_upload_and_create_pays_once_and_leaks_no_file(service, 
     assert len(batches(service)) == 1 and paid(service) == 5
     assert df.batch.merge(job)["llm_status"].tolist() == ["succeeded"] * 5
     assert input_files(service) == []
+
+
+def test_an_embeddings_column_round_trips_with_skipped_rows(service):
+    import numpy as np
+
+    df = pd.DataFrame({"text": ["a red apple", None, "a green pear", "a red apple", ""]},
+                      index=pd.Index([10, 11, 12, 13, 14], name="id"))
+    job = df.batch.embed("text", model="text-embedding-3-small", dimensions=8, provider="openai", api_key=KEY,
+                         base_url=f"{service.base_url}/v1", retry=FAST, name="vectors")
+    job.wait(poll_interval=0.05, timeout=60)
+    merged = df.batch.merge(job)
+    assert merged["llm_status"].tolist() == ["succeeded", "skipped", "succeeded", "succeeded", "skipped"]
+    assert str(merged["llm_embedding"].dtype) == "list<item: float>[pyarrow]"
+    for label in (10, 12):
+        want = api(service, "POST", "/embeddings", json={"model": "text-embedding-3-small", "dimensions": 8,
+                                                        "input": df.loc[label, "text"]})["data"][0]["embedding"]
+        assert np.allclose(merged.loc[label, "llm_embedding"], want, atol=1e-6)
+    assert merged.loc[13, "llm_embedding"] == merged.loc[10, "llm_embedding"] and merged.loc[13, "llm_reused"]
+    assert pd.isna(merged.loc[11, "llm_embedding"]) and paid(service) == 2
+    assert (merged["llm_input_tokens"].dropna() > 0).all()
+    again = df.batch.embed("text", model="text-embedding-3-small", dimensions=8, provider="openai", api_key=KEY,
+                           base_url=f"{service.base_url}/v1", retry=FAST, name="vectors-again")
+    again.wait(poll_interval=0.05, timeout=60)  # another name, the same requests: answered by the ledger
+    assert paid(service) == 2
+    assert df.batch.merge(again)["llm_embedding"].tolist() == merged["llm_embedding"].tolist()
+
+
+def test_a_provider_without_embeddings_says_so_and_sends_nothing(service):
+    df = pd.DataFrame({"text": ["x"]})
+    with pytest.raises(batchframe.ConfigError, match="no batch embeddings API"):
+        df.batch.embed("text", provider="anthropic", api_key=KEY, base_url=service.base_url)
+    assert batches(service) == []
+
+
+def test_the_cli_submits_waits_and_writes_results_of_an_openai_job(service, tmp_path, monkeypatch, capsys):
+    from batchframe.cli.main import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{service.base_url}/v1")
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": ["a", "b"], "text": ["one", "two"]}).to_csv(source, index=False)
+    args = ["submit", str(source), "--prompt", "Say: {text}", "--model", "gpt-4o-mini", "--max-tokens", "20",
+            "--index-col", "id", "--name", "cli-oa", "--provider", "openai", "--wait", "--poll-interval", "0.05"]
+    assert main(args) == 0 and "· ended" in capsys.readouterr().out
+    assert main(args) == 0 and paid(service) == 2  # a re-run pays nothing
+    out = tmp_path / "out.parquet"
+    assert main(["results", "cli-oa", "-o", str(out), "--input", str(source), "--index-col", "id"]) == 0
+    assert pd.read_parquet(out)["llm_text"].tolist() == ["Say: one", "Say: two"]
+    assert main(["status", "cli-oa"]) == 0 and "succeeded 2" in capsys.readouterr().out
+
+
+def test_a_batch_where_every_row_failed_has_only_an_error_file_and_every_row_says_why(service_factory):
+    from batchframe.server import Faults
+
+    failing = service_factory(faults=Faults(request_error_rate=1.0, request_error_type="overloaded_error"))
+    df = frame(3)
+    job = submit(df, failing, name="all-failed")
+    job.wait(poll_interval=0.05, timeout=60)
+    (batch,) = batches(failing)
+    assert batch["status"] == "completed" and not batch.get("output_file_id") and batch["error_file_id"]
+    merged = df.batch.merge(job)
+    assert merged["llm_status"].tolist() == ["errored"] * 3 and merged["llm_error_type"].notna().all()
+    assert job.retry() == 3  # a transient error type: resent

@@ -54,7 +54,8 @@ class OpenAIProvider(Provider):
     base_url_variable = "OPENAI_BASE_URL"
     default_base_url = DEFAULT_BASE_URL
     # 50,000 requests and 200 MB of input file per batch; requests go up as a file; batches carry metadata.
-    capabilities = Capabilities(max_requests=50_000, max_bytes=200_000_000, needs_upload=True, client_tags=True)
+    capabilities = Capabilities(max_requests=50_000, max_bytes=200_000_000, needs_upload=True, client_tags=True,
+                                embeddings=True)
     codec: ClassVar[Codec] = wire
 
     @classmethod

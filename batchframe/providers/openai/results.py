@@ -19,13 +19,13 @@ from __future__ import annotations
 import orjson
 import pyarrow as pa
 
-from batchframe.results.schema import RESULT_SCHEMA
+from batchframe.results.schema import EMBEDDING, RESULT_SCHEMA
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
          "content_filter": "refusal"}
 _LATE = {"batch_expired": "expired", "batch_cancelled": "canceled", "batch_canceled": "canceled"}
 #: The result schema plus the embedding vector of an embeddings line.
-SCHEMA = pa.schema([*RESULT_SCHEMA, pa.field("embedding", pa.list_(pa.float32()))])
+SCHEMA = pa.schema([*RESULT_SCHEMA, EMBEDDING])
 
 
 class ResultParser:
