@@ -8,6 +8,7 @@ provider) for its lifetime, not one per poll; it is closed by :meth:`Job.close` 
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import weakref
 from collections.abc import Collection, Iterator, Sequence
@@ -17,10 +18,11 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from batchframe.errors import BudgetError, InputError, OrphanBatchError
+from batchframe.errors import APIError, BudgetError, InputError, JobNotFoundError, OrphanBatchError, TransportError
 from batchframe.jobs import delete, links, polling, resubmit, structured, waves
 from batchframe.jobs.harvest import harvest_shard, stored_results, submitted_hashes
 from batchframe.jobs.labels import name_from_json
+from batchframe.jobs.ledger import job_uid
 from batchframe.jobs.manifest import iter_shards, job_status, now
 from batchframe.jobs.orphans import adopt_chosen, reconcile, verify_adopted
 from batchframe.jobs.send import send_shard, shard_lines
@@ -32,6 +34,8 @@ from batchframe.providers.http import RetryPolicy
 from batchframe.results.merge import input_hashes, merge_into
 from batchframe.results.schema import DEFAULT_PREFIX, check_prefix
 from batchframe.types import JobStatus
+
+log = logging.getLogger("batchframe")
 
 
 class Job:
@@ -57,6 +61,9 @@ class Job:
     ):
         self.store = store or Store()
         self._manifest = self.store.read_manifest(name)
+        # The job this handle is on: a later revision under the same name moves it to <name>~r<N>, and the
+        # handle follows it there (see _follow) rather than act on another frame's rows.
+        self._uid = job_uid(self._manifest)
         self._endpoint = endpoint
         self._http_policy = retry or RetryPolicy()
         self._api_key = api_key
@@ -181,9 +188,21 @@ class Job:
         ...     provider.retrieve(manifest["attempts"][0]["shards"][0]["batch_id"]).state
         'ended'
         """
+        self._follow()
         with self.store.lock(self.name):
             self._manifest = self.store.read_manifest(self.name)
             yield self._manifest, self._connected()
+
+    def _follow(self) -> None:
+        """Stay on the job this handle was opened on, wherever a revision of its name moved it."""
+        try:
+            if job_uid(self.store.read_manifest(self.name)) == self._uid:
+                return
+        except JobNotFoundError:
+            pass
+        moved = links.find_job(self.store, self._uid, self.name)
+        if moved is not None:
+            self._manifest = self.store.read_manifest(moved)
 
     def _connected(self) -> Provider:
         with self._connection_lock:
@@ -303,9 +322,8 @@ class Job:
                     fields.update(structured.shard_parse_counts(self.store, manifest, fields["results_file"]))
                     move(shard, ShardState.HARVESTED, **fields)
                     self.save()
-                    if shard.get("staged"):  # an uploaded input file is not needed once the batch ended
-                        provider.unstage(shard.pop("staged"))
-                        self.save()
+                if state_of(shard) is ShardState.HARVESTED and shard.get("staged"):
+                    _unstage(provider, shard, self.save)  # an uploaded input file is not needed once it ended
         return self.status
 
     def _open_source(self, name: str) -> Job:
@@ -461,6 +479,7 @@ class Job:
         >>> job.results()["llm_status"].value_counts()  # doctest: +SKIP
         """
         check_prefix(prefix)
+        self._follow()
         with self.store.lock(self.name):
             self._manifest = self.store.read_manifest(self.name)
             price_for, _ = provider_class(self.provider_name).pricer(self.model)
@@ -514,6 +533,16 @@ class Job:
         ['msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d']
         """
         return [s["batch_id"] for _, s in iter_shards(self._manifest) if s.get("batch_id")]
+
+
+def _unstage(provider: Provider, shard: dict[str, Any], save: Any) -> None:
+    try:
+        provider.unstage(shard["staged"])
+    except (APIError, TransportError) as exc:  # kept on the shard: the next refresh tries again
+        log.warning("could not delete the input file of batch %s: %s", shard.get("batch_id"), exc)
+        return
+    del shard["staged"]
+    save()
 
 
 def _reconcile_or_error(store: Store, manifest: dict, provider: Provider, save: Any) -> OrphanBatchError | None:

@@ -171,6 +171,10 @@ def _usable_rows(store: Store, name: str, manifest: dict[str, Any]) -> tuple[np.
     waits = (shard_keys[at] == row_keys) & shard_waits[at] & (outcome["attempt"] > 0)
     answered = outcome["harvested"] & (outcome["status"] == "succeeded")
     usable = answered | (waits & ~outcome["harvested"])
+    # A retry that changed the request (another max_tokens) answered another request than the digest says.
+    changed = [r["attempt"] for r in manifest["attempts"] if r.get("max_tokens") is not None]
+    if changed:
+        usable &= ~np.isin(outcome["attempt"], changed)
     positions = table.column("position").to_numpy()
     keep = usable[positions] & table.column(DIGEST).is_valid().to_numpy()
     rank = np.where(answered[positions[keep]], _ANSWERED, _IN_FLIGHT)

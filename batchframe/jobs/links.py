@@ -13,6 +13,7 @@ them into *linked* shards, with no batch of their own. :func:`settle` moves such
 
 from __future__ import annotations
 
+import logging
 import tempfile  # noqa: F401  (the doctests use it)
 from collections.abc import Callable
 from typing import Any
@@ -22,17 +23,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchframe.errors import JobError
+from batchframe.errors import APIError, JobError, TransportError
 from batchframe.jobs.labels import labels_table, read_labels
 from batchframe.jobs.ledger import job_uid
 from batchframe.jobs.manifest import is_embeddings, iter_shards
 from batchframe.jobs.outcomes import latest_results, store_reader
-from batchframe.jobs.states import ShardRecord, ShardState, move, new_shard, state_of
+from batchframe.jobs.states import ShardRecord, ShardState, move, new_shard, refused_outright, state_of
 from batchframe.jobs.store import Store
 from batchframe.results.combine import latest_per_position
 from batchframe.results.schema import EMBEDDING, HARVEST_SCHEMA
 from batchframe.types import empty_counts
 
+log = logging.getLogger("batchframe")
 #: Opens another job of the store for a refresh (a :class:`~batchframe.jobs.job.Job` with this job's endpoint).
 Opener = Callable[[str], Any]
 #: The requests file's column giving a linked row's position in its source job (-1 for other rows).
@@ -73,12 +75,23 @@ def source_of(store: Store, shard: dict[str, Any]) -> str | None:
     >>> source_of(Store(tempfile.mkdtemp()), linked_shard(0, 1, "j", "u")) is None
     True
     """
-    link = shard["linked"]
-    candidates = [link["job"]] + [n for n in store.names(revisions=True) if n.startswith(f"{link['job']}~")]
-    candidates += store.names(revisions=True)
+    return find_job(store, shard["linked"]["uid"], shard["linked"]["job"])
+
+
+def find_job(store: Store, uid: str, hint: str) -> str | None:
+    """The folder of the job whose uid is ``uid``, looked for first at ``hint`` and its revisions; None if gone.
+
+    Examples
+    --------
+    >>> find_job(Store(tempfile.mkdtemp()), "u1", "weekly") is None
+    True
+    """
+    base = hint.split("~r")[0]
+    names = store.names(revisions=True)
+    candidates = [hint, *(n for n in names if n.startswith(f"{base}~r")), *names]
     for name in dict.fromkeys(candidates):
         try:
-            if store.exists(name) and job_uid(store.read_manifest(name)) == link["uid"]:
+            if store.exists(name) and job_uid(store.read_manifest(name)) == uid:
                 return name
         except JobError:
             continue
@@ -95,11 +108,16 @@ def prepare_sources(store: Store, manifest: dict[str, Any], open_job: Opener) ->
     """
     for name in dict.fromkeys(filter(None, (source_of(store, s) for s in waiting(manifest)))):
         source = open_job(name)
-        status = source.status
-        if any(s.local_state == ShardState.PLANNED.value for s in status.shards):
-            source.send_unsent()
-        if any(s.local_state in (ShardState.SUBMITTED.value, ShardState.ENDED.value) for s in status.shards):
-            source.refresh()
+        shards = [s for _, s in iter_shards(source.manifest)]
+        try:
+            # Never sent, or failed for a reason that may pass (429, 5xx): the source sends them, once.
+            if any(state_of(s) is ShardState.PLANNED or (state_of(s) is ShardState.FAILED and not refused_outright(s))
+                   for s in shards):
+                source.send_unsent()
+            if any(state_of(s) in (ShardState.SUBMITTED, ShardState.ENDED) for _, s in iter_shards(source.manifest)):
+                source.refresh()
+        except (APIError, TransportError) as exc:  # the source is tried again at the next refresh
+            log.warning("job %r, which carries requests of this job, could not be brought forward: %s", name, exc)
 
 
 def answered_elsewhere(store: Store, manifest: dict[str, Any], shard_of: np.ndarray) -> np.ndarray:
@@ -166,10 +184,12 @@ def _source_rows(store: Store, manifest: dict[str, Any], shard: dict[str, Any], 
     via = mine.column(VIA).filter(take).to_numpy()
     source_manifest = store.read_manifest(source)
     outcome = latest_results(source_manifest, store_reader(store, source))
-    states = {(a, s["index"]): state_of(s) for a, s in iter_shards(source_manifest)}
     pairs = zip(outcome["attempt"][via].tolist(), outcome["shard"][via].tolist(), strict=True)
-    row_states = {states.get(pair) for pair in pairs}
-    if ShardState.FAILED in row_states or None in row_states:
+    records = {(a, s["index"]): s for a, s in iter_shards(source_manifest)}
+    row_shards = [records.get(pair) for pair in dict.fromkeys(pairs)]
+    # Given up only when the source will never send them: gone from its plan, or refused for good. A shard
+    # failed for a passing reason is sent again by the source (prepare_sources), so it is waited for.
+    if any(r is None or (state_of(r) is ShardState.FAILED and refused_outright(r)) for r in row_shards):
         return _REFUSED
     if not outcome["harvested"][via].all():
         return None

@@ -156,3 +156,16 @@ def record_batch(shard: ShardRecord | dict[str, Any], batch: RemoteBatch) -> Non
 
 def _iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def refused_outright(shard: ShardRecord | dict[str, Any]) -> bool:
+    """Whether a ``failed`` shard was refused for good (a 4xx other than 408, 409, 429): sending the same
+    requests again would be refused again, and no batch of it can appear later.
+
+    Examples
+    --------
+    >>> refused_outright({"error": {"status": 400}}), refused_outright({"error": {"status": 429}})
+    (True, False)
+    """
+    status = (shard.get("error") or {}).get("status")
+    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429)

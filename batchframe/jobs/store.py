@@ -130,9 +130,11 @@ class Store:
             while (self.root / f"{name}{REVISION_MARK}{n}").exists():
                 n += 1
             moved = f"{name}{REVISION_MARK}{n}"
-            manifest.update(name=moved, revision=n, revised_as=name)
-            self.write_manifest(name, manifest)
             os.rename(self.job_dir(name), self.root / moved)
+            # Written after the move: a crash in between leaves a folder whose manifest names the old place,
+            # which read_manifest corrects (the folder is the truth).
+            manifest.update(name=moved, revision=n, revised_as=name)
+            self.write_manifest(moved, manifest)
         return moved
 
     # -- locks ---------------------------------------------------------------------------------------
@@ -168,6 +170,7 @@ class Store:
             raise JobError(f"manifest of job {name!r} is corrupt: {exc}") from exc
         except OSError as exc:
             raise JobError(f"manifest of job {name!r} cannot be read: {exc}") from exc
+        manifest["name"] = name  # the folder names the job, whatever an interrupted move left in the file
         return migrate(manifest, store_reader(self, name))
 
     def write_manifest(self, name: str, manifest: dict[str, Any]) -> None:

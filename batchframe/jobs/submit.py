@@ -30,7 +30,7 @@ from batchframe.jobs.links import VIA
 from batchframe.jobs.manifest import iter_shards, now
 from batchframe.jobs.migrations import FORMAT
 from batchframe.jobs.plan import Builder, Plan, Prepared, plan_requests, prepare
-from batchframe.jobs.states import SENDABLE, ShardState, state_of
+from batchframe.jobs.states import SENDABLE, ShardState, refused_outright, state_of
 from batchframe.jobs.store import REVISION_MARK, Store
 from batchframe.providers import Endpoint, provider_class
 from batchframe.providers.base import BYTES_PER_TOKEN
@@ -248,12 +248,7 @@ def _never_sent(store: Store, name: str, *, refused_only: bool = False) -> bool:
     shards = [s for _, s in iter_shards(manifest)]
     if not all(state_of(s) in SENDABLE for s in shards):
         return False
-    return not refused_only or all(_refused_outright(s) for s in shards if state_of(s) is ShardState.FAILED)
-
-
-def _refused_outright(shard: dict[str, Any]) -> bool:
-    status = (shard.get("error") or {}).get("status")
-    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429)
+    return not refused_only or all(refused_outright(s) for s in shards if state_of(s) is ShardState.FAILED)
 
 
 def requests_preview(
@@ -310,8 +305,16 @@ def _persist_new(
     previous: str | None,
     waves: dict[str, Any] | None = None,
 ) -> None:
-    """Write requests.parquet and the manifest (shards ``planned`` or ``linked``) before anything is sent."""
+    """Write requests.parquet and the manifest (shards ``planned`` or ``linked``) before anything is sent.
+
+    A job replanned with the same requests (nothing was ever created for it) keeps its uid: jobs of the store
+    that linked to its rows find it again (the rows, by position, are the same).
+    """
     requests, limits = plan.requests, plan.limits
+    uid = None
+    if previous is None and store.exists(name):
+        before = store.read_manifest(name)
+        uid = before.get("uid") if before.get("fingerprint") == digest else None
     own = plan.sent_as == np.arange(requests.n_sent)
     rows = requests.positions
     shard_of = np.full(requests.n_rows, SKIPPED, dtype=np.int32)
@@ -349,7 +352,7 @@ def _persist_new(
                 "n_skipped": int(requests.skipped.sum()),
                 "n_reused": int((~own).sum()) + plan.n_linked,
                 "n_linked": plan.n_linked,
-                "uid": uuid.uuid4().hex,
+                "uid": uid or uuid.uuid4().hex,
                 "revision": _revision(previous),
                 "previous": previous,
                 "request": request,

@@ -159,3 +159,57 @@ def test_an_index_named_like_a_ledger_column_works_end_to_end(service, name):
     again.wait(poll_interval=0.05, timeout=60)
     assert texts(df.batch.merge(job)) == ["one", "two"] and texts(df.iloc[::-1].batch.merge(again)) == ["two", "one"]
     assert paid(service) == 2 and os.path.isdir(batchframe.Store().root)
+
+
+def _create_fails(monkeypatch, error):
+    from batchframe.providers.anthropic.client import AnthropicProvider
+
+    def fail(self, *args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(AnthropicProvider, "create", fail)
+
+
+def test_a_source_replanned_by_its_own_rerun_keeps_its_links_and_pays_once(service, monkeypatch):
+    from batchframe.errors import TransportError
+
+    df = frame(3)
+    with monkeypatch.context() as outage:  # the network is down: nothing leaves, both jobs stay planned
+        _create_fails(outage, TransportError("connection refused", maybe_sent=False))
+        with pytest.raises(TransportError):
+            submit(df, service, name="a")
+        submit(df, service, name="b")  # links to a's planned rows; sending a fails too (logged, not raised)
+    a = submit(df, service, name="a")  # the same cell again: replanned, and still the job b links to
+    a.wait(poll_interval=0.05, timeout=60)
+    b = batchframe.open_job("b", api_key=KEY)
+    b.wait(poll_interval=0.05, timeout=60)
+    assert paid(service) == 3 and texts(df.batch.merge(b)) == df["q"].tolist()
+
+
+def test_a_source_refused_for_a_passing_reason_is_sent_by_its_job_not_twice(service, monkeypatch):
+    from batchframe.errors import RateLimitError, TransportError
+
+    df = frame(3)
+    with monkeypatch.context() as outage:
+        _create_fails(outage, TransportError("connection refused", maybe_sent=False))
+        with pytest.raises(TransportError):
+            submit(df, service, name="a")
+    with monkeypatch.context() as busy:  # b links to a, and sending a meets a full queue: a is "failed"
+        _create_fails(busy, RateLimitError("queue full", status=429, error_type="rate_limit_error"))
+        b = submit(df, service, name="b")
+    b.wait(poll_interval=0.05, timeout=60)  # a is sent (once) on b's behalf, and b waits for it
+    a = batchframe.open_job("a", api_key=KEY)
+    a.retry()
+    a.wait(poll_interval=0.05, timeout=60)
+    assert paid(service) == 3 and texts(df.batch.merge(b)) == df["q"].tolist()
+
+
+def test_an_open_handle_stays_on_its_job_when_the_name_gets_a_new_revision(service):
+    df = pd.DataFrame({"q": ["one", "two"]}, index=["x", "y"])
+    handle = submit(df, service, name="w")
+    handle.wait(poll_interval=0.05, timeout=60)
+    edited = pd.DataFrame({"q": ["two", "EDITED"]}, index=["x", "y"])  # another kernel reuses the name
+    submit(edited, service, name="w").wait(poll_interval=0.05, timeout=60)
+    handle.refresh()
+    assert handle.name == "w~r1" and texts(handle.results()) == ["one", "two"]
+    assert texts(batchframe.open_job("w", api_key=KEY).results()) == ["two", "EDITED"]
