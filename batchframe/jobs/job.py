@@ -18,7 +18,15 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from batchframe.errors import APIError, BudgetError, InputError, JobNotFoundError, OrphanBatchError, TransportError
+from batchframe.errors import (
+    APIError,
+    BudgetError,
+    InputError,
+    JobError,
+    JobNotFoundError,
+    OrphanBatchError,
+    TransportError,
+)
 from batchframe.jobs import delete, links, polling, resubmit, structured, waves
 from batchframe.jobs.harvest import harvest_shard, stored_results, submitted_hashes
 from batchframe.jobs.labels import name_from_json
@@ -62,7 +70,7 @@ class Job:
         self.store = store or Store()
         self._manifest = self.store.read_manifest(name)
         # The job this handle is on: a later revision under the same name moves it to <name>~r<N>, and the
-        # handle follows it there (see _follow) rather than act on another frame's rows.
+        # handle follows it there (see _locked) rather than act on another frame's rows.
         self._uid = job_uid(self._manifest)
         self._endpoint = endpoint
         self._http_policy = retry or RetryPolicy()
@@ -188,21 +196,30 @@ class Job:
         ...     provider.retrieve(manifest["attempts"][0]["shards"][0]["batch_id"]).state
         'ended'
         """
-        self._follow()
-        with self.store.lock(self.name):
-            self._manifest = self.store.read_manifest(self.name)
-            yield self._manifest, self._connected()
+        with self._locked() as manifest:
+            yield manifest, self._connected()
 
-    def _follow(self) -> None:
-        """Stay on the job this handle was opened on, wherever a revision of its name moved it."""
-        try:
-            if job_uid(self.store.read_manifest(self.name)) == self._uid:
-                return
-        except JobNotFoundError:
-            pass
-        moved = links.find_job(self.store, self._uid, self.name)
-        if moved is not None:
-            self._manifest = self.store.read_manifest(moved)
+    @contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        """Hold the job lock and re-read the manifest, staying on the job this handle was opened on: if a
+        revision of its name moved it to ``<name>~r<N>``, the handle follows it there (checked under the lock,
+        so a move cannot slip in between)."""
+        for _ in range(2):
+            with self.store.lock(self.name):
+                try:
+                    manifest = self.store.read_manifest(self.name)
+                except JobNotFoundError as exc:
+                    manifest, missing = None, exc
+                moved = None if manifest is not None and job_uid(manifest) == self._uid else (
+                    links.find_job(self.store, self._uid, self.name))
+                if moved is None or moved == self.name:
+                    if manifest is None:
+                        raise missing
+                    self._manifest = manifest
+                    yield manifest
+                    return
+            self._manifest = self.store.read_manifest(moved)  # then locked and re-read at its new place
+        raise JobError(f"job {self.name!r} keeps moving: another process is revising it; try again")
 
     def _connected(self) -> Provider:
         with self._connection_lock:
@@ -479,9 +496,7 @@ class Job:
         >>> job.results()["llm_status"].value_counts()  # doctest: +SKIP
         """
         check_prefix(prefix)
-        self._follow()
-        with self.store.lock(self.name):
-            self._manifest = self.store.read_manifest(self.name)
+        with self._locked():
             price_for, _ = provider_class(self.provider_name).pricer(self.model)
             frame = stored_results(self.store, self._manifest, price_for=price_for, prefix=prefix)
         return structured.with_typed(frame, self._manifest, prefix)
