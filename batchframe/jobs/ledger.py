@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from batchframe.errors import JobError
 from batchframe.jobs.manifest import iter_shards
-from batchframe.jobs.outcomes import latest_results, store_reader
+from batchframe.jobs.outcomes import latest_results, shard_key, store_reader
 from batchframe.jobs.states import ShardState, state_of
 from batchframe.jobs.store import Store
 
@@ -163,10 +163,10 @@ def _usable_rows(store: Store, name: str, manifest: dict[str, Any]) -> tuple[np.
     # count: links never chain), looked up by (attempt, shard) for all rows at once.
     waiting = {ShardState.PLANNED, ShardState.CREATING, ShardState.SUBMITTED, ShardState.ENDED}
     records = list(iter_shards(manifest))
-    shard_keys = np.array([_key(a, s["index"]) for a, s in records] + [-1], np.int64)
+    shard_keys = np.array([shard_key(a, s["index"]) for a, s in records] + [-1], np.int64)
     shard_waits = np.array([state_of(s) in waiting and "linked" not in s for _, s in records] + [False], bool)
     order = np.argsort(shard_keys)
-    row_keys = _key(outcome["attempt"].astype(np.int64), outcome["shard"].astype(np.int64))
+    row_keys = shard_key(outcome["attempt"].astype(np.int64), outcome["shard"].astype(np.int64))
     at = order[np.minimum(np.searchsorted(shard_keys[order], row_keys), len(order) - 1)]
     waits = (shard_keys[at] == row_keys) & shard_waits[at] & (outcome["attempt"] > 0)
     answered = outcome["harvested"] & (outcome["status"] == "succeeded")
@@ -180,6 +180,3 @@ def _usable_rows(store: Store, name: str, manifest: dict[str, Any]) -> tuple[np.
     rank = np.where(answered[positions[keep]], _ANSWERED, _IN_FLIGHT)
     return as_keys(table.column(DIGEST))[keep], rank, positions[keep]
 
-
-def _key(attempt: Any, shard: Any) -> Any:
-    return attempt * (1 << 32) + shard

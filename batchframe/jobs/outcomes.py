@@ -64,8 +64,8 @@ def latest_results(manifest: dict[str, Any], read: Reader) -> dict[str, np.ndarr
         pos, shard = table.column("position").to_numpy(), table.column("shard").to_numpy()
         sent = shard >= 0
         attempt[pos[sent]], shard_of[pos[sent]] = record["attempt"], shard[sent]
-    done = [_key(a, s["index"]) for a, s in iter_shards(manifest) if state_of(s) is ShardState.HARVESTED]
-    harvested = np.isin(_key(attempt.astype(np.int64), shard_of.astype(np.int64)), np.array(done, np.int64))
+    done = [shard_key(a, s["index"]) for a, s in iter_shards(manifest) if state_of(s) is ShardState.HARVESTED]
+    harvested = np.isin(shard_key(attempt.astype(np.int64), shard_of.astype(np.int64)), np.array(done, np.int64))
     status = np.full(n, None, dtype=object)
     error_type = np.full(n, None, dtype=object)
     for a, s in iter_shards(manifest):
@@ -108,7 +108,14 @@ def is_none(values: np.ndarray) -> np.ndarray:
     return np.fromiter((v is None for v in values), dtype=bool, count=len(values))
 
 
-def _key(attempt, shard):
+def shard_key(attempt: Any, shard: Any) -> Any:
+    """One integer for (attempt, shard), scalars or arrays, to look shards up by.
+
+    Examples
+    --------
+    >>> shard_key(2, 3) == 2 * (1 << 32) + 3
+    True
+    """
     return attempt * (1 << 32) + shard
 
 

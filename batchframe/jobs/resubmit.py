@@ -19,7 +19,7 @@ row's latest attempt and say which in the ``attempt`` column.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -53,13 +53,36 @@ def resubmit_failed(job: JobHandle, error_types: Collection[str] | None = None, 
     if isinstance(error_types, str):
         raise InputError("error_types takes a collection of error types, e.g. {'api_error'}")
     job.refresh()  # harvest what has ended, adopt interrupted creations
+
+    def choose(manifest: dict[str, Any], outcome: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
+        return select_rows(outcome, error_types, expired=expired, canceled=canceled, missing=missing), {}
+
+    return resend(job, choose)
+
+
+#: Picks the rows to resend from the manifest and each row's latest outcome; returns their positions and
+#: any fields to record on the new attempt.
+Chooser = Callable[[dict[str, Any], dict[str, np.ndarray]], tuple[np.ndarray, dict[str, Any]]]
+
+
+def resend(job: JobHandle, choose: Chooser, *, max_tokens: int | None = None, reason: str = "retry") -> int:
+    """The one way a retry goes out: under the job's lock, the rows ``choose`` picks become a new attempt,
+    persisted before any POST (with ``replaces``: their states before); then every unsent shard is sent.
+    Returns how many rows the attempt resends.
+
+    Examples
+    --------
+    >>> resend(job, lambda manifest, outcome: (np.array([3]), {}))  # doctest: +SKIP
+    1
+    """
     with job.store.lock(job.name):
         manifest = job.store.read_manifest(job.name)
         outcome = latest_results(manifest, store_reader(job.store, job.name))
-        positions = select_rows(outcome, error_types, expired=expired, canceled=canceled, missing=missing)
+        positions, fields = choose(manifest, outcome)
         if len(positions):
-            attempt = plan_attempt(job.store, manifest, positions)
+            attempt = plan_attempt(job.store, manifest, positions, max_tokens=max_tokens, reason=reason)
             attempt["replaces"] = previous_counts(outcome, positions)
+            attempt.update(fields)
             manifest["attempts"].append(attempt)
             manifest["updated_at"] = now()
             job.store.write_manifest(job.name, manifest)  # persisted before any POST

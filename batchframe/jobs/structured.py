@@ -17,10 +17,9 @@ import pyarrow as pa
 from batchframe.errors import InputError
 from batchframe.jobs.handle import JobHandle
 from batchframe.jobs.harvest import stored_results
-from batchframe.jobs.manifest import iter_shards, now
-from batchframe.jobs.outcomes import latest_results, previous_counts, store_reader
-from batchframe.jobs.resubmit import plan_attempt
-from batchframe.jobs.states import SENDABLE, ShardState, state_of
+from batchframe.jobs.manifest import iter_shards
+from batchframe.jobs.resubmit import resend
+from batchframe.jobs.states import ShardState, state_of
 from batchframe.jobs.store import Store
 from batchframe.results.typed import PARSE_STATUSES, parse_counts, typed_frame
 
@@ -136,19 +135,11 @@ def resubmit_parse_failures(job: JobHandle, *, max_tokens: int | None = None) ->
     job.refresh()
     if spec_of(job.manifest) is None:
         raise InputError(f"job {job.name!r} has no schema, so no answer is parsed; use retry() for failed requests")
-    with job.store.lock(job.name):
-        manifest = job.store.read_manifest(job.name)
-        outcome = latest_results(manifest, store_reader(job.store, job.name))
+
+    def choose(manifest: dict[str, Any], outcome: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
         statuses = parse_statuses(job.store, manifest)
         positions = failed_positions(statuses, outcome)
-        if len(positions):
-            attempt = plan_attempt(job.store, manifest, positions, max_tokens=max_tokens, reason="parse_failures")
-            attempt["replaces"] = previous_counts(outcome, positions)
-            values, counts = np.unique(statuses[positions].astype(str), return_counts=True)
-            attempt["replaces_parse"] = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
-            manifest["attempts"].append(attempt)
-            manifest["updated_at"] = now()
-            job.store.write_manifest(job.name, manifest)  # persisted before any POST
-    if len(positions) or any(state_of(s) in SENDABLE for _, s in iter_shards(manifest)):
-        job.send_unsent()
-    return int(len(positions))
+        values, counts = np.unique(statuses[positions].astype(str), return_counts=True)
+        return positions, {"replaces_parse": {str(v): int(c) for v, c in zip(values, counts, strict=True)}}
+
+    return resend(job, choose, max_tokens=max_tokens, reason="parse_failures")
