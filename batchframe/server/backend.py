@@ -8,14 +8,11 @@ raised as :class:`~batchframe.server.errors.ServiceRequestError`, worded as the 
 from __future__ import annotations
 
 import logging
-import random
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 from filelock import FileLock, Timeout
 
 from .engines.base import Engine, EngineError, make_engine
@@ -23,24 +20,18 @@ from .errors import ServiceError, ServiceRequestError
 from .faults import FaultInjector, Faults
 from .identity import describe
 from .ids import batch_id, now_us
+from .intake import bad_request, free_later, gc_paused, parse_create, parse_json, stored_body
 from .models import RequestInvalid
 from .openai_backend import OpenAIBackend
 from .store import Store
 from .streams import read_ahead
-from .validation import BETA_KEY, check_count_params, check_params, params_keys
+from .validation import check_count_params, check_params, params_keys
 from .wire import ARCHIVE_AFTER_US, batch_object, list_page, message
 from .worker import Worker
 
 log = logging.getLogger("batchframe.server")
-MAX_REQUESTS = 100_000
 MAX_BODY_BYTES = 256 * 1024 * 1024
-_CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_ITEM_KEYS = frozenset({"custom_id", "params"})
 _ID_PREFIX = "msgbatch_"  # every Message Batch id; the OpenAI batches' rows in ``batches`` are ``batch_...``
-
-
-def _bad(message: str) -> ServiceRequestError:
-    return ServiceRequestError(message, status=400, error_type="invalid_request_error")
 
 
 def _not_found(batch: str) -> ServiceRequestError:
@@ -86,6 +77,8 @@ class Backend:
         self.openai = OpenAIBackend(self.worker, ttl_us=self.ttl_us)  # the OpenAI API, on the same store
 
     def start(self) -> None:
+        """Load what the first create needs (the spec's key sets), then start the worker."""
+        params_keys(beta=False), params_keys(beta=True)
         self.worker.start()
 
     def describe(self) -> dict[str, Any]:
@@ -109,10 +102,15 @@ class Backend:
         ``beta``: a beta call (``?beta=true`` or an ``anthropic-beta`` header), whose requests may use every
         field of the spec's ``BetaCreateMessageParams``.
         """
-        requests = parse_create(body, beta=beta)
-        random.shuffle(requests)  # stored (so processed and streamed) in random order, as the API's results
-        new_id, created = batch_id()
-        row = self.store.insert_batch(new_id, created, created + self.ttl_us, requests)
+        with gc_paused():  # a body of 100,000 requests is millions of objects: see gc_paused
+            items = parse_create(body, beta=beta)
+            new_id, created = batch_id()
+            # One blob, one transaction: durable before the answer. The worker makes the request rows, in a
+            # random order (so processed and streamed in random order, as the API's results).
+            row = self.store.stage_batch(new_id, created, created + self.ttl_us, len(items),
+                                         stored_body(body, items), beta=beta)
+        free_later(items)
+        del items
         self.worker.wake()
         return batch_object(row, base_url, created)  # as stored, even if the worker is already done
 
@@ -147,17 +145,25 @@ class Backend:
     def delete(self, batch: str) -> dict[str, Any]:
         row = self._row(batch)
         if row["processing_status"] != "ended":
-            raise _bad("In progress batches cannot be deleted. Consider canceling the batch instead.")
+            raise bad_request("In progress batches cannot be deleted. Consider canceling the batch instead.")
         self.store.delete_batch(row)
         return {"id": batch, "type": "message_batch_deleted"}
 
-    def results(self, batch: str) -> Iterator[bytes]:
-        """The result lines in chunks; 404 until the batch has ended, and after it is archived."""
+    def results(self, batch: str) -> tuple[Iterator[bytes], int | None]:
+        """The result lines in chunks, and their total size when known; 404 until the batch has ended, and
+        after it is archived.
+
+        A batch sealed when it ended streams its file (``sealed.py``); one that ended before the store
+        sealed batches (migration 0005) joins its lines page by page, its size unknown in advance.
+        """
         row = self._row(batch)
         if row["processing_status"] != "ended" or now_us() >= row["created_us"] + ARCHIVE_AFTER_US:
             raise ServiceRequestError(f"Message Batch {batch} has no available results.",
                                       status=404, error_type="not_found_error")
-        return read_ahead(self.store.result_ranges(row), self.store.result_page)
+        size = self.store.sealed.size(batch)
+        if size is None:
+            return read_ahead(self.store.result_ranges(row), self.store.result_page), None
+        return self.store.sealed.chunks(batch), size
 
     # -- synchronous Messages ----------------------------------------------------------------------------
     def message(self, body: bytes, *, beta: bool = False) -> dict[str, Any]:
@@ -166,7 +172,7 @@ class Backend:
         An engine failure is that request's error (its type and status, 500 ``api_error`` for a crash); it
         is answered like any other error, so the connection stays open.
         """
-        params = _json(body)
+        params = parse_json(body)
         try:
             model = check_params(params, self.engine.model_ids, batch=False, beta=beta)
         except RequestInvalid as exc:
@@ -182,7 +188,7 @@ class Backend:
         return message(completion, self.worker.model_for(params, model), service_tier="standard")
 
     def count_tokens(self, body: bytes, *, beta: bool = False) -> dict[str, int]:
-        params = _json(body)
+        params = parse_json(body)
         try:
             check_count_params(params, self.engine.model_ids, beta=beta)
         except RequestInvalid as exc:
@@ -214,82 +220,3 @@ def _internal() -> ServiceRequestError:
 def _sync_error(exc: RequestInvalid) -> ServiceRequestError:
     status = _STATUS.get(exc.error_type, 400)
     return ServiceRequestError(exc.message, status=status, error_type=exc.error_type)
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _bad(f"The request body is not valid JSON: {exc}") from None
-
-
-def parse_create(body: bytes, *, beta: bool = False) -> list[tuple[str, bytes]]:
-    """Validate a create body; return (custom_id, params JSON) per request.
-
-    Checks only what fails a whole batch (reference §3), and the keys of each ``params`` (the spec's
-    ``CreateMessageParams``, or ``BetaCreateMessageParams`` when ``beta``); the rest of each ``params`` is
-    checked later, by the worker, so a bad request becomes its own errored line. The params of a beta
-    call are stored with ``BETA_KEY`` set, so the worker checks them against the beta schema.
-
-    Examples
-    --------
-    >>> parse_create(b'{"requests": [{"custom_id": "a", "params": {"model": "m"}}]}')
-    [('a', b'{"model":"m"}')]
-    """
-    doc = _json(body)
-    if not isinstance(doc, dict):
-        raise _bad("Input should be a valid dictionary")
-    extra = sorted(set(doc) - {"requests"})
-    if extra:
-        raise _bad(f"{extra[0]}: Extra inputs are not permitted")
-    if "requests" not in doc:
-        raise _bad("requests: Field required")
-    items = doc["requests"]
-    if not isinstance(items, list):
-        raise _bad("requests: Input should be a valid list")
-    if not items:
-        raise _bad("requests: List should have at least 1 item after validation, not 0")
-    if len(items) > MAX_REQUESTS:
-        raise _bad(f"requests: List should have at most {MAX_REQUESTS} items after validation, "
-                   f"not {len(items)}")
-    out: list[tuple[str, bytes]] = []
-    seen: set[str] = set()
-    dumps, match, allowed = orjson.dumps, _CUSTOM_ID.fullmatch, params_keys(beta=beta)
-    for i, item in enumerate(items):
-        if type(item) is not dict or item.keys() != _ITEM_KEYS:
-            _item_problem(i, item)
-        cid, params = item["custom_id"], item["params"]
-        if type(cid) is not str or not match(cid):
-            _custom_id_problem(i, cid)
-        if type(params) is not dict:
-            raise _bad(f"requests.{i}.params: Input should be a valid dictionary")
-        if not params.keys() <= allowed:
-            extra = sorted(set(params) - allowed)[0]
-            raise _bad(f"requests.{i}.params.{extra}: Extra inputs are not permitted")
-        if cid in seen:
-            raise _bad("requests: custom_id's must be unique within a batch. "
-                       f"Duplicate custom_id found: {cid}")
-        seen.add(cid)
-        out.append((cid, dumps({**params, BETA_KEY: True} if beta else params)))
-    return out
-
-
-def _item_problem(i: int, item: Any) -> None:
-    if not isinstance(item, dict):
-        raise _bad(f"requests.{i}: Input should be a valid dictionary")
-    for key in ("custom_id", "params"):
-        if key not in item:
-            raise _bad(f"requests.{i}.{key}: Field required")
-    extra = sorted(set(item) - _ITEM_KEYS)
-    raise _bad(f"requests.{i}.{extra[0]}: Extra inputs are not permitted")
-
-
-def _custom_id_problem(i: int, cid: Any) -> None:
-    where = f"requests.{i}.custom_id"
-    if not isinstance(cid, str):
-        raise _bad(f"{where}: Input should be a valid string")
-    if not cid:
-        raise _bad(f"{where}: String should have at least 1 character")
-    if len(cid) > 64:
-        raise _bad(f"{where}: String should have at most 64 characters")
-    raise _bad(f"{where}: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")

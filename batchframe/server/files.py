@@ -23,7 +23,7 @@ from typing import Any
 from .ids import batch_id
 from .store import Store
 
-_CHUNK = 1 << 20
+_CHUNK = 4 << 20
 _COLUMNS = "seq, id, filename, purpose, bytes, created_at, expires_at"
 
 
@@ -108,7 +108,7 @@ class FileStore:
         return self.path(file_id).read_bytes()
 
     def chunks(self, file_id: str) -> Iterator[bytes]:
-        """The file's bytes in 1 MB chunks (a generator: the file is opened when the first chunk is pulled)."""
+        """The file's bytes in 4 MB chunks (a generator: the file is opened when the first chunk is pulled)."""
         with open(self.path(file_id), "rb") as src:
             while chunk := src.read(_CHUNK):
                 yield chunk

@@ -16,6 +16,11 @@ in its own transaction, and records it in ``_migrations``.
   row so a list cursor naming it still works); ``openai_batches`` holds what an OpenAI batch adds to its
   ``batches`` row (``batch``: that row's ``seq``, NULL when the input file failed validation), written
   in the same transaction as the row and its requests.
+- Since 0005, a created Message Batch is stored whole: ``batch_inputs`` holds its requests as one JSON
+  array (in the stored, shuffled order; ``beta`` marks a beta call) until the worker expands it into
+  ``requests`` rows (``Store.expand``) and deletes it, so the create does no per-request SQL. (An ended
+  Message Batch's result stream is then sealed into ``results/<id>.jsonl`` beside the database,
+  ``sealed.py``; a batch that ended before 0005 has no such file and streams from ``requests.line``.)
 """
 
 from __future__ import annotations
@@ -99,6 +104,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX openai_batches_open ON openai_batches(status)
             WHERE status IN ('validating', 'in_progress', 'cancelling', 'finalizing');
     """),
+    ("0005_batch_inputs", """
+        CREATE TABLE batch_inputs (
+            batch INTEGER PRIMARY KEY,
+            beta INTEGER NOT NULL,
+            requests BLOB NOT NULL
+        );
+    """),
 )
 
 
@@ -110,7 +122,7 @@ def migrate(db: sqlite3.Connection) -> list[str]:
     >>> import sqlite3
     >>> db = sqlite3.connect(":memory:", isolation_level=None)
     >>> migrate(db)
-    ['0001_batches', '0002_requests', '0003_batch_request_range', '0004_openai_files_batches']
+    ['0001_batches', '0002_requests', '0003_batch_request_range', '0004_openai_files_batches', '0005_batch_inputs']
     >>> migrate(db)
     []
     """

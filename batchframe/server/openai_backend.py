@@ -80,10 +80,9 @@ class OpenAIBackend:
             raise _not_found(f"No such File object: {file_id}")
         return row
 
-    def file_content(self, file_id: str) -> Iterator[bytes]:
-        """The file's bytes in chunks (404 for an unknown or deleted file)."""
-        self._file_row(file_id)
-        return self.files.chunks(file_id)
+    def file_content(self, file_id: str) -> tuple[Iterator[bytes], int]:
+        """The file's bytes in chunks, and their size (404 for an unknown or deleted file)."""
+        return self.files.chunks(file_id), self._file_row(file_id)["bytes"]
 
     def delete_file(self, file_id: str) -> dict[str, Any]:
         if not self.files.delete(file_id):

@@ -95,13 +95,16 @@ async def delete_file(request: Request) -> Response:
 
 
 async def file_content(request: Request) -> Response:
-    chunks = await run_in_threadpool(_api(request).file_content, request.path_params["file_id"])
+    chunks, length = await run_in_threadpool(_api(request).file_content, request.path_params["file_id"])
+    size: int | None = length
     faults = request.app.state.backend.faults.faults
     if faults.results_crlf:  # JSON strings hold no raw newline, so every b"\n" ends a line
-        chunks = (chunk.replace(b"\n", b"\r\n") for chunk in chunks)
+        chunks, size = (chunk.replace(b"\n", b"\r\n") for chunk in chunks), None
     if faults.cut_results_after_bytes is not None:
         return CutStream(chunks, faults.cut_results_after_bytes, media_type=_CONTENT_TYPE)
-    return StreamingResponse(chunks, media_type=None if faults.results_no_content_type else _CONTENT_TYPE)
+    headers = None if size is None else {"content-length": str(size)}  # no chunked framing: see app.py
+    return StreamingResponse(chunks, media_type=None if faults.results_no_content_type else _CONTENT_TYPE,
+                             headers=headers)
 
 
 # -- batches ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,10 @@
 """The service's state in SQLite: batches, their requests and their finished result lines.
 
+A Message Batch is stored whole at create (one ``batches`` row and one ``batch_inputs`` blob, in one
+transaction, so it survives a restart), expanded into per-request rows by the worker before anything
+else touches its requests, and its result stream is sealed into one file before the transaction that
+ends it commits (``sealed.py``): results exist only once a batch has ended, and never change after.
+
 Only SQL lives here; the rules (validation, lifecycle, wire shapes) live in ``backend.py``. Connections
 come from a small pool so that the event loop's thread pool, the worker thread and result streams each
 use their own; WAL mode lets readers run while the worker writes. Every write is one transaction, so a
@@ -8,7 +13,9 @@ killed process loses at most the chunk it was processing, which then simply runs
 
 from __future__ import annotations
 
+import logging
 import queue
+import random
 import sqlite3
 import threading
 from collections import Counter
@@ -17,17 +24,38 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .migrations import migrate
+import orjson
 
+from .migrations import migrate
+from .sealed import SealedResults
+from .validation import BETA_KEY
+
+log = logging.getLogger("batchframe.server")
 COUNT_COLUMNS = ("succeeded", "errored", "canceled", "expired")
 # A canceled / expired line built in SQL (custom_ids are [a-zA-Z0-9_-], so no escaping is needed).
 _CANCELED_LINE = ("CAST('{\"custom_id\":\"' || custom_id || '\",\"result\":{\"type\":\"%s\"}}' || char(10)"
                   " AS BLOB)")
 
 
+_AUTOCHECKPOINT = 1000  # pages: SQLite's default
+# A staged batch's requests, expanded in SQL. The body's item k gets id first + perm[k] (``perm``: a random
+# permutation, 6 digits per entry in a BLOB, where substr is O(1)), inserted in id order, so the stored
+# order is shuffled and the results stream by id in that random order. A beta call's params carry BETA_KEY,
+# set last as the create always did. CAST AS TEXT: SQLite >= 3.45 reads a BLOB argument as binary JSONB.
+# (json_extract, not ->: the operators need SQLite 3.38.)
+_EXPAND = ("INSERT INTO requests (id, batch, custom_id, params, shuffle)"
+           " SELECT ? + CAST(substr(?, e.key * 6 + 1, 6) AS INTEGER), i.batch, json_extract(e.value, '$.custom_id'),"
+           " CAST(CASE WHEN i.beta"
+           f" THEN json_set(json_extract(e.value, '$.params'), '$.{BETA_KEY}', json('true'))"
+           " ELSE json_extract(e.value, '$.params') END AS BLOB), 0"
+           " FROM batch_inputs i, json_each(CAST(i.requests AS TEXT), '$.requests') e WHERE i.batch = ? ORDER BY 1")
 # The lines of an id range, joined in id order (the subquery's order is the order group_concat sees them in).
 _RESULT_PAGE = ("SELECT CAST(group_concat(line, '') AS BLOB) FROM"
                 " (SELECT line FROM requests WHERE id BETWEEN ? AND ? ORDER BY id)")
+
+
+class _ExpandMismatch(Exception):
+    pass
 
 
 class Store:
@@ -39,6 +67,7 @@ class Store:
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self.sealed = SealedResults(self.path.parent)
         with self.conn() as db:
             migrate(db)
 
@@ -64,15 +93,23 @@ class Store:
             self._idle.put(db)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, checkpoint: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. ``checkpoint=False``: its commit leaves the WAL as it is, for the next
+        commit to checkpoint (copying a large write into the database would double the commit's time)."""
         with self.conn() as db:
-            db.execute("BEGIN IMMEDIATE")
+            if not checkpoint:
+                db.execute("PRAGMA wal_autocheckpoint=0")
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if not checkpoint:
+                    db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
 
     def close(self) -> None:
         with self._lock:
@@ -101,6 +138,65 @@ class Store:
         return {"seq": seq, "id": batch_id, "processing_status": "in_progress", "n_requests": len(requests),
                 **dict.fromkeys(COUNT_COLUMNS, 0), "created_us": created_us, "expires_us": expires_us,
                 "ended_us": None, "cancel_us": None, "first_request": first, "last_request": last}
+
+    def stage_batch(self, batch_id: str, created_us: int, expires_us: int, n_requests: int,
+                    body: bytes, *, beta: bool = False) -> dict[str, Any]:
+        """Store a new batch and its requests, as a validated create body (``{"requests": [...]}``), in one
+        transaction; return its row. The worker expands it into ``requests`` rows (:meth:`expand`).
+
+        The body is read again by SQLite's JSON functions: it must mean the same to them as to the
+        validation, so a body with duplicate keys or ``\\u`` escapes in keys is stored re-serialised
+        (``intake.stored_body``).
+        """
+        # The worker's next commit (the expansion, at once) checkpoints this blob, off the create's path.
+        with self.transaction(checkpoint=False) as db:
+            seq = db.execute("INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
+                             " VALUES (?, 'in_progress', ?, ?, ?)",
+                             (batch_id, n_requests, created_us, expires_us)).lastrowid
+            db.execute("INSERT INTO batch_inputs (batch, beta, requests) VALUES (?, ?, ?)", (seq, beta, body))
+        return {"seq": seq, "id": batch_id, "processing_status": "in_progress", "n_requests": n_requests,
+                **dict.fromkeys(COUNT_COLUMNS, 0), "created_us": created_us, "expires_us": expires_us,
+                "ended_us": None, "cancel_us": None, "first_request": None, "last_request": None}
+
+    def expand(self) -> int:
+        """Turn every staged batch into ``requests`` rows (consecutive ids, in a random order), oldest first,
+        one transaction each; return how many were expanded. Only the worker calls this, before it settles or
+        claims, so a batch's requests have rows before anything reads them."""
+        with self.conn() as db:
+            staged = db.execute("SELECT seq, n_requests FROM batches WHERE seq IN (SELECT batch FROM batch_inputs)"
+                                " ORDER BY seq").fetchall()
+        done = 0
+        for seq, n in staged:
+            try:
+                self._expand(seq, n)
+                done += 1
+            except (sqlite3.OperationalError, _ExpandMismatch):
+                # A body SQLite reads otherwise than orjson did (the create's checks make this unexpected):
+                # store it as orjson reads it, and expand that. Should that fail too, the other batches
+                # still move on (the worker retries this one next step).
+                log.exception("expanding batch %d failed; expanding it re-serialised", seq)
+                try:
+                    self._reserialise(seq)
+                    self._expand(seq, n)
+                    done += 1
+                except Exception:
+                    log.exception("expanding batch %d failed again", seq)
+        return done
+
+    def _reserialise(self, seq: int) -> None:
+        with self.transaction() as db:
+            (body,) = db.execute("SELECT requests FROM batch_inputs WHERE batch = ?", (seq,)).fetchone()
+            db.execute("UPDATE batch_inputs SET requests = ? WHERE batch = ?", (orjson.dumps(orjson.loads(body)), seq))
+
+    def _expand(self, seq: int, n: int) -> None:
+        perm = "".join(map("{:06d}".format, random.sample(range(n), n))).encode()  # n <= MAX_REQUESTS < 10**6
+        with self.transaction() as db:
+            (first,) = db.execute("SELECT coalesce(max(id), 0) + 1 FROM requests").fetchone()
+            if db.execute(_EXPAND, (first, perm, seq)).rowcount != n:
+                raise _ExpandMismatch(f"batch {seq}: the stored body does not hold {n} requests")
+            db.execute("UPDATE batches SET first_request = ?, last_request = ? WHERE seq = ?",
+                       (first, first + n - 1, seq))
+            db.execute("DELETE FROM batch_inputs WHERE batch = ?", (seq,))
 
     def get_batch(self, batch_id: str) -> dict[str, Any] | None:
         with self.conn() as db:
@@ -151,7 +247,9 @@ class Store:
     def delete_batch(self, row: dict[str, Any]) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM requests WHERE id BETWEEN ? AND ?", (row["first_request"], row["last_request"]))
+            db.execute("DELETE FROM batch_inputs WHERE batch = ?", (row["seq"],))
             db.execute("DELETE FROM batches WHERE seq = ?", (row["seq"],))
+        self.sealed.delete(row["id"])  # after the commit: a stream already open keeps reading its file
 
     def result_pages(self, row: dict[str, Any], *, page_rows: int = 2000) -> Iterator[bytes]:
         """The result lines of a batch (stored shuffled: read by id), ``page_rows`` lines per chunk.
@@ -200,12 +298,20 @@ class Store:
                 db.execute(f"UPDATE batches SET {kind} = {kind} + ? WHERE seq = ?", (n, seq))
             self._end_finished(db, {seq for seq, _ in counts}, now_us)
 
-    @staticmethod
-    def _end_finished(db: sqlite3.Connection, seqs: set[int], now_us: int) -> None:
-        db.executemany(
-            "UPDATE batches SET processing_status = 'ended', ended_us = ? WHERE seq = ?"
-            " AND processing_status != 'ended' AND succeeded + errored + canceled + expired = n_requests",
-            ((now_us, seq) for seq in seqs))
+    def _end_finished(self, db: sqlite3.Connection, seqs: set[int], now_us: int) -> None:
+        """End the batches of ``seqs`` whose requests have all finished; seal a Message Batch's results
+        before the caller commits (``sealed.py``)."""
+        for seq in seqs:
+            ended = db.execute(
+                "UPDATE batches SET processing_status = 'ended', ended_us = ? WHERE seq = ?"
+                " AND processing_status != 'ended' AND succeeded + errored + canceled + expired = n_requests"
+                " RETURNING id, first_request, last_request", (now_us, seq)).fetchall()
+            # An OpenAI batch's rows live here too; its results become files of its own (openai_work.py).
+            if ended and ended[0][0].startswith("msgbatch_"):
+                batch_id, first, last = ended[0]
+                ranges = self.result_ranges({"first_request": first, "last_request": last}, page_rows=8000)
+                self.sealed.write(batch_id, (db.execute(_RESULT_PAGE, ids).fetchone()[0] or b""
+                                             for ids in ranges))
 
     def settle(self, now_us: int) -> int:
         """End canceling batches (pending -> canceled) and expired ones (pending -> expired).

@@ -1,9 +1,10 @@
 """The worker: one thread that processes pending requests, oldest first across all batches.
 
-Each step it first settles batches (canceling -> ended with canceled lines; past ``expires_at`` ->
-ended with expired lines), then claims up to ``concurrency`` pending requests, checks each one
-(``validation.py``: a bad request becomes its own ``invalid_request_error`` line), hands the good ones to
-``Engine.complete_many`` and stores the finished lines in one transaction. Requests are answered one by
+Each step it first expands newly created batches into request rows (``Store.expand``), then settles
+batches (canceling -> ended with canceled lines; past ``expires_at`` -> ended with expired lines), then
+claims up to ``concurrency`` pending requests, checks each one (``validation.py``: a bad request becomes
+its own ``invalid_request_error`` line), hands the good ones to ``Engine.complete_many`` and stores the
+finished lines in one transaction. Requests are answered one by
 one even when processed together: if ``complete_many`` raises for the chunk, its requests are retried one
 at a time, so a request that crashes the engine is its own ``api_error`` line and its neighbours (of any
 batch) still succeed. Nothing marks a request as claimed on disk: after a crash, whatever was in
@@ -83,7 +84,8 @@ class Worker:
 
     def step(self) -> bool:
         """Settle, then process one chunk; False when there was nothing to do."""
-        settled = self.store.settle(now_us()) + self.openai.advance(now_us())
+        # Staged batches first: settling (cancel, expiry) and claiming work on request rows.
+        settled = self.store.expand() + self.store.settle(now_us()) + self.openai.advance(now_us())
         rows = self.store.claim(self.concurrency)
         if not rows:
             return settled > 0

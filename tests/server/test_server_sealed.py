@@ -1,0 +1,185 @@
+"""The two ends of a Message Batch as blobs: a create stored whole (``batch_inputs``, expanded by the worker)
+and the results sealed into one file when the batch ends (``sealed.py``); none of it timed."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import httpx
+import orjson
+import pytest
+from server_helpers import HEADERS, create, request, wait_ended_http
+
+from batchframe.server import serve_in_thread
+from batchframe.server.intake import _all_valid, parse_create, stored_body
+from batchframe.server.migrations import MIGRATIONS
+from batchframe.server.store import Store
+from batchframe.server.validation import params_keys
+
+
+def _results(http: httpx.Client, batch_id: str) -> httpx.Response:
+    response = http.get(f"/v1/messages/batches/{batch_id}/results")
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _joined_lines(data_dir, batch_id: str) -> bytes:
+    """The batch's lines joined from ``requests.line``: the stream as served before results were sealed."""
+    store = Store(data_dir)
+    try:
+        return b"".join(store.result_pages(store.get_batch(batch_id)))
+    finally:
+        store.close()
+
+
+def test_sealed_results_are_the_joined_lines_and_survive_a_restart_byte_for_byte(tmp_path):
+    items = [request(f"r{i:02d}", f"text {i}") for i in range(30)]
+    items.append(request("bad", model="no-such-model"))  # an errored line among the succeeded ones
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        batch_id = create(http, items)["id"]
+        assert wait_ended_http(http, batch_id)["request_counts"]["errored"] == 1
+        first = _results(http, batch_id)
+    assert first.headers["content-length"] == str(len(first.content))
+    assert (tmp_path / "results" / f"{batch_id}.jsonl").read_bytes() == first.content
+    assert _joined_lines(tmp_path, batch_id) == first.content
+    lines = [orjson.loads(line) for line in first.content.splitlines()]
+    assert sorted(line["custom_id"] for line in lines) == sorted(item["custom_id"] for item in items)
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        assert _results(http, batch_id).content == first.content
+
+
+def test_a_canceled_batch_has_complete_sealed_results(tmp_path):
+    items = [request(f"r{i:02d}") for i in range(40)]
+    with serve_in_thread(data_dir=tmp_path, engine_options={"latency": 0.05}, workers=2) as svc, \
+            httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        batch_id = create(http, items)["id"]
+        deadline = time.monotonic() + 20
+        while http.get(f"/v1/messages/batches/{batch_id}").json()["request_counts"]["succeeded"] < 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert http.post(f"/v1/messages/batches/{batch_id}/cancel").status_code == 200
+        counts = wait_ended_http(http, batch_id)["request_counts"]
+        data = _results(http, batch_id).content
+    kinds = [orjson.loads(line)["result"]["type"] for line in data.splitlines()]
+    assert len(kinds) == 40 and counts["canceled"] > 0
+    assert kinds.count("canceled") == counts["canceled"] and kinds.count("succeeded") == counts["succeeded"]
+    assert _joined_lines(tmp_path, batch_id) == data
+
+
+def test_a_batch_ended_before_0005_streams_its_lines_from_the_requests(tmp_path):
+    db = sqlite3.connect(tmp_path / "batches.sqlite3", isolation_level=None)
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, sql in MIGRATIONS[:4]:
+        for statement in filter(str.strip, sql.split(";")):
+            db.execute(statement)
+        db.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+    now_us = time.time_ns() // 1000
+    db.execute("INSERT INTO batches (seq, id, processing_status, n_requests, succeeded, created_us, expires_us,"
+               " ended_us, first_request, last_request) VALUES (1, 'msgbatch_old', 'ended', 2, 2, ?, ?, ?, 1, 2)",
+               (now_us, now_us + 1, now_us))
+    db.executemany("INSERT INTO requests (id, batch, custom_id, params, shuffle, result_type, line)"
+                   " VALUES (?, 1, ?, x'7b7d', 0, 'succeeded', ?)",
+                   [(1, "a", b'{"custom_id":"a"}\n'), (2, "b", b'{"custom_id":"b"}\n')])
+    db.close()
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        old = _results(http, "msgbatch_old")
+    assert old.content == b'{"custom_id":"a"}\n{"custom_id":"b"}\n'
+    assert "content-length" not in old.headers  # joined page by page: its size is not known up front
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_created_batch_not_yet_expanded_survives_a_restart(tmp_path):
+    body = orjson.dumps({"requests": [request(f"r{i}") for i in range(5)]})
+    store = Store(tmp_path)  # what a create commits, before the worker (killed here) expands it
+    store.stage_batch("msgbatch_staged", time.time_ns() // 1000, time.time_ns() // 1000 + 10**9, 5,
+                      stored_body(body, parse_create(body)))
+    store.close()
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        assert wait_ended_http(http, "msgbatch_staged")["request_counts"]["succeeded"] == 5
+        lines = [orjson.loads(line) for line in _results(http, "msgbatch_staged").content.splitlines()]
+    assert sorted(line["custom_id"] for line in lines) == [f"r{i}" for i in range(5)]
+
+
+def test_a_body_sqlite_would_read_otherwise_is_stored_as_validated(http):
+    # Duplicate keys: the last one counts (as the create's checks read it); an escaped key is the same key.
+    params = orjson.dumps(request("x", "hi")["params"])
+    body = (b'{"requests": [{"custom_id": "first", "custom_id": "b", "params": ' + params + b'},'
+            b' {"custom\\u005fid": "c", "params": ' + params + b'}]}')
+    assert stored_body(body, parse_create(body)) != body
+    response = http.post("/v1/messages/batches", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    batch_id = response.json()["id"]
+    assert wait_ended_http(http, batch_id)["request_counts"]["succeeded"] == 2
+    lines = [orjson.loads(line) for line in _results(http, batch_id).content.splitlines()]
+    assert sorted(line["custom_id"] for line in lines) == ["b", "c"]
+
+
+def test_deleting_a_batch_removes_its_sealed_results(tmp_path):
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        batch_id = create(http, [request("a")])["id"]
+        wait_ended_http(http, batch_id)
+        sealed = tmp_path / "results" / f"{batch_id}.jsonl"
+        assert sealed.exists()
+        assert http.delete(f"/v1/messages/batches/{batch_id}").status_code == 200
+        assert not sealed.exists()
+
+
+@pytest.mark.parametrize("items", [
+    [{"custom_id": "a", "params": {}}, "not an item"],
+    [{"custom_id": "a"}],
+    [{"custom_id": "a", "params": {}, "extra": 1}],
+    [{"custom_id": 1, "params": {}}],
+    [{"custom_id": "", "params": {}}],
+    [{"custom_id": "a" * 65, "params": {}}],
+    [{"custom_id": "a.b", "params": {}}],
+    [{"custom_id": "a", "params": []}],
+    [{"custom_id": "a", "params": {"no_such_field": 1}}],
+    [{"custom_id": "a", "params": {}}, {"custom_id": "a", "params": {}}],
+])
+def test_the_column_checks_refuse_what_the_item_walk_refuses(items):
+    assert not _all_valid(items, params_keys(beta=False))
+    with pytest.raises(Exception, match="requests"):
+        parse_create(orjson.dumps({"requests": items}))
+    good = [{"custom_id": "a-B_9", "params": {"model": "m"}}, {"custom_id": "b" * 64, "params": {}}]
+    assert _all_valid(good, params_keys(beta=False))
+
+
+def test_openai_file_downloads_say_their_size(service):
+    from openai_helpers import chat_line, make_client, submit, wait_done
+
+    client = make_client(service.base_url)
+    try:
+        batch = wait_done(client, submit(client, [chat_line("a"), chat_line("b")]).id)
+    finally:
+        client.close()
+    with httpx.Client(base_url=service.base_url, headers={"authorization": "Bearer test-key"}) as http:
+        output = http.get(f"/v1/files/{batch.output_file_id}/content")
+    assert output.status_code == 200 and output.content.count(b"\n") == 2
+    assert output.headers["content-length"] == str(len(output.content))
+
+
+def test_expansion_stores_each_params_as_the_create_used_to(tmp_path):
+    # Before staging, the create stored orjson.dumps(params) per request (BETA_KEY last on a beta call).
+    tricky = {"model": "m", "max_tokens": 7, "temperature": 1.5e300, "stop_sequences": ["é\u0001\"\\/"],
+              "messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": None}]}]}
+    items = [{"custom_id": f"r{i}", "params": {**tricky, "metadata": {"user_id": str(i)}}} for i in range(50)]
+    store = Store(tmp_path)
+    try:
+        for batch_id, beta in (("msgbatch_plain", False), ("msgbatch_beta", True)):
+            body = orjson.dumps({"requests": items})
+            store.stage_batch(batch_id, 0, 10**15, len(items), stored_body(body, parse_create(body)), beta=beta)
+        assert store.expand() == 2 and store.expand() == 0
+        with store.conn() as db:
+            rows = db.execute("SELECT b.id, r.id, r.custom_id, r.params FROM requests r"
+                              " JOIN batches b ON b.seq = r.batch ORDER BY r.id").fetchall()
+    finally:
+        store.close()
+    assert [r[1] for r in rows] == list(range(1, 101))  # consecutive ids, batch after batch
+    by_id = {(batch, cid): params for batch, _, cid, params in rows}
+    for item in items:
+        assert by_id["msgbatch_plain", item["custom_id"]] == orjson.dumps(item["params"])
+        beta_params = {**item["params"], "__batchframe_beta__": True}
+        assert by_id["msgbatch_beta", item["custom_id"]] == orjson.dumps(beta_params)
+    order = [cid for batch, _, cid, _ in rows if batch == "msgbatch_plain"]
+    assert sorted(order) == sorted(item["custom_id"] for item in items) and order != sorted(order)  # shuffled
