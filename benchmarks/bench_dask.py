@@ -6,27 +6,35 @@ engine (a child process, so that it is not counted in the driver's memory). Each
 of its own and prints the time of each phase and its peak resident memory (``ru_maxrss``): the driver's, for
 Dask (the rows are made on the workers, so the driver never holds the frame), the whole job's, for pandas.
 
-Phases: ``submit`` (build the requests, plan, persist, create the batches; for Dask, building runs on the
-workers), ``wait`` (the service answers; the same for both), ``parquet`` (merge and write; for Dask, each
-partition on a worker, one file each).
+Phases: ``submit`` (build the requests, plan, persist, create the batches; for Dask, the workers stage each
+partition's lines in the job store and the driver plans from digests and line lengths, streams
+``requests.parquet`` and sends each shard reading its lines back), ``wait`` (the service answers; the same
+work for both), ``parquet`` (merge and write; for Dask, each partition on a worker, one file each).
+``submit MB`` is the peak resident memory when submit returned, ``peak MB`` over the whole run.
 
 Run: .venv/bin/python benchmarks/bench_dask.py [--rows N] [--partitions 16]
 
-Figures, 2026-11-30, 2-core machine shared with other engineers' runs (so times vary by +-20%), 200,000 rows
-in 16 partitions (the full 1,000,000 takes the echo service alone about 4 minutes to answer):
+Figures, 2026-12-01 03:52 UTC, 2-core machine shared with other engineers' runs (times vary by +-30% from run
+to run; the load average says how busy it was):
 
-                submit s    wait s  parquet s   total s   peak MB   base MB
-      dask          34.3      43.9       11.5      89.6       668       161
-      pandas        12.4      24.1        1.1      37.7       594       128
+    1,000,000 rows, 16 partitions, 2 worker processes; echo engine in a child process
+    load average (1 min) at start / after dask / after pandas: 2.77 / 5.37 / 3.09
+              submit s    wait s  parquet s   total s   base MB  submit MB   peak MB
+    dask          73.8     194.4       30.9     299.1       201        733       733
+    pandas        38.4     156.5        4.7     199.6       168       1958      1958
 
-(``base MB``: the process after imports, and for Dask after starting the cluster. 20,000 rows: dask 8.9 / 3.7 /
-3.4 s, pandas 1.7 / 2.6 / 0.2 s.) Read with care: the run shared the 2 cores with other test runs, which hit
-the ``wait`` column hardest (the service does the same work for both). On 2 cores Dask buys no speed. Its submit
-pays for the cluster round trip and for moving every request body to the driver, and its Parquet phase
-pays per-partition task overhead. Its driver never holds the frame's columns, but it peaks about as high as
-pandas, because the submit path holds the request bodies, their lines and fingerprints on the driver (the
-partition frames also sit there while they are put together). Scale-out pays off for the frame that does not
-fit in one process's memory, and for builds heavier than this template (attachments).
+(A run 15 minutes earlier, before the dedupe by digest was made faster, at load 2.5-4.1: dask 63.9 / 142.3 /
+20.6 s, pandas 31.9 / 146.5 / 5.6 s; peaks 748 and 1962 MB.) The driver's memory is what Dask buys here: it
+holds per request a 16-byte digest, a line length and a few plan integers, and at most one shard's lines while
+sending it, so it peaks at about 0.37 of the pandas process, which holds every body, line and fingerprint at
+once. Time is not: on 2 cores the workers compete with the driver and the service, each partition is computed
+twice (a first pass counts its rows, so that custom_ids are global), and the lines are written to a staging
+file, read back into ``requests.parquet`` and read back again per shard. A profile of the Dask submit at
+1,000,000 rows: staging on the workers 22.5 s, planning 3.3 s (with the slower dedupe), streaming
+``requests.parquet`` 5.3 s, sending the 10 shards 30.1 s (mostly the service taking each 100,000-request
+batch, as for pandas). The ``wait`` column is the service's work, the same for both; the Dask ``parquet`` phase
+pays per-partition task overhead and each partition's lookup of its rows. Scale-out pays off for a frame that
+does not fit in one process's memory, and for builds heavier than this template (attachments).
 """
 
 from __future__ import annotations
@@ -74,7 +82,7 @@ def run_side(side: str, n: int, partitions: int, base_url: str, out: Path) -> di
         import distributed
 
         cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
-                                           dashboard_address=None)
+                                           dashboard_address="127.0.0.1:0")
         client = distributed.Client(cluster)
         try:
             bounds = [(k * n // partitions, (k + 1) * n // partitions) for k in range(partitions)]
@@ -95,12 +103,13 @@ def _phases(frame, submit: dict, out: Path) -> dict:
     t0 = time.perf_counter()
     job = frame.batch.submit(**submit)
     t1 = time.perf_counter()
+    submit_mb = peak_mb()
     job.wait(poll_interval=1.0, timeout=3600)
     t2 = time.perf_counter()
     frame.batch.to_parquet(out, job)
     t3 = time.perf_counter()
     assert job.status.counts["succeeded"] == job.status.n_rows, job.status
-    return {"submit_s": t1 - t0, "wait_s": t2 - t1, "parquet_s": t3 - t2, "total_s": t3 - t0,
+    return {"submit_s": t1 - t0, "wait_s": t2 - t1, "parquet_s": t3 - t2, "total_s": t3 - t0, "submit_mb": submit_mb,
             "rows": job.status.n_rows, "batches": len(job.batch_ids())}
 
 
@@ -119,15 +128,21 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="bench-dask-"))
     service = spawn(data_dir=root / "service")
+    load = [os.getloadavg()[0]]
     try:
-        results = [_child(side, opts, service.base_url, root) for side in ("dask", "pandas")]
+        results = []
+        for side in ("dask", "pandas"):
+            results.append(_child(side, opts, service.base_url, root))
+            load.append(os.getloadavg()[0])
     finally:
         service.stop()
     print(f"{opts.rows:,} rows, {opts.partitions} partitions, 2 worker processes; echo engine in a child process")
-    print(f"{'':8}{'submit s':>10}{'wait s':>10}{'parquet s':>11}{'total s':>10}{'peak MB':>10}{'base MB':>10}")
+    print(f"load average (1 min) at start / after dask / after pandas: {' / '.join(f'{x:.2f}' for x in load)}")
+    print(f"{'':8}{'submit s':>10}{'wait s':>10}{'parquet s':>11}{'total s':>10}{'base MB':>10}{'submit MB':>11}"
+          f"{'peak MB':>10}")
     for r in results:
         print(f"{r['side']:8}{r['submit_s']:10.1f}{r['wait_s']:10.1f}{r['parquet_s']:11.1f}{r['total_s']:10.1f}"
-              f"{r['peak_mb']:10.0f}{r['baseline_mb']:10.0f}")
+              f"{r['baseline_mb']:10.0f}{r['submit_mb']:11.0f}{r['peak_mb']:10.0f}")
 
 
 def _child(side: str, opts: argparse.Namespace, base_url: str, root: Path) -> dict:

@@ -53,6 +53,16 @@ class DaskBatchAccessor:
         """
         return dask_api.submit(self._ddf, **kwargs)
 
+    def embed(self, input: str, **kwargs: Any) -> api.Job:
+        """Embed a text column (or a template over columns) of every row; see :func:`batchframe.embed`.
+
+        Examples
+        --------
+        >>> job = ddf.batch.embed("review", model="text-embedding-3-small", provider="openai")  # doctest: +SKIP
+        >>> ddf.batch.merge(job)["llm_embedding"].compute()  # doctest: +SKIP
+        """
+        return dask_api.embed(self._ddf, input, **kwargs)
+
     def merge(self, job: api.Job | str, *, prefix: str = api.DEFAULT_PREFIX) -> dd.DataFrame:
         """This frame plus the job's result columns, lazily (each partition reads its own rows' results).
 

@@ -1,12 +1,14 @@
 """The verbs of ``ddf.batch``, as functions of the Dask frame: the same arguments and meaning as pandas'.
 
-``submit`` and ``estimate`` go through the one submit path with a :class:`~batchframe.dask.build.PartitionBuild`
-(requests built on the workers; ledger, store and batches on the driver); ``merge`` and ``to_parquet`` read
-each partition's own results on the workers.
+``submit`` and ``embed`` stage each partition's lines on the workers and decide on the driver
+(:mod:`batchframe.dask.submit`); ``estimate`` builds through the one plan path with a
+:class:`~batchframe.dask.build.PartitionBuild`; ``merge`` and ``to_parquet`` read each partition's own results
+on the workers.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ import dask.dataframe as dd
 from batchframe import api
 from batchframe.dask import build, export
 from batchframe.dask import merge as merging
-from batchframe.dask.rows import record_partitions
+from batchframe.dask import submit as submitting
+from batchframe.jobs.embed import DEFAULT_MODEL, as_embeddings, embedding_options
 
 
 def requests(ddf: dd.DataFrame, **kwargs: Any) -> dd.DataFrame:
@@ -33,14 +36,21 @@ def estimate(ddf: dd.DataFrame, **kwargs: Any) -> api.Estimate:
 
 
 def submit(ddf: dd.DataFrame, **kwargs: Any) -> api.Job:
-    """Build on the workers, then submit from here; see :func:`batchframe.submit` for the options.
+    """Stage on the workers, then decide and send from here; see :func:`batchframe.submit` for the options
+    and :mod:`batchframe.dask.submit` for how.
 
     The job records each partition's row count, so that :func:`merge` finds a partition's rows directly.
     """
-    builder = build.PartitionBuild(ddf)
-    job = api.submit(None, build=builder, **kwargs)
-    record_partitions(job, builder.sizes)
-    return job
+    return submitting.submit(ddf, **kwargs)
+
+
+def embed(ddf: dd.DataFrame, input: str, *, model: str = DEFAULT_MODEL, dimensions: int | None = None,
+          provider: str | None = None, **options: Any) -> api.Job:
+    """Embed ``input`` (a column, or a template over columns) of every row, as :func:`batchframe.embed` does;
+    the requests are built on the workers, and merge gives the ``llm_embedding`` column."""
+    name, extra = embedding_options(provider, dimensions, options)
+    post = functools.partial(as_embeddings, extra=extra)
+    return submitting.submit(ddf, prompt=input, model=model, max_tokens=1, provider=name, post=post, **options)
 
 
 def merge(ddf: dd.DataFrame, job: api.Job | str, *, prefix: str = api.DEFAULT_PREFIX) -> dd.DataFrame:

@@ -1,4 +1,6 @@
-"""Requests built where the rows are: each partition on a worker; the driver only puts them together.
+"""Requests built where the rows are, each partition on a worker, and put together on the driver: the path of
+``estimate`` and of a submit with ``budget_usd``, which price every request's parameters (a plain submit stages
+the lines on the workers instead: :mod:`batchframe.dask.submit`).
 
 A worker builds its partition with :func:`batchframe.requests.build.build_requests` and hashes the inputs of
 each row (:func:`batchframe.results.merge.input_hashes`); it sends back, per row, the request's parameters
@@ -7,12 +9,14 @@ concatenates the partitions in order into one :class:`~batchframe.requests.build
 are global (a partition's offset plus the row's place in it), so custom_ids ``r<position>`` are unique across
 the frame and shards are cut across partition boundaries by the provider's limits, as for a pandas frame.
 
-The driver holds the row labels, the request parameters and their fingerprints, never the frame's columns.
+On this path the driver holds the row labels, the request parameters and their fingerprints, never the frame's
+columns.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import dask
@@ -22,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 from dask.dataframe.utils import make_meta
 
+from batchframe.dask.stage import Post, build
 from batchframe.errors import InputError
 from batchframe.jobs.plan import Built
 from batchframe.requests.build import build_requests, preview
@@ -45,11 +50,12 @@ def built_meta(index: pd.Index) -> pd.DataFrame:
                         index=index[:0])
 
 
-def build_partition(part: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+def build_partition(part: pd.DataFrame, spec: dict[str, Any], post: Post | None = None) -> pd.DataFrame:
     """On a worker: one row per row of ``part``, its request's parameters and its input hash.
 
-    ``spec`` holds :func:`build_requests`' keyword arguments. Positions in an error message are the row's
-    place in its partition; the label is the frame's.
+    ``spec`` holds :func:`build_requests`' keyword arguments, ``post`` what turns the built requests into the
+    ones sent (embeddings). Positions in an error message are the row's place in its partition; the label is
+    the frame's.
 
     Examples
     --------
@@ -59,7 +65,7 @@ def build_partition(part: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     """
     if len(part) == 0:
         return built_meta(part.index)
-    requests = build_requests(part, **spec)
+    requests = build(part, spec, post)
     params: list[bytes | None] = [None] * len(part)
     for pos, body in zip(requests.positions.tolist(), requests.params, strict=True):
         params[pos] = body
@@ -79,14 +85,15 @@ class PartitionBuild:
     'r19999'
     """
 
-    def __init__(self, ddf: dd.DataFrame):
-        self.ddf = ddf
+    def __init__(self, ddf: dd.DataFrame, *, post: Post | None = None):
+        self.ddf, self.post = ddf, post
         self.sizes: list[int] = []
 
     def __call__(self, **spec: Any) -> Built:
         check_spec(spec)
-        described = build_requests(first_row(self.ddf), **spec)  # bad arguments fail here, before any work
-        built = self.ddf.map_partitions(build_partition, spec, meta=built_meta(make_meta(self.ddf).index))
+        described = build(first_row(self.ddf), spec, self.post)  # bad arguments fail here, before any work
+        built = self.ddf.map_partitions(build_partition, spec, self.post,
+                                        meta=built_meta(make_meta(self.ddf).index))
         # One frame per partition, in partition order: their lengths are the partitions' row counts.
         parts = dask.compute(*built.to_delayed())
         self.sizes = [len(p) for p in parts]
@@ -103,7 +110,11 @@ def check_spec(spec: dict[str, Any]) -> None:
 
 def first_row(ddf: dd.DataFrame) -> pd.DataFrame:
     """The frame's first row (from the first partition that has one), to check the arguments on the driver."""
-    head = ddf.head(1, npartitions=-1)
+    with warnings.catch_warnings():  # "insufficient elements": the first partition is empty, the next are looked at
+        warnings.simplefilter("ignore", UserWarning)
+        head = ddf.head(1, npartitions=1)  # one partition computed, not every one (they are built again later)
+    if len(head) == 0 and ddf.npartitions > 1:
+        head = ddf.head(1, npartitions=-1)
     if len(head) == 0:
         raise InputError("the frame has no rows: nothing to send; pass a DataFrame with at least one row "
                          "(check the filter that produced it)")

@@ -31,15 +31,15 @@ from batchframe.errors import InputError
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import name_from_json, read_labels
 from batchframe.jobs.links import answered_elsewhere
-from batchframe.jobs.manifest import iter_shards
+from batchframe.jobs.manifest import is_embeddings, iter_shards
 from batchframe.jobs.states import ShardState, state_of
 from batchframe.jobs.store import Store
 from batchframe.jobs.structured import with_typed
 from batchframe.providers import provider_class
-from batchframe.results.combine import combine, to_frame
+from batchframe.results.combine import combine, latest_per_position, to_frame
 from batchframe.results.cost import cost_array
 from batchframe.results.merge import NOT_SUBMITTED, STALE, input_hashes, merge_into
-from batchframe.results.schema import HARVEST_SCHEMA, INPUT_HASH, SAME_AS, SKIPPED, check_prefix
+from batchframe.results.schema import EMBEDDING, HARVEST_SCHEMA, INPUT_HASH, SAME_AS, SKIPPED, check_prefix
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,8 @@ def partition_results(store: Store, manifest: dict[str, Any], positions: np.ndar
     local = _local_same_as(need, positions, same_as)
     table = combine(len(need), shard_of == SKIPPED, _harvested(store, manifest, need),
                     pricer=_pricer(manifest), same_as=local, linked=_linked(store, manifest, need, shard_of))
+    if is_embeddings(manifest):
+        table = table.append_column(EMBEDDING.name, _vectors(store, manifest, need, local))
     table = table.take(pa.array(np.searchsorted(need, positions)))
     frame = with_typed(to_frame(table, labels, prefix), manifest, prefix)
     hashes = own.column(INPUT_HASH).to_numpy() if INPUT_HASH in stored else None
@@ -166,6 +168,29 @@ def _harvested(store: Store, manifest: dict[str, Any], need: np.ndarray) -> list
     return tables
 
 
+def _vectors(store: Store, manifest: dict[str, Any], need: np.ndarray, local: np.ndarray | None) -> pa.Array:
+    """The vector of each row of ``need`` at its latest attempt (an identical row's, for a row answered through
+    it), as :func:`batchframe.jobs.harvest.stored_results` gives them."""
+    tables = []
+    for _, shard in iter_shards(manifest):
+        if state_of(shard) is not ShardState.HARVESTED:
+            continue
+        path = store.job_dir(manifest["name"]) / shard["results_file"]
+        if EMBEDDING.name in pq.read_schema(path).names:
+            tables.append(read_rows(path, ["position", "attempt", EMBEDDING.name], need))
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return pa.nulls(len(need), EMBEDDING.type)
+    found = latest_per_position(tables)
+    take = np.full(len(need), -1, np.int64)
+    take[np.searchsorted(need, found.column("position").to_numpy())] = np.arange(found.num_rows)
+    if local is not None:
+        other = (local >= 0) & (local != np.arange(len(need)))
+        take[other] = take[local[other]]
+    vectors = found.column(EMBEDDING.name).take(pa.array(take, mask=take < 0)).combine_chunks()
+    return vectors.cast(EMBEDDING.type)  # Parquet names the list's item "element": one dtype whatever was read
+
+
 def _linked(store: Store, manifest: dict[str, Any], need: np.ndarray, shard_of: np.ndarray) -> np.ndarray:
     """Whether each row's answer was copied from the job that paid for it (see ``answered_elsewhere``)."""
     every = np.full(int(manifest.get("n_rows") or (need.max(initial=-1) + 1)), SKIPPED, np.int32)
@@ -180,6 +205,8 @@ def _pricer(manifest: dict[str, Any]) -> Any:
 
 def _results_meta(manifest: dict[str, Any], prefix: str) -> pd.DataFrame:
     table = combine(0, np.zeros(0, bool), [])
+    if is_embeddings(manifest):
+        table = table.append_column(EMBEDDING.name, pa.nulls(0, EMBEDDING.type))
     return with_typed(to_frame(table, pd.RangeIndex(0), prefix), manifest, prefix)
 
 

@@ -41,6 +41,19 @@ def embed(df: pd.DataFrame, input: str, *, model: str = DEFAULT_MODEL, dimension
     >>> job = df.batch.embed("review", model="text-embedding-3-small", provider="openai")  # doctest: +SKIP
     >>> df.batch.merge(job)["llm_embedding"].iloc[0][:3]  # doctest: +SKIP
     """
+    name, extra = embedding_options(provider, dimensions, options)
+    return submit(df, prompt=input, model=model, max_tokens=1, provider=name, build=_builder(df, extra), **options)
+
+
+def embedding_options(provider: str | None, dimensions: int | None,
+                      options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Check an embed call's arguments; returns the provider's name and what each request adds to ``input``.
+
+    Examples
+    --------
+    >>> embedding_options("openai", 8, {})
+    ('openai', {'dimensions': 8})
+    """
     name = default_provider(provider)
     if not provider_class(name).capabilities.embeddings:
         raise ConfigError(f"provider {name!r} has no batch embeddings API: use provider='openai' (or an "
@@ -50,8 +63,7 @@ def embed(df: pd.DataFrame, input: str, *, model: str = DEFAULT_MODEL, dimension
     for key in ("prompt", "max_tokens", "schema", "cache", "system", "tools", "tool_choice"):
         if key in options:
             raise InputError(f"embed takes no {key!r} (it embeds the text of `input`)")
-    extra = {"dimensions": dimensions} if dimensions is not None else {}
-    return submit(df, prompt=input, model=model, max_tokens=1, provider=name, build=_builder(df, extra), **options)
+    return name, ({"dimensions": dimensions} if dimensions is not None else {})
 
 
 def _builder(df: pd.DataFrame, extra: dict[str, Any]) -> Any:

@@ -18,7 +18,6 @@ import pandas as pd
 from batchframe.errors import InputError
 from batchframe.jobs.ledger import Matches
 from batchframe.jobs.links import linked_shard
-from batchframe.jobs.manifest import plan_shard_records
 from batchframe.jobs.states import ShardRecord, new_shard
 from batchframe.jobs.store import Store, check_index_storable, validate_name
 from batchframe.providers import Endpoint, open_endpoint, provider_class
@@ -26,7 +25,7 @@ from batchframe.providers.base import Codec
 from batchframe.requests.build import RequestSet, build_requests
 from batchframe.requests.fingerprint import fingerprint, request_digests
 from batchframe.requests.keys import first_occurrences
-from batchframe.requests.shards import ShardLimits
+from batchframe.requests.shards import ShardLimits, plan_shards
 from batchframe.results.merge import input_hashes
 from batchframe.results.typed import typed_columns
 
@@ -115,30 +114,68 @@ def prepare(
     >>> p.requests.n_sent  # doctest: +SKIP
     40
     """
-    endpoint = open_endpoint(provider, api_key=api_key, base_url=base_url, **(provider_options or {}))
-    codec = provider_class(endpoint.provider).codec
-    limits = _limits(endpoint, max_batch_requests, max_batch_bytes, max_in_flight)
-    via = provider_class(endpoint.provider).structured_via(model) if isinstance(model, str) else "output_config"
+    ctx = context(model=model, provider=provider, api_key=api_key, base_url=base_url,
+                  max_batch_requests=max_batch_requests, max_batch_bytes=max_batch_bytes,
+                  max_in_flight=max_in_flight, store=store, provider_options=provider_options)
     built = (build or _in_process(df))(prompt=prompt, model=model, max_tokens=max_tokens, cache=cache,
-                                       schema_via=via, **params)
+                                       schema_via=ctx.schema_via, **params)
     requests = built.requests
-    if requests.structured is not None:
-        typed_columns(requests.structured.schema)  # the typed columns must be derivable before anything is sent
+    check_built(requests)
     if requests.n_sent == 0:
         raise InputError(f"no row to send: all {requests.n_rows} prompts are empty (NaN, None or blank)")
     check_index_storable(built.index)
     if name is not None:
         validate_name(name)
-    betas = _betas(betas)
-    answerer = endpoint.identity + (f"|betas={','.join(betas)}" if betas else "")  # who answers, and how
+    betas = check_betas(betas)
+    answerer = answerer_of(ctx.endpoint, betas)
     sent_as = first_occurrences(requests.params) if dedupe else np.arange(requests.n_sent)
-    all_lines = codec.encode_lines(requests.custom_ids, requests.params)
+    all_lines = ctx.codec.encode_lines(requests.custom_ids, requests.params)
     # Over every row's line, as before dedupe existed: re-running a cell written then finds its job.
     digest = fingerprint(answerer + ("" if dedupe else "|dedupe=False"), all_lines)
     digests = request_digests(answerer, requests.params)
-    store = store if isinstance(store, Store) else Store(store)
-    return Prepared(endpoint, codec, limits, requests, store, betas, answerer, sent_as, all_lines, digest, digests,
-                    prompt, built, df)
+    return Prepared(ctx.endpoint, ctx.codec, ctx.limits, requests, ctx.store, betas, answerer, sent_as, all_lines,
+                    digest, digests, prompt, built, df)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who answers a submit and under which limits, before any request is built: the endpoint, its codec,
+    the shard limits, how a schema is asked for (``schema_via``) and the job store."""
+
+    endpoint: Endpoint
+    codec: Codec
+    limits: ShardLimits
+    schema_via: str
+    store: Store
+
+
+def context(*, model: Any, provider: str | None = None, api_key: str | None = None, base_url: str | None = None,
+            max_batch_requests: int | None = None, max_batch_bytes: int | None = None,
+            max_in_flight: int | None = None, store: str | Store | None = None,
+            provider_options: dict[str, Any] | None = None) -> Context:
+    """The :class:`Context` of a submit (no network: the endpoint is only resolved).
+
+    Examples
+    --------
+    >>> context(model="claude-haiku-4-5", provider="local").limits.max_requests  # doctest: +SKIP
+    100000
+    """
+    endpoint = open_endpoint(provider, api_key=api_key, base_url=base_url, **(provider_options or {}))
+    cls = provider_class(endpoint.provider)
+    limits = _limits(endpoint, max_batch_requests, max_batch_bytes, max_in_flight)
+    via = cls.structured_via(model) if isinstance(model, str) else "output_config"
+    return Context(endpoint, cls.codec, limits, via, store if isinstance(store, Store) else Store(store))
+
+
+def answerer_of(endpoint: Endpoint, betas: list[str]) -> str:
+    """Who answers, and how: the endpoint's identity and the betas (part of every fingerprint and digest)."""
+    return endpoint.identity + (f"|betas={','.join(betas)}" if betas else "")
+
+
+def check_built(requests: RequestSet) -> None:
+    """What must hold of built requests before anything is sent: a schema's typed columns are derivable."""
+    if requests.structured is not None:
+        typed_columns(requests.structured.schema)
 
 
 def _in_process(df: pd.DataFrame | None) -> Builder:
@@ -194,7 +231,28 @@ def plan_requests(p: Prepared, matches: Matches | None, *, prime: bool = False) 
     linked = matches.found[own] if matches is not None else np.zeros(len(own), bool)
     send = own[~linked]
     send_lines = [all_lines[i] for i in send.tolist()]
-    line_shards, shards = _shard_records(send_lines, p.limits, p.codec, prime=prime)
+    sizes = np.fromiter((len(b) for b in send_lines), dtype=np.int64, count=len(send_lines))
+    shard_of, via, shards = shard_plan(sizes, own, linked, matches, p.limits, p.codec, prime=prime)
+    return Plan(requests, [all_lines[i] for i in own.tolist()], [p.digests[i] for i in own.tolist()], p.sent_as,
+                shard_of, via, shards, send, send_lines, p.limits, int(linked.sum()))
+
+
+def shard_plan(sizes: np.ndarray, own: np.ndarray, linked: np.ndarray, matches: Matches | None, limits: ShardLimits,
+               codec: Codec, *, prime: bool = False) -> tuple[np.ndarray, np.ndarray, list[ShardRecord]]:
+    """The shards of the requests ``own`` (indices of the requests that carry their own answer): those not
+    ``linked`` are cut by the line ``sizes`` (in order) under ``limits``; the linked ones are grouped by the
+    job that carries them. Returns each own request's shard, its position in its source job (-1: sent here)
+    and the shard records.
+
+    Examples
+    --------
+    >>> from batchframe.providers.anthropic import codec
+    >>> shard_of, via, shards = shard_plan(np.array([10, 10, 10]), np.arange(3), np.zeros(3, bool), None,
+    ...                                    ShardLimits(max_requests=2), codec)
+    >>> shard_of.tolist(), via.tolist(), [s["n_requests"] for s in shards]
+    ([0, 0, 1], [-1, -1, -1], [2, 1])
+    """
+    line_shards, shards = _shard_records(sizes, limits, codec, prime=prime)
     shard_of = np.empty(len(own), np.int32)
     shard_of[~linked] = line_shards
     via = np.full(len(own), -1, np.int64)
@@ -207,23 +265,30 @@ def plan_requests(p: Prepared, matches: Matches | None, *, prime: bool = False) 
         via[linked] = matches.position[carried]
         for (job, uid), k in group.items():
             shards.append(linked_shard(k, int((index == k).sum()), job, uid))
-    return Plan(requests, [all_lines[i] for i in own.tolist()], [p.digests[i] for i in own.tolist()], p.sent_as,
-                shard_of, via, shards, send, send_lines, p.limits, int(linked.sum()))
+    return shard_of, via, shards
 
 
-def _shard_records(lines: list[bytes], limits: ShardLimits, codec: Codec, *,
+def _shard_records(sizes: np.ndarray, limits: ShardLimits, codec: Codec, *,
                    prime: bool) -> tuple[np.ndarray, list[ShardRecord]]:
-    if not prime or len(lines) < 2:
-        return plan_shard_records(lines, limits, codec)
+    if not prime or len(sizes) < 2:
+        return _records(sizes, limits, codec)
     # The priming request alone first: its batch writes the cache that the others then read.
-    rest_of, rest = plan_shard_records(lines[1:], limits, codec)
+    rest_of, rest = _records(sizes[1:], limits, codec)
     for record in rest:
         record["index"] += 1
-    first = new_shard(0, 1, codec.body_size([len(lines[0])]))
+    first = new_shard(0, 1, codec.body_size(sizes[:1]))
     return np.concatenate([[0], rest_of + 1]).astype(np.int32), [first, *rest]
 
 
-def _betas(betas: Sequence[str]) -> list[str]:
+def _records(sizes: np.ndarray, limits: ShardLimits, codec: Codec) -> tuple[np.ndarray, list[ShardRecord]]:
+    """As :func:`batchframe.jobs.manifest.plan_shard_records`, from the lines' sizes (not the lines)."""
+    ranges = plan_shards(sizes, limits, envelope=codec.ENVELOPE_BYTES)
+    shard_of = np.repeat(np.arange(len(ranges), dtype=np.int32), [stop - start for start, stop in ranges])
+    records = [new_shard(i, stop - start, codec.body_size(sizes[start:stop])) for i, (start, stop) in enumerate(ranges)]
+    return shard_of, records
+
+
+def check_betas(betas: Sequence[str]) -> list[str]:
     if isinstance(betas, str) or not all(isinstance(b, str) and b and "," not in b for b in betas):
         raise InputError(f"betas must be a list of beta names, e.g. ['structured-outputs-2025-11-13'], got {betas!r}")
     return list(betas)

@@ -142,20 +142,17 @@ def submit(
                 provider_options=provider_options, betas=betas, dedupe=dedupe, cache=cache,
                 build=build, **({"schema": schema} if schema is not None else {}), **params)
     warn_short_prefix(p)
-    waves = _waves(budget_usd, max_in_flight, prime_cache)
+    waves = waves_record(budget_usd, max_in_flight, prime_cache)
     store, requests, digest = p.store, p.requests, p.digest
     with store.lock():
-        job_name, fresh, previous = _choose(store, name, digest, new)
+        job_name, fresh, previous = choose_job(store, name, digest, new)
         if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
             use_ledger = dedupe and not new
             matches = lookup(store, p.answerer, p.digests, exclude=job_name) if use_ledger else None
             plan = plan_requests(p, matches, prime=prime_cache)
             if budget_usd is not None:  # counted and checked before anything is stored or created
                 _check_budget(price_plan(p, plan, prime=prime_cache, retry=retry), plan, budget_usd)
-            spec = {"prompt": prompt, "betas": p.betas, "cache": cache,
-                    "columns": [name_to_json(c) for c in requests.columns],
-                    **({"structured": requests.structured.to_json()} if requests.structured else {}),
-                    **({"endpoint": requests.endpoint} if requests.endpoint != "messages" else {})}
+            spec = request_record(prompt, p.betas, cache, requests)
             _persist_new(store, job_name, p, plan, p.endpoint, digest, spec, previous, waves)
     job = Job(job_name, store=store, endpoint=p.endpoint, retry=retry)
     job.send_unsent(plan.send_lines if fresh else None, fingerprint=digest)
@@ -164,7 +161,7 @@ def submit(
     return job
 
 
-def _waves(budget_usd: float | None, max_in_flight: int | None, prime: bool) -> dict[str, Any] | None:
+def waves_record(budget_usd: float | None, max_in_flight: int | None, prime: bool) -> dict[str, Any] | None:
     if budget_usd is not None and (isinstance(budget_usd, bool) or not isinstance(budget_usd, int | float)
                                    or not budget_usd >= 0):
         raise InputError(f"budget_usd must be a number of US dollars >= 0, got {budget_usd!r}")
@@ -193,26 +190,38 @@ def _check_budget(est: Estimate, plan: Plan, cap: float) -> None:
         record["expected_usd"] = shard.expected_usd  # type: ignore[typeddict-unknown-key]
 
 
+def request_record(prompt: str, betas: list[str], cache: str | None, requests: RequestSet) -> dict[str, Any]:
+    """The manifest's ``request``: what the requests were built from (the columns merge re-hashes)."""
+    return {"prompt": prompt, "betas": betas, "cache": cache, "columns": [name_to_json(c) for c in requests.columns],
+            **({"structured": requests.structured.to_json()} if requests.structured else {}),
+            **({"endpoint": requests.endpoint} if requests.endpoint != "messages" else {})}
+
+
 def warn_short_prefix(p: Prepared) -> None:
     """Warn when ``cache="auto"`` found no shared prefix, or one shorter than the model caches (by the
     stated byte rule: counting it needs the network, and a warning should not)."""
-    prefix = p.requests.cache
+    warn_short_prefix_of(p.requests, p.endpoint, stacklevel=4)
+
+
+def warn_short_prefix_of(requests: RequestSet, endpoint: Endpoint, *, stacklevel: int = 3) -> None:
+    """:func:`warn_short_prefix` for built ``requests`` (any RequestSet of the job's arguments)."""
+    prefix = requests.cache
     if prefix is None:
         return
     if prefix.where is None:
         warnings.warn("cache='auto': the requests share no prefix (no common tools, system or leading template "
-                      "text), so nothing is cached", PromptCacheWarning, stacklevel=3)
+                      "text), so nothing is cached", PromptCacheWarning, stacklevel=stacklevel)
         return
-    minimum = provider_class(p.endpoint.provider).min_cacheable_tokens(p.requests.model)
+    minimum = provider_class(endpoint.provider).min_cacheable_tokens(requests.model)
     approx = len(prefix.text.encode()) // BYTES_PER_TOKEN
     if minimum is not None and approx < minimum:
         warnings.warn(
             f"cache='auto': the shared prefix (up to the {prefix.where}) is about {approx:,} tokens, shorter than "
-            f"the {minimum:,} tokens {p.requests.model} caches, so it will not be cached; lengthen the shared "
-            "part (system, tools, leading text) or leave cache out", PromptCacheWarning, stacklevel=3)
+            f"the {minimum:,} tokens {requests.model} caches, so it will not be cached; lengthen the shared "
+            "part (system, tools, leading text) or leave cache out", PromptCacheWarning, stacklevel=stacklevel)
 
 
-def _choose(store: Store, name: str | None, digest: str, new: bool) -> tuple[str, bool, str | None]:
+def choose_job(store: Store, name: str | None, digest: str, new: bool) -> tuple[str, bool, str | None]:
     """The job this submit is: its name, whether it is (re)planned now, and the earlier revision it replaces.
 
     * The same requests under the same name (or under no name): the job that has them, as it is (a
@@ -311,10 +320,7 @@ def _persist_new(
     that linked to its rows find it again (the rows, by position, are the same).
     """
     requests, limits = plan.requests, plan.limits
-    uid = None
-    if previous is None and store.exists(name):
-        before = store.read_manifest(name)
-        uid = before.get("uid") if before.get("fingerprint") == digest else None
+    uid = kept_uid(store, name, digest, previous)
     own = plan.sent_as == np.arange(requests.n_sent)
     rows = requests.positions
     shard_of = np.full(requests.n_rows, SKIPPED, dtype=np.int32)
@@ -325,8 +331,8 @@ def _persist_new(
     via = np.full(requests.n_rows, -1, dtype=np.int64)
     via[rows[own]] = plan.via
     digests: list[bytes | None] = [None] * requests.n_rows
-    for pos, d in zip(rows.tolist(), (plan.digests[k] for k in np.cumsum(own) - 1), strict=True):
-        digests[pos] = d  # a row answered through an identical one has that one's digest
+    for pos, d in zip(rows.tolist(), p.digests, strict=True):
+        digests[pos] = d  # a row answered through an identical one has that one's digest (they are equal)
     table = requests_table(p.index, requests, plan.lines, shard_of, same_as, p.input_hashes())
     table = table.append_column(DIGEST, pa.array(digests, pa.binary(16))).append_column(VIA, pa.array(via, pa.int64()))
     with store.lock(name):
@@ -335,42 +341,61 @@ def _persist_new(
             table,
             metadata={"job": name, "provider": endpoint.provider, "model": requests.model, **index_names(p.index)},
         )
-        store.write_manifest(
-            name,
+        store.write_manifest(name, new_manifest(
+            name, endpoint, requests.model, digest, request, plan.shards, limits, uid=uid, previous=previous,
+            waves=waves, n_rows=requests.n_rows, n_skipped=int(requests.skipped.sum()),
+            n_reused=int((~own).sum()) + plan.n_linked, n_linked=plan.n_linked, n_requests=len(plan.lines),
+            requests_file=store.requests_path(name, 1).name))
+
+
+def new_manifest(name: str, endpoint: Endpoint, model: str, digest: str, request: dict[str, Any],
+                 shards: list[Any], limits: Any, *, uid: str | None, previous: str | None,
+                 waves: dict[str, Any] | None, n_rows: int, n_skipped: int, n_reused: int, n_linked: int,
+                 n_requests: int, requests_file: str) -> dict[str, Any]:
+    """The manifest of a new job (its one attempt's shards ``planned`` or ``linked``), as persisted before
+    anything is sent."""
+    return {
+        "format": FORMAT,
+        "name": name,
+        "provider": endpoint.provider,
+        "identity": endpoint.identity,
+        "base_url": endpoint.base_url,
+        "data_dir": endpoint.data_dir,
+        "service": endpoint.service,
+        "model": model,
+        "fingerprint": digest,
+        "created_at": now(),
+        "n_rows": n_rows,
+        "n_skipped": n_skipped,
+        "n_reused": n_reused,
+        "n_linked": n_linked,
+        "uid": uid or uuid.uuid4().hex,
+        "revision": _revision(previous),
+        "previous": previous,
+        "request": request,
+        "limits": {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes},
+        **({"waves": waves} if waves else {}),
+        **_pricing(endpoint, model),
+        "attempts": [
             {
-                "format": FORMAT,
-                "name": name,
-                "provider": endpoint.provider,
-                "identity": endpoint.identity,
-                "base_url": endpoint.base_url,
-                "data_dir": endpoint.data_dir,
-                "service": endpoint.service,
-                "model": requests.model,
-                "fingerprint": digest,
+                "attempt": 1,
                 "created_at": now(),
-                "n_rows": requests.n_rows,
-                "n_skipped": int(requests.skipped.sum()),
-                "n_reused": int((~own).sum()) + plan.n_linked,
-                "n_linked": plan.n_linked,
-                "uid": uid or uuid.uuid4().hex,
-                "revision": _revision(previous),
-                "previous": previous,
-                "request": request,
-                "limits": {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes},
-                **({"waves": waves} if waves else {}),
-                **_pricing(endpoint, requests.model),
-                "attempts": [
-                    {
-                        "attempt": 1,
-                        "created_at": now(),
-                        "reason": "submit",
-                        "n_requests": len(plan.lines),
-                        "requests_file": store.requests_path(name, 1).name,
-                        "shards": plan.shards,
-                    }
-                ],
-            },
-        )
+                "reason": "submit",
+                "n_requests": n_requests,
+                "requests_file": requests_file,
+                "shards": shards,
+            }
+        ],
+    }
+
+
+def kept_uid(store: Store, name: str, digest: str, previous: str | None) -> str | None:
+    """The uid a replanned job keeps: the same requests (nothing was ever created for it) under its name
+    keep it, so that jobs of the store that linked to its rows (by position, the same) find it again."""
+    if previous is None and store.exists(name):
+        before = store.read_manifest(name)
+        return before.get("uid") if before.get("fingerprint") == digest else None
+    return None
 
 
 def _pricing(endpoint: Endpoint, model: str) -> dict[str, Any]:

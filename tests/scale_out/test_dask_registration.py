@@ -47,3 +47,53 @@ def test_partitions_assemble_into_global_positions_like_one_frame():
 def test_a_series_parameter_is_refused_with_what_to_do():
     with pytest.raises(batchframe.InputError, match="col"):
         check_spec({"max_tokens": pd.Series([1])})
+
+
+def test_a_worker_hands_back_fixed_size_pieces_and_writes_its_lines(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from batchframe.dask.stage import Stage, read_staged, stage_partition
+    from batchframe.requests.fingerprint import request_digests
+
+    spec = {"prompt": "Say something long about {q}", "model": "claude-haiku-4-5", "max_tokens": 8}
+    part = pd.DataFrame({"q": [f"topic {i} " * 20 if i % 9 else None for i in range(900)]},
+                        index=pd.Index([f"k{i}" for i in range(900)], name="key"))
+    stage = Stage(str(tmp_path), "local:svc", "anthropic", spec)
+    staged = stage_partition(part, stage, 3, 5_000)
+    alone = build_requests(part, **spec)
+    assert staged.n_rows == 900 and staged.sent.tolist() == (~alone.skipped).tolist()
+    assert staged.digests == b"".join(request_digests("local:svc", alone.params))
+    table = read_staged(tmp_path, 3)
+    assert table.column("position").to_pylist() == list(range(5_000, 5_900))  # global positions
+    assert table.column("custom_id").drop_null().to_pylist() == [f"r{5_000 + p}" for p in alone.positions]
+    bodies = table.column("body").drop_null().to_pylist()
+    assert staged.sizes.tolist() == [len(b) for b in bodies] and all(b'"custom_id"' in b for b in bodies)
+    # What travels to the driver is ~25 bytes a row, not the ~400-byte request bodies.
+    assert len(pickle.dumps(staged)) < 30 * len(part) < sum(len(b) for b in bodies) / 10
+    assert np.array_equal(table.to_pandas().index, part.index)
+
+
+def test_a_worker_that_does_not_see_the_store_says_so(tmp_path):
+    from batchframe.dask.stage import Stage, stage_partition
+
+    stage = Stage(str(tmp_path / "not-here"), "local:svc", "anthropic", {"prompt": "q", "model": "m", "max_tokens": 8})
+    with pytest.raises(batchframe.InputError, match="not visible on Dask worker .* filesystem every worker sees"):
+        stage_partition(pd.DataFrame({"q": ["x"]}), stage, 0, 0)
+
+
+def test_identical_requests_are_sent_once_by_their_digest():
+    import numpy as np
+
+    from batchframe.dask.submit import first_by_key
+
+    keys = np.array([[5, 1], [2, 2], [5, 1], [5, 2], [2, 2]], np.uint64)
+    assert first_by_key(keys).tolist() == [0, 1, 0, 3, 1]
+    assert first_by_key(np.zeros((0, 2), np.uint64)).tolist() == []
+    from batchframe.requests.keys import first_occurrences
+
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 500):  # the same answer as the pandas submit's dedupe (by request body)
+        keys = rng.integers(0, 3, (n, 2)).astype(np.uint64)
+        assert first_by_key(keys).tolist() == first_occurrences([k.tobytes() for k in keys]).tolist()
