@@ -24,7 +24,12 @@ from batchframe.errors import TransportError
 from batchframe.jobs.labels import read_labels
 from batchframe.jobs.links import answered_elsewhere
 from batchframe.jobs.manifest import is_embeddings, iter_shards
-from batchframe.jobs.shard_file import ResultsFiles, ShardSink, read_columns
+from batchframe.jobs.shard_file import (
+    ResultsFiles,
+    ShardSink,
+    read_columns,
+    read_labelled,
+)
 from batchframe.jobs.states import ShardState, state_of
 from batchframe.jobs.store import Store
 from batchframe.providers.base import Provider
@@ -32,13 +37,15 @@ from batchframe.providers.prefetch import read_ahead
 from batchframe.results.combine import combine, latest_per_position, to_frame
 from batchframe.results.cost import PriceLookup, cost_array
 from batchframe.results.export import replacing
+from batchframe.results.memory import release_unused
 from batchframe.results.schema import DEFAULT_PREFIX, EMBEDDING, INPUT_HASH, SAME_AS, SKIPPED
 
 #: Downloads of one shard's results per harvest before giving up until the next refresh.
 MAX_DOWNLOADS = 4
 #: Bytes of result lines parsed and written at a time (one Parquet row group). A harvest holds about a few
 #: times this, whatever the shard's size; tests lower it to force many blocks through the streaming path.
-CHUNK_BYTES = 8 << 20
+#: 4 MB still parses in parallel (in parts of 1 MB, see ``results_arrow.PART_BYTES``) and halves what 8 MB held.
+CHUNK_BYTES = 4 << 20
 
 #: Takes one parsed block and returns how many of its lines were new (known and not seen before).
 BlockWriter = Callable[[pa.Table], int]
@@ -116,12 +123,22 @@ def harvest_shard(
     --------
     >>> move(shard, ShardState.HARVESTED, **harvest_shard(provider, store, manifest, 1, shard))  # doctest: +SKIP
     """
+    try:
+        return _harvest_shard(provider, store, manifest, attempt, shard)
+    finally:
+        release_unused()  # the blocks' memory, before the next shard (or the merge) takes its own
+
+
+def _harvest_shard(
+    provider: Provider, store: Store, manifest: dict[str, Any], attempt: int, shard: dict[str, Any]
+) -> dict[str, Any]:
     name = manifest["name"]
     known, positions = shard_mapping(store, name, attempt, shard["index"])
-    index = read_labels(store.read_table(store.requests_path(name, 1), columns=["position"]))
+    index = read_labels(read_labelled(store.requests_path(name, 1), ["position"]))
     sink = ShardSink(known, positions, index[positions], attempt=attempt, batch_id=shard["batch_id"],
                      price_for=provider.pricer(manifest["model"])[0], metadata=_metadata(manifest, attempt, shard),
                      extra=[EMBEDDING] if is_embeddings(manifest) else [])
+    del index
     path = store.results_path(name, attempt, shard["index"])
     with replacing(path) as tmp, sink.open(tmp):
         download(provider, shard["batch_id"], len(known), sink.write)
@@ -167,23 +184,31 @@ def stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLo
     --------
     >>> stored_results(job.store, job.manifest, price_for=provider.price_for)["llm_status"][:2]  # doctest: +SKIP
     """
+    try:
+        return _stored_results(store, manifest, price_for=price_for, prefix=prefix)
+    finally:
+        release_unused()  # what combining freed, before the caller merges (and hashes the frame)
+
+
+def _stored_results(store: Store, manifest: dict[str, Any], *, price_for: PriceLookup, prefix: str) -> pd.DataFrame:
     name = manifest["name"]
     path = store.requests_path(name, 1)
     same_as_stored = SAME_AS in pq.read_schema(path).names
-    source = store.read_table(path, columns=["position", "shard", *([SAME_AS] if same_as_stored else [])])
+    source = read_columns(path, ["shard", *([SAME_AS] if same_as_stored else [])])  # in position order
     paths = [store.job_dir(name) / s["results_file"] for _, s in iter_shards(manifest)
              if state_of(s) is ShardState.HARVESTED]
-    skipped = source.column("shard").to_numpy() == SKIPPED
+    shard_of = source.column("shard").to_numpy()
+    skipped = shard_of == SKIPPED
     same_as = source.column(SAME_AS).to_numpy() if same_as_stored else None
-    index = read_labels(source)
     pricer = functools.partial(cost_array, price_for=price_for)
-    linked = answered_elsewhere(store, manifest, source.column("shard").to_numpy())
+    linked = answered_elsewhere(store, manifest, shard_of)
     with ResultsFiles(paths) as files:  # read a column at a time: the results are never held twice
         table = combine(len(skipped), skipped, files.keys(), pricer=pricer, same_as=same_as, linked=linked,
                         read_column=files.column)
     if is_embeddings(manifest):
         table = table.append_column(EMBEDDING.name, _vectors(paths, len(skipped), same_as))
-    return to_frame(table, index, prefix)
+    # The labels last: the frame needs them, combining does not (nor the room they take while it runs).
+    return to_frame(table, read_labels(read_labelled(path, ["position"])), prefix)
 
 
 def _vectors(paths: list[Any], n_rows: int, same_as: np.ndarray | None) -> pa.Array:

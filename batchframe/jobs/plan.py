@@ -230,11 +230,14 @@ def plan_requests(p: Prepared, matches: Matches | None, *, prime: bool = False) 
     own = np.flatnonzero(p.sent_as == np.arange(requests.n_sent))  # requests that carry their own answer
     linked = matches.found[own] if matches is not None else np.zeros(len(own), bool)
     send = own[~linked]
-    send_lines = [all_lines[i] for i in send.tolist()]
+    every = len(own) == len(all_lines)  # nothing answered through an identical row: no copy of the lists
+    lines = all_lines if every else [all_lines[i] for i in own.tolist()]
+    send_lines = lines if len(send) == len(lines) else [all_lines[i] for i in send.tolist()]
     sizes = np.fromiter((len(b) for b in send_lines), dtype=np.int64, count=len(send_lines))
     shard_of, via, shards = shard_plan(sizes, own, linked, matches, p.limits, p.codec, prime=prime)
-    return Plan(requests, [all_lines[i] for i in own.tolist()], [p.digests[i] for i in own.tolist()], p.sent_as,
-                shard_of, via, shards, send, send_lines, p.limits, int(linked.sum()))
+    digests = p.digests if every else [p.digests[i] for i in own.tolist()]
+    return Plan(requests, lines, digests, p.sent_as, shard_of, via, shards, send, send_lines, p.limits,
+                int(linked.sum()))
 
 
 def shard_plan(sizes: np.ndarray, own: np.ndarray, linked: np.ndarray, matches: Matches | None, limits: ShardLimits,

@@ -30,6 +30,7 @@ from batchframe.jobs.labels import labels_table
 from batchframe.requests.keys import named_positions
 from batchframe.results.cost import PriceLookup, total_cost
 from batchframe.results.export import METADATA_KEY
+from batchframe.results.memory import release_unused
 from batchframe.results.schema import HARVEST_SCHEMA, RESULT_SCHEMA
 
 #: Token totals recorded on a harvested shard.
@@ -41,7 +42,11 @@ _COMPRESSION = "lz4"
 
 
 class ResultsFiles:
-    """Harvested shards' results files, open for reading column by column (each file's footer read once).
+    """Harvested shards' results files, read column by column (each file's footer read once).
+
+    A file is opened for each read and dropped after it: a Parquet reader keeps the decoding buffers of the
+    last column it read (about a third of that column) for as long as it lives, and readers kept open on
+    every shard would hold that much per shard.
 
     Examples
     --------
@@ -53,12 +58,10 @@ class ResultsFiles:
     """
 
     def __init__(self, paths: list[Path]):
-        self._files: list[pq.ParquetFile] = []
+        self._paths = list(paths)
         try:
-            for path in paths:
-                self._files.append(pq.ParquetFile(path))
+            self._footers = [pq.read_metadata(path) for path in self._paths]
         except FileNotFoundError as exc:
-            self.close()
             raise JobError(f"missing file {str(exc.filename)!r} in the job store") from exc
 
     def __enter__(self) -> ResultsFiles:
@@ -68,16 +71,23 @@ class ResultsFiles:
         self.close()
 
     def close(self) -> None:
-        for file in self._files:
-            file.close()
+        """Nothing stays open between reads; kept so that callers can use the files as a context."""
 
     def keys(self) -> list[pa.Table]:
         """The ``position`` and ``attempt`` columns of every file (what aligning needs first)."""
-        return [file.read(columns=["position", "attempt"], use_threads=False) for file in self._files]
+        return [self._read(table, ["position", "attempt"]) for table in range(len(self._paths))]
 
     def column(self, table: int, name: str) -> pa.ChunkedArray:
         """One :data:`HARVEST_SCHEMA` column of the ``table``-th file."""
-        return self._files[table].read(columns=[name], use_threads=False).column(0)
+        release_unused()  # what aligning the column before freed, so that this read reuses it
+        return self._read(table, [name]).column(0)
+
+    def _read(self, table: int, columns: list[str]) -> pa.Table:
+        try:
+            with pq.ParquetFile(self._paths[table], metadata=self._footers[table]) as file:
+                return file.read(columns=columns, use_threads=False)
+        except FileNotFoundError as exc:
+            raise JobError(f"missing file {str(exc.filename)!r} in the job store") from exc
 
 
 def read_columns(path: Path, columns: list[str]) -> pa.Table:
@@ -91,9 +101,55 @@ def read_columns(path: Path, columns: list[str]) -> pa.Table:
     ['b']
     """
     try:
-        return pq.ParquetFile(path).read(columns=columns, use_threads=False)
+        with pq.ParquetFile(path) as file:
+            table = file.read(columns=columns, use_threads=False)
     except FileNotFoundError as exc:
         raise JobError(f"missing file {str(path)!r} in the job store") from exc
+    release_unused()  # the read's decoding buffers (twice the columns' size), before anything else allocates
+    return table
+
+
+def read_labelled(path: Path, columns: list[str]) -> pa.Table:
+    """Only ``columns`` of a Parquet file of the store, with the index columns its pandas metadata names.
+
+    Read on the calling thread: reader threads would each keep the memory they decompressed into.
+
+    Examples
+    --------
+    >>> path = Path(tempfile.mkdtemp()) / "t.parquet"
+    >>> pq.write_table(pa.Table.from_pandas(pd.DataFrame({"a": [1], "b": ["x"]}, index=["k"])), path)
+    >>> read_labelled(path, ["a"]).column_names
+    ['a', '__index_level_0__']
+    """
+    try:
+        table = pq.read_table(path, columns=columns, use_pandas_metadata=True, use_threads=False)
+    except FileNotFoundError as exc:
+        raise JobError(f"missing file {str(path)!r} in the job store") from exc
+    release_unused()  # as in read_columns
+    return table
+
+
+def _labelled_schema(labels: pd.Index, fields: list[pa.Field]) -> tuple[pa.Table, pa.Schema, dict[str, Any]]:
+    """The label columns of a shard's rows, and the schema (pandas metadata included) of its results file.
+
+    The schema is that of the labels beside empty ``fields``. Converting as many empty rows as labels costs
+    more than the labels themselves, so when the labels' types do not depend on their values (not object
+    dtype, not a RangeIndex, whose metadata holds its bounds) one row decides it; else all of them do.
+    """
+    if len(labels) and not isinstance(labels, pd.RangeIndex) and not _object_levels(labels):
+        table, names = labels_table(labels, {})
+        head, _ = labels_table(labels[:1], {f.name: pd.arrays.ArrowExtensionArray(pa.nulls(1, f.type))
+                                            for f in fields})
+        if head.schema.remove_metadata() == pa.schema([*fields, *table.schema]).remove_metadata():
+            return table, head.schema, names
+    empty = {f.name: pd.arrays.ArrowExtensionArray(pa.nulls(len(labels), f.type)) for f in fields}
+    table, names = labels_table(labels, empty)
+    return table.drop_columns([f.name for f in fields]), table.schema, names
+
+
+def _object_levels(labels: pd.Index) -> bool:
+    levels = labels.levels if isinstance(labels, pd.MultiIndex) else [labels]
+    return any(level.dtype == object for level in levels)
 
 
 class ShardSink:
@@ -132,11 +188,9 @@ class ShardSink:
         # ``extra``: columns some results carry beyond RESULT_SCHEMA (an embeddings job's vectors), kept too.
         self.extra = list(extra)
         fields = [*HARVEST_SCHEMA, *self.extra]
-        empty = {f.name: pd.arrays.ArrowExtensionArray(pa.nulls(len(known), f.type)) for f in fields}
-        table, names = labels_table(labels, empty)
-        self.labels = table.drop_columns([f.name for f in fields])
+        self.labels, schema, names = _labelled_schema(labels, fields)
         meta = json.dumps({**metadata, **names}, default=str).encode()
-        self.schema = table.schema.with_metadata({**(table.schema.metadata or {}), METADATA_KEY: meta})
+        self.schema = schema.with_metadata({**(schema.metadata or {}), METADATA_KEY: meta})
         self.counts: Counter[str] = Counter()
         self.tokens = dict.fromkeys(TOKEN_TOTALS, 0)
         self.cost: float | None = None

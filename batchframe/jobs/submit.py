@@ -330,11 +330,12 @@ def _persist_new(
     same_as[rows] = rows[plan.sent_as]
     via = np.full(requests.n_rows, -1, dtype=np.int64)
     via[rows[own]] = plan.via
-    digests: list[bytes | None] = [None] * requests.n_rows
-    for pos, d in zip(rows.tolist(), p.digests, strict=True):
-        digests[pos] = d  # a row answered through an identical one has that one's digest (they are equal)
+    # Each sent row its own digest (a row answered through an identical one has an equal digest); null: skipped.
+    where = np.full(requests.n_rows, -1, dtype=np.int64)
+    where[rows] = np.arange(requests.n_sent)
+    digests = pa.array(p.digests, pa.binary(16)).take(pa.array(where, mask=where < 0))
     table = requests_table(p.index, requests, plan.lines, shard_of, same_as, p.input_hashes())
-    table = table.append_column(DIGEST, pa.array(digests, pa.binary(16))).append_column(VIA, pa.array(via, pa.int64()))
+    table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
     with store.lock(name):
         store.write_table(
             store.requests_path(name, 1),
@@ -414,14 +415,15 @@ def requests_table(index: pd.Index, requests: RequestSet, lines: list[bytes], sh
     shard that sends it), body (the line sent), same_as (the row whose request answers it) and the hash of
     the row's inputs (what merge checks)."""
     n = requests.n_rows
-    ids: list = [None] * n
-    bodies: list = [None] * n
     own = np.flatnonzero(same_as[requests.positions] == requests.positions)  # indices of the sent requests
-    for k, pos, line in zip(own.tolist(), requests.positions[own].tolist(), lines, strict=True):
-        ids[pos], bodies[pos] = requests.custom_ids[k], line
+    # Row -> its line in ``lines`` (null where the row sends none), so both columns are one Arrow take.
+    which = np.full(n, -1, dtype=np.int64)
+    which[requests.positions[own]] = np.arange(len(own))
+    take = pa.array(which, mask=which < 0)
+    ids = pa.array(requests.custom_ids, pa.string()).take(pa.array(own)).take(take)
     table, _ = labels_table(index, {"position": np.arange(n, dtype=np.int64)})
-    table = table.append_column("custom_id", pa.array(ids, pa.string()))
+    table = table.append_column("custom_id", ids)
     table = table.append_column("shard", pa.array(shard_of, pa.int32()))
-    table = table.append_column("body", pa.array(bodies, pa.binary()))
+    table = table.append_column("body", pa.array(lines, pa.binary()).take(take))
     table = table.append_column(SAME_AS, pa.array(same_as, pa.int64()))
     return table.append_column(INPUT_HASH, pa.array(hashes, pa.uint64()))

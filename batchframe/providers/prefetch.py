@@ -17,7 +17,7 @@ STALL_SECONDS = 600.0
 _END = object()
 
 
-def read_ahead(chunks: Iterable[bytes], *, max_bytes: int = 16 << 20, piece_bytes: int = 1 << 20) -> Iterator[bytes]:
+def read_ahead(chunks: Iterable[bytes], *, max_bytes: int = 8 << 20, piece_bytes: int = 1 << 20) -> Iterator[bytes]:
     """The bytes of ``chunks``, in order, in pieces of about ``piece_bytes``, read on a thread.
 
     Examples

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchframe.errors import InputError
 from batchframe.requests.keys import custom_ids as _custom_ids
@@ -322,14 +324,43 @@ def render_prompts(df: pd.DataFrame, prompt: str, *, allow_literal: bool = False
     missing = np.zeros(len(df), dtype=bool)
     for series in columns:
         missing |= series.isna().to_numpy(dtype=bool)
-    values = [text_values(series, name, df.index) for series, name in zip(columns, fields, strict=True)]
-    rows = zip(*values, strict=True) if fields else [()] * len(df)
-    try:
-        texts = [None if m else fmt.format(*cells) for cells, m in zip(rows, missing, strict=True)]
-    except Exception as exc:  # a cell's __format__ may raise anything: find the row and field again
-        raise format_error(df.index, placeholders, fields, values, missing, exc) from exc
+    plain = fields and not any(conv or spec for _, conv, spec in placeholders)
+    rendered = _render_arrow(prompt, columns, fields) if plain else None
+    if rendered is not None:
+        texts = rendered
+    else:
+        values = [text_values(series, name, df.index) for series, name in zip(columns, fields, strict=True)]
+        rows = zip(*values, strict=True) if fields else [()] * len(df)
+        try:
+            texts = [None if m else fmt.format(*cells) for cells, m in zip(rows, missing, strict=True)]
+        except Exception as exc:  # a cell's __format__ may raise anything: find the row and field again
+            raise format_error(df.index, placeholders, fields, values, missing, exc) from exc
     skip = missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
     return texts, (skip | blank_rows(columns)) if columns else skip
+
+
+def _render_arrow(template: str, columns: list[pd.Series], fields: list[str]) -> list | None:
+    """A template of plain ``{field}`` placeholders over Arrow-backed text columns, rendered by Arrow in one
+    pass (what ``str.format`` gives: a text cell renders as itself); a row with a missing field is None.
+    None when a column is not Arrow text (numbers, objects: they go through :func:`text_values`)."""
+    if not all(_arrow_text(series.dtype) for series in columns):
+        return None
+    arrays = {name: pa.chunked_array(pa.array(series.array)).cast(pa.large_string())
+              for name, series in zip(fields, columns, strict=True)}
+    parts: list = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        if literal:
+            parts.append(pa.scalar(literal, pa.large_string()))
+        if name is not None:
+            parts.append(arrays[name])
+    rendered = pc.binary_join_element_wise(*parts, pa.scalar("", pa.large_string()))
+    return rendered.to_numpy().tolist()
+
+
+def _arrow_text(dtype: Any) -> bool:
+    if isinstance(dtype, pd.ArrowDtype):
+        return pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype)
+    return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
 
 
 def _parse_template(template: str) -> tuple[str, list[str], list[tuple[str, str | None, str]]]:

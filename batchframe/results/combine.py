@@ -108,7 +108,7 @@ def combine(n_rows: int, skipped: np.ndarray, tables: Sequence[pa.Table], *, pri
         read_column = functools.partial(_column_of, tables)
     runs = _runs(take, [t.num_rows for t in tables])
     aligned = pa.table({name: _aligned(read_column, name, runs, len(tables)) for name in _ALIGNED})
-    fallback = pa.array(np.where(skipped, "skipped", "pending"), pa.string())
+    fallback = pc.if_else(pa.array(skipped), pa.scalar("skipped"), pa.scalar("pending"))
     status = pc.coalesce(aligned.column("status"), fallback)
     cost = pricer(aligned) if pricer else pa.nulls(n_rows, pa.float64())
     if reused.any():
@@ -160,13 +160,19 @@ def _aligned(read_column: ColumnReader, name: str, runs: list[_Run], n_tables: i
         mine = [i for i, run in enumerate(runs) if run[0] == table]
         if mine:
             # One array, not the file's chunks: a take over chunks would join them again, for every stretch.
-            column = read_column(table, name).combine_chunks()
+            column = _one_array(read_column(table, name))
             for i in mine:
                 chunks[i] = column.take(runs[i][3])
+            del column  # before the next table's column is read: one table's column is held at a time
     pieces = [pa.nulls(stop - start, kind) if chunk is None else chunk
               for chunk, (_, start, stop, _) in zip(chunks, runs, strict=True)]
     arrays = [a.cast(kind) for p in pieces for a in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])]
     return pa.chunked_array(arrays, type=kind)
+
+
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array; a single chunk as it is (``combine_chunks`` would copy it all the same)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def to_frame(table: pa.Table, index: pd.Index, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:

@@ -60,8 +60,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
 
 
-def write_table(path: str | os.PathLike, table: pa.Table, metadata: dict[str, Any] | None = None) -> None:
-    """Write a Parquet file atomically (zstd), adding ``metadata`` as JSON under the ``batchframe`` key.
+def write_table(path: str | os.PathLike, table: pa.Table, metadata: dict[str, Any] | None = None, *,
+                compact: bool = False) -> None:
+    """Write a Parquet file atomically, adding ``metadata`` as JSON under the ``batchframe`` key.
+
+    A file of the job store (the default) is written fast: lz4, and no dictionary for text and bytes columns
+    (request bodies, custom_ids, digests and labels are mostly distinct, so a dictionary would only be built
+    and dropped again); writing the requests is on the path of every submit. ``compact=True`` (a user's
+    export) writes zstd with dictionaries: smaller, slower.
 
     Examples
     --------
@@ -74,8 +80,16 @@ def write_table(path: str | os.PathLike, table: pa.Table, metadata: dict[str, An
         meta = dict(table.schema.metadata or {})
         meta[METADATA_KEY] = json.dumps(metadata, default=str).encode()
         table = table.replace_schema_metadata(meta)
+    options: dict[str, Any] = {"compression": "zstd"} if compact else {
+        "compression": "lz4", "use_dictionary": [f.name for f in table.schema if not _distinct_values(f.type)]}
     with replacing(Path(path)) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, **options)
+
+
+def _distinct_values(kind: pa.DataType) -> bool:
+    """Text and bytes: in a store table, ids, bodies, digests and labels, whose values rarely repeat."""
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind))
 
 
 def write_frame(frame: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, Any]) -> None:
@@ -88,7 +102,7 @@ def write_frame(frame: pd.DataFrame, path: str | os.PathLike, metadata: dict[str
     >>> pd.read_parquet(path).index.tolist(), table_metadata(path)["job"]
     (['x'], 'reviews')
     """
-    write_table(path, pa.Table.from_pandas(frame, preserve_index=True), metadata)
+    write_table(path, pa.Table.from_pandas(frame, preserve_index=True), metadata, compact=True)
 
 
 def table_metadata(path: str | os.PathLike) -> dict[str, Any]:

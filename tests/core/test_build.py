@@ -131,3 +131,16 @@ def test_dry_run_previews_without_sending():
     assert preview.index.equals(df.index)
     assert preview.loc["a", "params"]["messages"] == [{"role": "user", "content": "hi"}]
     assert preview["skipped"].tolist() == [False, True]
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", pd.ArrowDtype(__import__("pyarrow").large_string())])
+def test_arrow_rendered_templates_equal_str_format(dtype):
+    """Arrow text columns render in one Arrow pass; it must give exactly what str.format gives row by row."""
+    df = pd.DataFrame({"t": ["x", "", None, "ü \u2028 日本 {t}", "a", "  "],
+                       "b": ["1", "2", "3", None, " ", "\n"]}, index=list("pqrstu"))
+    template = "{{lit}} Title {t}: {b}!{t}"
+    arrow = render_prompts(df.astype(dtype), template)
+    plain = render_prompts(df.astype(object), template)
+    assert arrow[0] == plain[0] == ["{lit} Title x: 1!x", "{lit} Title : 2!", None, None, "{lit} Title a:  !a",
+                                    "{lit} Title   : \n!  "]
+    assert arrow[1].tolist() == plain[1].tolist()

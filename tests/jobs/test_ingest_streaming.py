@@ -5,13 +5,19 @@ import shutil
 import time
 
 import httpx
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from jobs_helpers import HEADERS, KEY, frame, service_batches, submit
 
 import batchframe
 from batchframe.jobs import harvest
+from batchframe.jobs.labels import labels_table
+from batchframe.jobs.shard_file import _labelled_schema
+from batchframe.results.schema import HARVEST_SCHEMA
 
 
 def _wait_remote_end(service, n_batches: int) -> list[dict]:
@@ -68,3 +74,27 @@ def test_streamed_blocks_give_the_same_results_as_whole_shards(service, monkeypa
     assert streamed.loc[df.index[7], "llm_status"] == "skipped"
     merged = df.batch.merge(job)
     assert merged["llm_text"].iloc[5] == df["q"].iloc[5]
+    # Every row's answer on its own row, through the merge too (results read back a file and a column at a time).
+    assert merged["llm_text"].drop(df.index[7]).tolist() == df["q"].drop(df.index[7]).tolist()
+    assert merged["llm_custom_id"].drop(df.index[7]).tolist() == [f"r{p}" for p in range(120) if p != 7]
+
+
+@pytest.mark.parametrize("labels", [
+    pd.Index([f"a{i}" for i in range(40)], name="k"),
+    pd.Index(np.arange(40) * 3, name="n"),
+    pd.RangeIndex(40),
+    pd.Index([f"a{i}" for i in range(40)], dtype=object),
+    pd.MultiIndex.from_arrays([np.arange(40), [f"x{i}" for i in range(40)]], names=["a", None]),
+    pd.date_range("2020-01-01", periods=40, tz="UTC"),
+    pd.Index(pd.array([1, None] * 20, dtype="Int64")),
+    pd.Index(pd.Categorical(["a", "b"] * 20)),
+])
+def test_a_results_files_schema_is_that_of_all_its_labels(labels):
+    """The sink takes its file's schema from one row when the labels' types do not depend on their values:
+    it must be exactly the schema (pandas metadata included) that all the labels give."""
+    fields = list(HARVEST_SCHEMA)
+    table, schema, names = _labelled_schema(labels, fields)
+    empty = {f.name: pd.arrays.ArrowExtensionArray(pa.nulls(len(labels), f.type)) for f in fields}
+    whole, whole_names = labels_table(labels, empty)
+    assert schema == whole.schema and schema.metadata == whole.schema.metadata and names == whole_names
+    assert table.equals(whole.drop_columns([f.name for f in fields]))

@@ -66,6 +66,7 @@ class ResultParser:
         if self._size < self.chunk_bytes:
             return
         buf, start = b"".join(self._pending), 0
+        view = memoryview(buf)  # blocks are parsed in place: slicing bytes would copy each one again
         # Blocks of at most chunk_bytes (a longer line is a block of its own), however large ``data`` is.
         while len(buf) - start >= self.chunk_bytes:
             cut = buf.rfind(b"\n", start, start + self.chunk_bytes) + 1
@@ -73,7 +74,7 @@ class ResultParser:
                 cut = buf.find(b"\n", start + self.chunk_bytes) + 1
                 if cut <= 0:
                     break
-            self._parse(buf[start:cut])
+            self._parse(view[start:cut])
             start = cut
         self._pending, self._size = [buf[start:]], len(buf) - start
 
@@ -107,12 +108,12 @@ class ResultParser:
         self.table = pa.concat_tables(self._batches) if self._batches else RESULT_SCHEMA.empty_table()
         return self.table
 
-    def _parse(self, block: bytes) -> None:
-        if len(block) < 64 and not block.strip():  # (strip copies: a large block is never blank anyway)
+    def _parse(self, block: bytes | memoryview) -> None:
+        if len(block) < 64 and not bytes(block).strip():  # (strip copies: a large block is never blank anyway)
             return
         parsed = parse_block(block, RESULT_SCHEMA)
         if parsed is None:
-            parsed = _parse_lines(block)
+            parsed = _parse_lines(bytes(block))
         table, bad = parsed
         self.n_bad_lines += bad
         if table.num_rows:

@@ -47,7 +47,7 @@ _PARSE = pj.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior=
 PART_BYTES = 1 << 20
 
 
-def parse_block(block: bytes, schema: pa.Schema) -> tuple[pa.Table, int] | None:
+def parse_block(block: bytes | memoryview, schema: pa.Schema) -> tuple[pa.Table, int] | None:
     """Parse complete lines into a table of ``schema`` (RESULT_SCHEMA) and the number of bad rows.
 
     Returns None when pyarrow refuses the block (the caller falls back to the line-by-line path).
@@ -65,7 +65,7 @@ def parse_block(block: bytes, schema: pa.Schema) -> tuple[pa.Table, int] | None:
         return None
 
 
-def _read(block: bytes) -> pa.Table:
+def _read(block: bytes | memoryview) -> pa.Table:
     """The block through pyarrow's JSON reader: in parts of :data:`PART_BYTES` parsed on its thread pool when
     the block is large (the parts come back in order), else, or when a line is longer than a part, whole."""
     if len(block) > 2 * PART_BYTES:
@@ -78,7 +78,7 @@ def _read(block: bytes) -> pa.Table:
     return pj.read_json(pa.BufferReader(block), read_options=options, parse_options=_PARSE)
 
 
-def _columns(raw: pa.Table, block: bytes, schema: pa.Schema) -> tuple[pa.Table, int]:
+def _columns(raw: pa.Table, block: bytes | memoryview, schema: pa.Schema) -> tuple[pa.Table, int]:
     raw = raw.combine_chunks()
     cid, res = raw.column("custom_id").chunk(0) if raw.num_rows else pa.array([], _S), None
     res = raw.column("result").chunk(0) if raw.num_rows else pa.array([], READ_SCHEMA.field("result").type)
@@ -111,7 +111,7 @@ def _columns(raw: pa.Table, block: bytes, schema: pa.Schema) -> tuple[pa.Table, 
     return (table.filter(keep) if bad else table), bad
 
 
-def _text_and_tools(content: pa.Array, block: bytes, n: int) -> tuple[pa.Array, pa.Array]:
+def _text_and_tools(content: pa.Array, block: bytes | memoryview, n: int) -> tuple[pa.Array, pa.Array]:
     """Text blocks joined per row, and the tool_use inputs (JSON) of the rows that have one."""
     flat = pc.list_flatten(content)
     parents = pc.list_parent_indices(content).to_numpy()
@@ -133,10 +133,10 @@ def _text_and_tools(content: pa.Array, block: bytes, n: int) -> tuple[pa.Array, 
     return text, _tools(tool_rows, block, n)
 
 
-def _tools(rows: np.ndarray, block: bytes, n: int) -> pa.Array:
+def _tools(rows: np.ndarray, block: bytes | memoryview, n: int) -> pa.Array:
     if not len(rows):
         return pa.nulls(n, _S)
-    lines = [line for line in block.split(b"\n") if line.strip()]
+    lines = [line for line in bytes(block).split(b"\n") if line.strip()]
     if len(lines) != n:
         raise ValueError("line count and row count differ")
     values: list = [None] * n
