@@ -9,9 +9,10 @@ request, each request's 16-byte digest and line length, and a hash of the partit
 never reads the ledger, writes a job's files or creates a batch: the driver decides (:mod:`.submit`).
 
 The staging folder must be one every worker sees (the store on a local disk with a ``LocalCluster``, or a
-shared filesystem); a worker that does not see it fails with a message saying so. Writes are atomic (a
-temporary file renamed over the target), so a partition built again after its worker died rewrites the
-same file whole.
+shared filesystem); a worker that does not see it fails with a message saying so. Each run of a partition's
+task writes a file of its own (its name carries a fresh run id, handed back in :class:`Staged`), atomically:
+the driver reads exactly the file of the run whose digests and sizes it planned from, even when a worker
+thought lost finishes an earlier run of the same partition later.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class Stage:
 @dataclass(frozen=True)
 class Staged:
     """What a worker hands back for one partition: per row, whether it sends a request; per request, its
-    16-byte digest (concatenated) and line length; the sha256 of its lines in order."""
+    16-byte digest (concatenated) and line length; the sha256 of its lines in order; ``file``, the name of the
+    staging file this run wrote (in the stage's folder)."""
 
     number: int
     n_rows: int
@@ -71,17 +73,22 @@ class Staged:
     digests: bytes
     sizes: np.ndarray
     lines_hash: bytes
+    file: str = ""
+
+    def path(self, folder: str | Path) -> Path:
+        """This run's staging file in ``folder``."""
+        return Path(folder) / self.file
 
 
-def part_path(folder: str | Path, number: int) -> Path:
-    """The staging file of partition ``number``.
+def part_path(folder: str | Path, number: int, run: str) -> Path:
+    """The staging file of run ``run`` of partition ``number``.
 
     Examples
     --------
-    >>> part_path("/s", 3).name
-    'part.00003.parquet'
+    >>> part_path("/s", 3, "ab12").name
+    'part.00003.ab12.parquet'
     """
-    return Path(folder) / f"part.{number:05d}.parquet"
+    return Path(folder) / f"part.{number:05d}.{run}.parquet"
 
 
 def build(part: pd.DataFrame, spec: dict[str, Any], post: Post | None) -> RequestSet:
@@ -98,10 +105,10 @@ def stage_partition(part: pd.DataFrame, stage: Stage, number: int, offset: int) 
     >>> import tempfile
     >>> stage = Stage(tempfile.mkdtemp(), "local:x", "anthropic", {"prompt": "q", "model": "m", "max_tokens": 8})
     >>> staged = stage_partition(pd.DataFrame({"q": ["hi", None, "yo"]}, index=[7, 8, 9]), stage, 1, 100)
-    >>> staged.sent.tolist(), staged.sizes.tolist() == [len(b) for b in read_staged(stage.folder, 1)["body"]
+    >>> staged.sent.tolist(), staged.sizes.tolist() == [len(b) for b in read_staged(stage.folder, staged)["body"]
     ...                                                  .drop_null().to_pylist()]
     ([True, False, True], True)
-    >>> read_staged(stage.folder, 1)["custom_id"].to_pylist()
+    >>> read_staged(stage.folder, staged)["custom_id"].to_pylist()
     ['r100', None, 'r102']
     """
     folder = Path(stage.folder)
@@ -125,13 +132,14 @@ def stage_partition(part: pd.DataFrame, stage: Stage, number: int, offset: int) 
              .append_column("body", pa.array(lines, pa.binary()).take(at))
              .append_column(DIGEST, pa.array(digests, pa.binary(16)).take(at))
              .append_column(INPUT_HASH, pa.array(input_hashes(part, requests.columns), pa.uint64())))
-    _write(table, part_path(folder, number))
+    path = part_path(folder, number, uuid.uuid4().hex)
+    _write(table, path)
     lines_hash = hashlib.sha256()
     for line in lines:
         lines_hash.update(line)
         lines_hash.update(b"\n")
     sizes = np.fromiter((len(b) for b in lines), dtype=np.int64, count=len(lines))
-    return Staged(number, n, sent, b"".join(digests), sizes, lines_hash.digest())
+    return Staged(number, n, sent, b"".join(digests), sizes, lines_hash.digest(), path.name)
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -145,6 +153,6 @@ def _write(table: pa.Table, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def read_staged(folder: str | Path, number: int) -> pa.Table:
-    """The staging file of partition ``number`` (labels, position, custom_id, body, digest, input hash)."""
-    return pq.read_table(part_path(folder, number))
+def read_staged(folder: str | Path, staged: Staged) -> pa.Table:
+    """The staging file a run wrote (labels, position, custom_id, body, digest, input hash)."""
+    return pq.read_table(staged.path(folder))

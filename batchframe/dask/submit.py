@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +40,7 @@ from dask.dataframe.utils import make_meta
 from batchframe import api
 from batchframe.dask.build import PartitionBuild, check_spec, first_row
 from batchframe.dask.rows import PARTITIONS, record_partitions
-from batchframe.dask.stage import STAGING, Post, Stage, Staged, build, part_path, stage_partition
+from batchframe.dask.stage import STAGING, Post, Stage, Staged, build, stage_partition
 from batchframe.errors import InputError
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names
@@ -125,6 +126,7 @@ def _submit_staged(
     check_built(described)
     warn_short_prefix_of(described, ctx.endpoint, stacklevel=5)
     waves = waves_record(None, max_in_flight, prime_cache)
+    sweep_staging(ctx.store.root / STAGING)
     folder = ctx.store.root / STAGING / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
@@ -146,6 +148,31 @@ def _submit_staged(
     if fresh and rows.n_linked:
         job.refresh()  # answers the store already holds are copied now; others are waited for by wait()
     return job, [s.n_rows for s in staged]
+
+
+#: A staging folder older than this was left by a submit that was killed (a live one ends within it).
+STALE_STAGING_S = 24 * 3600
+
+
+def sweep_staging(root: Path, *, older_than_s: float = STALE_STAGING_S) -> list[Path]:
+    """Remove the staging folders a killed submit left behind (their request bodies), untouched for
+    ``older_than_s`` seconds; return them.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "left").mkdir()
+    >>> [p.name for p in sweep_staging(root, older_than_s=0)], [p.name for p in sweep_staging(root)]
+    (['left'], [])
+    """
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    stale = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime <= cutoff]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 def stage_all(ddf: dd.DataFrame, stage: Stage) -> list[Staged]:
@@ -181,6 +208,7 @@ def _compute_all(tasks: list[Any]) -> list[Staged]:
         return list(client.gather(futures))
     except BaseException:
         with contextlib.suppress(Exception):
+            client.cancel(futures)  # tasks not started never start; those running are waited for
             wait(futures, timeout=120)
         raise
 
@@ -288,7 +316,7 @@ def write_requests(path: Path, folder: Path, staged: list[Staged], rows: RowPlan
             for s in staged:
                 if s.n_rows == 0:
                     continue
-                with pq.ParquetFile(part_path(folder, s.number)) as source:
+                with pq.ParquetFile(s.path(folder)) as source:
                     for batch in source.iter_batches(batch_size=BATCH_ROWS):
                         part = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata)
                         table = _requests_part(part if part.schema == schema else part.cast(schema), rows,
@@ -308,7 +336,7 @@ def staged_schema(folder: Path, staged: list[Staged]) -> pa.Schema:
     """The schema every staging file is read as: the first one's whose labels have a type (a partition whose
     labels are all missing has none); raises :class:`batchframe.errors.InputError` when the partitions'
     labels have types that cannot be stored in one file. Checked before anything is stored."""
-    schemas = [(s.number, pq.read_schema(part_path(folder, s.number))) for s in staged if s.n_rows]
+    schemas = [(s.number, pq.read_schema(s.path(folder))) for s in staged if s.n_rows]
     typed = [x for x in schemas if not any(pa.types.is_null(f.type) for f in x[1])]
     number, schema = (typed or schemas)[0]
     for k, other in schemas:

@@ -28,7 +28,7 @@ import orjson
 
 from .migrations import migrate
 from .sealed import SealedResults
-from .validation import BETA_KEY
+from .validation import BETA_KEY, UNSTORABLE_KEY
 
 log = logging.getLogger("batchframe.server")
 COUNT_COLUMNS = ("succeeded", "errored", "canceled", "expired")
@@ -54,8 +54,19 @@ _RESULT_PAGE = ("SELECT CAST(group_concat(line, '') AS BLOB) FROM"
                 " (SELECT line FROM requests WHERE id BETWEEN ? AND ? ORDER BY id)")
 
 
+#: The params stored for a request whose own params cannot be written back as JSON (see ``Store._expand_each``).
+UNSTORABLE = orjson.dumps({UNSTORABLE_KEY: True})
+
+
 class _ExpandMismatch(Exception):
     pass
+
+
+def _stored_params(params: Any, beta: bool) -> bytes:
+    try:
+        return orjson.dumps({**params, BETA_KEY: True} if beta else params)
+    except orjson.JSONEncodeError:
+        return UNSTORABLE
 
 
 class Store:
@@ -169,24 +180,31 @@ class Store:
         for seq, n in staged:
             try:
                 self._expand(seq, n)
-                done += 1
-            except (sqlite3.OperationalError, _ExpandMismatch):
-                # A body SQLite reads otherwise than orjson did (the create's checks make this unexpected):
-                # store it as orjson reads it, and expand that. Should that fail too, the other batches
-                # still move on (the worker retries this one next step).
-                log.exception("expanding batch %d failed; expanding it re-serialised", seq)
-                try:
-                    self._reserialise(seq)
-                    self._expand(seq, n)
-                    done += 1
-                except Exception:
-                    log.exception("expanding batch %d failed again", seq)
+            except Exception:
+                # SQLite read the body otherwise than orjson did, or not at all (its JSON nesting limit is
+                # lower than orjson's): expand it request by request in Python, which always gets through.
+                log.exception("expanding batch %d in SQL failed; expanding it request by request", seq)
+                self._expand_each(seq, n)
+            done += 1
         return done
 
-    def _reserialise(self, seq: int) -> None:
+    def _expand_each(self, seq: int, n: int) -> None:
+        """:meth:`_expand` in Python: the same rows, in a random order; a request whose params cannot be
+        written back as JSON (nested deeper than the encoder goes) is stored as :data:`UNSTORABLE`, which the
+        worker answers as that request's own error, so that it never holds up the others."""
         with self.transaction() as db:
-            (body,) = db.execute("SELECT requests FROM batch_inputs WHERE batch = ?", (seq,)).fetchone()
-            db.execute("UPDATE batch_inputs SET requests = ? WHERE batch = ?", (orjson.dumps(orjson.loads(body)), seq))
+            beta, body = db.execute("SELECT beta, requests FROM batch_inputs WHERE batch = ?", (seq,)).fetchone()
+            items = orjson.loads(body)["requests"]
+            if len(items) != n:
+                raise _ExpandMismatch(f"batch {seq}: the stored body holds {len(items)} requests, not {n}")
+            (first,) = db.execute("SELECT coalesce(max(id), 0) + 1 FROM requests").fetchone()
+            order = random.sample(range(n), n)
+            db.executemany("INSERT INTO requests (id, batch, custom_id, params, shuffle) VALUES (?, ?, ?, ?, 0)",
+                           ((first + order[k], seq, item["custom_id"], _stored_params(item["params"], beta))
+                            for k, item in enumerate(items)))
+            db.execute("UPDATE batches SET first_request = ?, last_request = ? WHERE seq = ?",
+                       (first, first + n - 1, seq))
+            db.execute("DELETE FROM batch_inputs WHERE batch = ?", (seq,))
 
     def _expand(self, seq: int, n: int) -> None:
         perm = "".join(map("{:06d}".format, random.sample(range(n), n))).encode()  # n <= MAX_REQUESTS < 10**6

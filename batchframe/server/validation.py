@@ -52,6 +52,8 @@ from .models import RequestInvalid, check_max_tokens, resolve_model
 #: ``anthropic-beta`` header): the worker then checks it against the beta schema. No params of a non-beta
 #: call can hold this key (it is an extra input), so it cannot be forged.
 BETA_KEY = "__batchframe_beta__"
+#: The only key of the params stored for a request whose params could not be stored (nested too deeply).
+UNSTORABLE_KEY = "__batchframe_unstorable__"
 
 #: The schemas the service validates against (roots of the vendored subset).
 ROOTS = ("CreateMessageParams", "BetaCreateMessageParams", "CountMessageTokensParams",

@@ -27,7 +27,7 @@ from .ids import now_us, random_id
 from .models import RequestInvalid
 from .openai_work import OpenAIWork, is_openai_request
 from .store import Store
-from .validation import BETA_KEY, check_params
+from .validation import BETA_KEY, UNSTORABLE_KEY, check_params
 from .wire import errored_line, message, succeeded_line
 
 log = logging.getLogger("batchframe.server")
@@ -138,6 +138,9 @@ class Worker:
     def _checked(self, raw: bytes) -> tuple[dict[str, Any], str]:
         """The stored params (without the beta mark) and the model their Message reports, or RequestInvalid."""
         params = orjson.loads(raw)
+        if isinstance(params, dict) and params.get(UNSTORABLE_KEY) is True:
+            raise RequestInvalid("invalid_request_error",
+                                 "params: nested too deeply to be processed; flatten the request's nested values")
         beta = isinstance(params, dict) and bool(params.pop(BETA_KEY, False))
         model = check_params(params, self.engine.model_ids, beta=beta)
         return params, self.model_for(params, model)

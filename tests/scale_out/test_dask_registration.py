@@ -65,7 +65,7 @@ def test_a_worker_hands_back_fixed_size_pieces_and_writes_its_lines(tmp_path):
     alone = build_requests(part, **spec)
     assert staged.n_rows == 900 and staged.sent.tolist() == (~alone.skipped).tolist()
     assert staged.digests == b"".join(request_digests("local:svc", alone.params))
-    table = read_staged(tmp_path, 3)
+    table = read_staged(tmp_path, staged)
     assert table.column("position").to_pylist() == list(range(5_000, 5_900))  # global positions
     assert table.column("custom_id").drop_null().to_pylist() == [f"r{5_000 + p}" for p in alone.positions]
     bodies = table.column("body").drop_null().to_pylist()

@@ -183,3 +183,27 @@ def test_expansion_stores_each_params_as_the_create_used_to(tmp_path):
         assert by_id["msgbatch_beta", item["custom_id"]] == orjson.dumps(beta_params)
     order = [cid for batch, _, cid, _ in rows if batch == "msgbatch_plain"]
     assert sorted(order) == sorted(item["custom_id"] for item in items) and order != sorted(order)  # shuffled
+
+
+def test_a_body_sqlite_cannot_expand_is_expanded_request_by_request_and_a_too_deep_one_errs_alone(tmp_path,
+                                                                                                 monkeypatch):
+    # SQLite >= 3.42 reads JSON nested at most 1000 deep, orjson up to 1024: a body the create accepted can fail
+    # the SQL expansion. Here the SQL always fails; the Python expansion stores every request, and the one
+    # nested deeper than orjson writes back errs on its own while the others succeed.
+    import batchframe.server.store as store_module
+
+    monkeypatch.setattr(store_module, "_EXPAND", "SELECT no_such_function()")
+    deep: object = "bottom"
+    for _ in range(300):
+        deep = {"d": deep}
+    items = [request(f"r{i}", f"text {i}") for i in range(5)]
+    items.append(request("deep", metadata={"user_id": "u"}, temperature=0.5))
+    items[-1]["params"]["tools"] = [{"name": "t", "input_schema": {"type": "object", "properties": deep}}]
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        batch_id = create(http, items)["id"]
+        counts = wait_ended_http(http, batch_id)["request_counts"]
+        lines = {line["custom_id"]: line for line in map(orjson.loads, _results(http, batch_id).content.splitlines())}
+    assert counts["succeeded"] == 5 and counts["errored"] == 1
+    assert {cid for cid, line in lines.items() if line["result"]["type"] == "succeeded"} == {f"r{i}" for i in range(5)}
+    error = lines["deep"]["result"]["error"]["error"]
+    assert error["type"] == "invalid_request_error" and "nested too deeply" in error["message"]
