@@ -1,9 +1,8 @@
 """The verbs of ``ddf.batch``, as functions of the Dask frame: the same arguments and meaning as pandas'.
 
-``submit`` and ``embed`` stage each partition's lines on the workers and decide on the driver
-(:mod:`batchframe.dask.submit`); ``estimate`` builds through the one plan path with a
-:class:`~batchframe.dask.build.PartitionBuild`; ``merge`` and ``to_parquet`` read each partition's own results
-on the workers.
+``submit``, ``embed`` and ``estimate`` stage each partition's lines on the workers and decide (and price) on
+the driver, which never holds the request bodies (:mod:`batchframe.dask.submit`); ``merge`` and
+``to_parquet`` read each partition's own results on the workers.
 """
 
 from __future__ import annotations
@@ -31,8 +30,9 @@ def requests(ddf: dd.DataFrame, **kwargs: Any) -> dd.DataFrame:
 
 
 def estimate(ddf: dd.DataFrame, **kwargs: Any) -> api.Estimate:
-    """What :func:`submit` with the same arguments would send and cost; see :func:`batchframe.estimate`."""
-    return api.estimate(None, build=build.PartitionBuild(ddf), **kwargs)
+    """What :func:`submit` with the same arguments would send and cost, staged and planned as it would be and
+    priced from the staged requests; see :func:`batchframe.estimate` and :func:`batchframe.dask.submit.estimate`."""
+    return submitting.estimate(ddf, **kwargs)
 
 
 def submit(ddf: dd.DataFrame, **kwargs: Any) -> api.Job:

@@ -5,28 +5,37 @@ the partition's requests (:func:`batchframe.requests.build.build_requests`), num
 partition's offset in the frame (custom_ids ``r<position>`` are global), encodes their lines with the
 provider's codec and writes them, with the row labels, request digests and input hashes, to one Parquet file
 in a staging folder the driver made in the job store. It returns a :class:`Staged`: which rows send a
-request, each request's 16-byte digest and line length, and a hash of the partition's lines in order. It
-never reads the ledger, writes a job's files or creates a batch: the driver decides (:mod:`.submit`).
+request, each request's 16-byte digest, line length, parameters' length and ``max_tokens`` (what an estimate
+prices: :func:`.submit.price_staged`), and a hash of the partition's lines in order. It never reads the ledger, writes a
+job's files or creates a batch: the driver decides (:mod:`.submit`).
 
 The staging folder must be one every worker sees (the store on a local disk with a ``LocalCluster``, or a
 shared filesystem); a worker that does not see it fails with a message saying so. Each run of a partition's
 task writes a file of its own (its name carries a fresh run id, handed back in :class:`Staged`), atomically:
 the driver reads exactly the file of the run whose digests and sizes it planned from, even when a worker
 thought lost finishes an earlier run of the same partition later.
+
+The driver makes the folder and removes it when the submit (or estimate) ends (:func:`staging`), and reads
+the files back either a slice at a time (the job's requests file) or, to price a job, only the rows whose
+tokens it counts (:func:`fetch_params`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import socket
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,14 +43,17 @@ import pyarrow.parquet as pq
 from batchframe.errors import InputError
 from batchframe.jobs.labels import labels_table
 from batchframe.jobs.ledger import DIGEST
-from batchframe.jobs.store import check_index_storable
+from batchframe.jobs.store import Store, check_index_storable
 from batchframe.providers import provider_class
+from batchframe.providers.base import Codec
 from batchframe.requests.build import RequestSet, build_requests
 from batchframe.requests.fingerprint import request_digests
 from batchframe.requests.keys import custom_ids
 from batchframe.results.merge import input_hashes
 from batchframe.results.schema import INPUT_HASH
 
+#: Rows of a staging file read at a time while fetching the sampled requests.
+FETCH_ROWS = 65_536
 #: The folder of the job store under which each Dask submit stages its partitions (removed when it ends).
 STAGING = ".staging"
 
@@ -64,8 +76,9 @@ class Stage:
 @dataclass(frozen=True)
 class Staged:
     """What a worker hands back for one partition: per row, whether it sends a request; per request, its
-    16-byte digest (concatenated) and line length; the sha256 of its lines in order; ``file``, the name of the
-    staging file this run wrote (in the stage's folder)."""
+    16-byte digest (concatenated), line length, the length of its serialized parameters (``params_sizes``,
+    what the token count's sample is stratified by) and its ``max_tokens``; the sha256 of its lines in order;
+    ``file``, the name of the staging file this run wrote (in the stage's folder)."""
 
     number: int
     n_rows: int
@@ -73,6 +86,8 @@ class Staged:
     digests: bytes
     sizes: np.ndarray
     lines_hash: bytes
+    params_sizes: np.ndarray
+    max_tokens: np.ndarray
     file: str = ""
 
     def path(self, folder: str | Path) -> Path:
@@ -119,7 +134,8 @@ def stage_partition(part: pd.DataFrame, stage: Stage, number: int, offset: int) 
             "store= a shared folder")
     n = len(part)
     if n == 0:
-        return Staged(number, 0, np.zeros(0, bool), b"", np.zeros(0, np.int64), hashlib.sha256().digest())
+        none = np.zeros(0, np.int32)
+        return Staged(number, 0, np.zeros(0, bool), b"", np.zeros(0, np.int64), hashlib.sha256().digest(), none, none)
     check_index_storable(part.index)
     requests = build(part, stage.spec, stage.post)
     ids = custom_ids(requests.positions + offset)
@@ -139,7 +155,20 @@ def stage_partition(part: pd.DataFrame, stage: Stage, number: int, offset: int) 
         lines_hash.update(line)
         lines_hash.update(b"\n")
     sizes = np.fromiter((len(b) for b in lines), dtype=np.int64, count=len(lines))
-    return Staged(number, n, sent, b"".join(digests), sizes, lines_hash.digest(), path.name)
+    params_sizes = np.fromiter((len(p) for p in requests.params), dtype=np.int32, count=len(lines))
+    return Staged(number, n, sent, b"".join(digests), sizes, lines_hash.digest(), params_sizes,
+                  max_tokens_of(requests.params), path.name)
+
+
+def max_tokens_of(params: list[bytes]) -> np.ndarray:
+    """Each request's ``max_tokens`` (0 where it has none: an embeddings request).
+
+    Examples
+    --------
+    >>> max_tokens_of([b'{"model":"m","max_tokens":64}', b'{"input":"x"}']).tolist()
+    [64, 0]
+    """
+    return np.fromiter((orjson.loads(p).get("max_tokens", 0) for p in params), dtype=np.int32, count=len(params))
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -156,3 +185,73 @@ def _write(table: pa.Table, path: Path) -> None:
 def read_staged(folder: str | Path, staged: Staged) -> pa.Table:
     """The staging file a run wrote (labels, position, custom_id, body, digest, input hash)."""
     return pq.read_table(staged.path(folder))
+
+
+def fetch_params(folder: str | Path, staged: list[Staged], at: np.ndarray, codec: Codec) -> list[bytes]:
+    """The parameters of the requests on the frame's rows ``at`` (in that order), read from the staging files
+    in one pass: partition by partition, only the ``body`` column, only these rows kept.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> from batchframe.providers.anthropic import codec
+    >>> stage = Stage(tempfile.mkdtemp(), "local:x", "anthropic", {"prompt": "q", "model": "m", "max_tokens": 8})
+    >>> parts = [stage_partition(pd.DataFrame({"q": q}), stage, k, 2 * k)
+    ...          for k, q in enumerate([["a", "b"], ["c", "d"]])]
+    >>> [b[-8:] for b in fetch_params(stage.folder, parts, np.array([3, 0]), codec)]
+    [b'":"d"}]}', b'":"a"}]}']
+    """
+    order = np.argsort(at, kind="stable")
+    wanted = at[order]
+    out: list[bytes] = [b""] * len(at)
+    start = 0
+    for s in staged:
+        lo, hi = np.searchsorted(wanted, [start, start + s.n_rows])
+        if hi > lo:
+            with pq.ParquetFile(s.path(folder)) as source:
+                offset = start
+                for batch in source.iter_batches(batch_size=FETCH_ROWS, columns=["body"]):
+                    a, b = np.searchsorted(wanted, [offset, offset + batch.num_rows])
+                    lines = batch.column(0).take(pa.array(wanted[a:b] - offset)).to_pylist() if b > a else []
+                    for k, line in zip(order[a:b].tolist(), lines, strict=True):
+                        out[k] = codec.params_of(line)
+                    offset += batch.num_rows
+        start += s.n_rows
+    return out
+
+
+@contextlib.contextmanager
+def staging(store: Store) -> Iterator[Path]:
+    """A fresh staging folder in ``store`` (those a killed submit left are swept first), removed on exit."""
+    sweep_staging(store.root / STAGING)
+    folder = store.root / STAGING / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+#: A staging folder older than this was left by a submit that was killed (a live one ends within it).
+STALE_STAGING_S = 24 * 3600
+
+
+def sweep_staging(root: Path, *, older_than_s: float = STALE_STAGING_S) -> list[Path]:
+    """Remove the staging folders a killed submit left behind (their request bodies), untouched for
+    ``older_than_s`` seconds; return them.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "left").mkdir()
+    >>> [p.name for p in sweep_staging(root, older_than_s=0)], [p.name for p in sweep_staging(root)]
+    (['left'], [])
+    """
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    stale = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime <= cutoff]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale

@@ -14,18 +14,17 @@ line lengths handed back). The driver then, as the pandas submit does (:mod:`bat
   (:meth:`batchframe.jobs.job.Job.send_unsent`), and removes the staging folder.
 
 A partition rebuilt after its worker died rewrites its own staging file; nothing a worker does creates a
-batch, so nothing is paid twice. ``budget_usd`` is priced from every request's parameters (token counts,
-``max_tokens``), so a submit with it goes through the in-memory build (:class:`.build.PartitionBuild`).
+batch, so nothing is paid twice. With ``budget_usd`` the plan is priced before anything is stored, and so is
+it by :func:`estimate`, from what the workers handed back (each request's parameters' length and
+``max_tokens``) and the sampled requests read back from the staging files (:func:`price_staged`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import time
-import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dask.dataframe.utils import make_meta
 
-from batchframe import api
-from batchframe.dask.build import PartitionBuild, check_spec, first_row
+from batchframe.dask.build import check_spec, first_row
 from batchframe.dask.rows import PARTITIONS, record_partitions
-from batchframe.dask.stage import STAGING, Post, Stage, Staged, build, stage_partition
+from batchframe.dask.stage import Post, Stage, Staged, build, fetch_params, stage_partition, staging
 from batchframe.errors import InputError
+from batchframe.jobs.estimate import Basis, Estimate, count_plan, price, shard_bounds
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names
 from batchframe.jobs.ledger import DIGEST, Matches, as_keys, lookup
@@ -49,6 +48,7 @@ from batchframe.jobs.links import VIA
 from batchframe.jobs.plan import Context, answerer_of, check_betas, check_built, context, shard_plan
 from batchframe.jobs.store import Store, validate_name
 from batchframe.jobs.submit import (
+    check_budget,
     choose_job,
     kept_uid,
     new_manifest,
@@ -56,6 +56,7 @@ from batchframe.jobs.submit import (
     warn_short_prefix_of,
     waves_record,
 )
+from batchframe.jobs.tokens import SAMPLE_SIZE
 from batchframe.providers.http import RetryPolicy
 from batchframe.requests.build import RequestSet
 from batchframe.requests.fingerprint import fingerprint
@@ -76,73 +77,98 @@ def submit(ddf: dd.DataFrame, *, post: Post | None = None, **kwargs: Any) -> Job
     --------
     >>> job = submit(ddf, prompt="q", model="claude-haiku-4-5", max_tokens=16, provider="local")  # doctest: +SKIP
     """
-    if kwargs.get("budget_usd") is not None:
-        builder = PartitionBuild(ddf, post=post)
-        job = api.submit(None, build=builder, **kwargs)
-        sizes = builder.sizes
-    else:
-        kwargs.pop("budget_usd", None)
-        job, sizes = _submit_staged(ddf, post=post, **kwargs)
+    job, sizes = _submit_staged(ddf, post=post, **kwargs)
     record_partitions(job, sizes)
     return job
 
 
-def _submit_staged(
-    ddf: dd.DataFrame,
-    *,
-    prompt: str,
-    model: str,
-    max_tokens: Any,
-    name: str | None = None,
-    provider: str | None = None,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    new: bool = False,
-    max_batch_requests: int | None = None,
-    max_batch_bytes: int | None = None,
-    store: str | Store | None = None,
-    provider_options: dict[str, Any] | None = None,
-    retry: RetryPolicy | None = None,
-    betas: Sequence[str] = (),
-    dedupe: bool = True,
-    max_in_flight: int | None = None,
-    cache: str | None = None,
-    prime_cache: bool = False,
-    schema: Any = None,
-    post: Post | None = None,
-    **params: Any,
-) -> tuple[Job, list[int]]:
-    ctx = context(model=model, provider=provider, api_key=api_key, base_url=base_url,
-                  max_batch_requests=max_batch_requests, max_batch_bytes=max_batch_bytes,
-                  max_in_flight=max_in_flight, store=store, provider_options=provider_options)
+def estimate(ddf: dd.DataFrame, *, exact: bool = False, sample_size: int = SAMPLE_SIZE, prime_cache: bool = False,
+             new: bool = False, dedupe: bool = True, retry: RetryPolicy | None = None, name: str | None = None,
+             budget_usd: float | None = None, **kwargs: Any) -> Estimate:
+    """What :func:`submit` with the same arguments would send and cost (see :func:`batchframe.estimate`): the
+    partitions are staged and planned as for a submit, priced (:func:`price_staged`), and the staging
+    folder removed; nothing is stored or sent.
+
+    Examples
+    --------
+    >>> estimate(ddf, prompt="q", model="claude-haiku-4-5", max_tokens=16, provider="local").n_shards  # doctest: +SKIP
+    1
+    """
     if name is not None:
         validate_name(name)
-    betas = check_betas(betas)
-    answerer = answerer_of(ctx.endpoint, betas)
-    spec = {"prompt": prompt, "model": model, "max_tokens": max_tokens, "cache": cache, "schema_via": ctx.schema_via,
-            **({"schema": schema} if schema is not None else {}), **params}
-    check_spec(spec)
-    described = build(first_row(ddf), spec, post)  # bad arguments fail here, before any work on the workers
-    check_built(described)
-    warn_short_prefix_of(described, ctx.endpoint, stacklevel=5)
-    waves = waves_record(None, max_in_flight, prime_cache)
-    sweep_staging(ctx.store.root / STAGING)
-    folder = ctx.store.root / STAGING / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    try:
-        staged = stage_all(ddf, Stage(str(folder), answerer, ctx.endpoint.provider, spec, post))
-        decided = Decided.of(staged, answerer + ("" if dedupe else "|dedupe=False"), dedupe=dedupe)
-        schema = staged_schema(folder, staged)
+    setup = Setup.of(ddf, None, **kwargs)
+    with staging(setup.ctx.store) as folder:
+        staged, decided, _ = setup.stage(ddf, folder, dedupe=dedupe)
+        matches = lookup(setup.ctx.store, setup.answerer, decided.digests) if dedupe and not new else None
+        rows = decided.plan(matches, setup.ctx, prime=prime_cache)
+        return price_staged(setup.ctx, folder, staged, decided, rows, setup.described, setup.prompt, exact=exact,
+                            sample_size=sample_size, prime=prime_cache, retry=retry)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the driver settles before any work on the workers: where and to whom (``ctx``, ``answerer``), the
+    build's arguments (``spec``, ``post``) and the requests of the frame's first row (``described``), which
+    checked them."""
+
+    ctx: Context
+    betas: list[str]
+    answerer: str
+    spec: dict[str, Any]
+    post: Post | None
+    described: RequestSet
+    prompt: str
+    cache: str | None
+
+    @classmethod
+    def of(cls, ddf: dd.DataFrame, post: Post | None, *, prompt: str, model: str, max_tokens: Any,
+           provider: str | None = None, api_key: str | None = None, base_url: str | None = None,
+           max_batch_requests: int | None = None, max_batch_bytes: int | None = None,
+           max_in_flight: int | None = None, store: str | Store | None = None,
+           provider_options: dict[str, Any] | None = None, betas: Sequence[str] = (), cache: str | None = None,
+           schema: Any = None, **params: Any) -> Setup:
+        ctx = context(model=model, provider=provider, api_key=api_key, base_url=base_url,
+                      max_batch_requests=max_batch_requests, max_batch_bytes=max_batch_bytes,
+                      max_in_flight=max_in_flight, store=store, provider_options=provider_options)
+        betas = check_betas(betas)
+        spec = {"prompt": prompt, "model": model, "max_tokens": max_tokens, "cache": cache,
+                "schema_via": ctx.schema_via, **({"schema": schema} if schema is not None else {}), **params}
+        check_spec(spec)
+        described = build(first_row(ddf), spec, post)  # bad arguments fail here, before any work on the workers
+        check_built(described)
+        return cls(ctx, betas, answerer_of(ctx.endpoint, betas), spec, post, described, prompt, cache)
+
+    def stage(self, ddf: dd.DataFrame, folder: Path, *, dedupe: bool) -> tuple[list[Staged], Decided, pa.Schema]:
+        """Stage every partition into ``folder``; the driver's view of them; the schema they are read as."""
+        staged = stage_all(ddf, Stage(str(folder), self.answerer, self.ctx.endpoint.provider, self.spec, self.post))
+        decided = Decided.of(staged, self.answerer + ("" if dedupe else "|dedupe=False"), dedupe=dedupe)
+        return staged, decided, staged_schema(folder, staged)
+
+
+def _submit_staged(ddf: dd.DataFrame, *, post: Post | None = None, name: str | None = None, new: bool = False,
+                   retry: RetryPolicy | None = None, dedupe: bool = True, budget_usd: float | None = None,
+                   max_in_flight: int | None = None, prime_cache: bool = False,
+                   **kwargs: Any) -> tuple[Job, list[int]]:
+    if name is not None:
+        validate_name(name)
+    setup = Setup.of(ddf, post, max_in_flight=max_in_flight, **kwargs)
+    ctx = setup.ctx
+    warn_short_prefix_of(setup.described, ctx.endpoint, stacklevel=5)
+    waves = waves_record(budget_usd, max_in_flight, prime_cache)
+    with staging(ctx.store) as folder:
+        staged, decided, schema = setup.stage(ddf, folder, dedupe=dedupe)
         with ctx.store.lock():
             job_name, fresh, previous = choose_job(ctx.store, name, decided.digest, new)
             if fresh:
-                matches = lookup(ctx.store, answerer, decided.digests, exclude=job_name) if dedupe and not new else None
+                use_ledger = dedupe and not new
+                matches = lookup(ctx.store, setup.answerer, decided.digests, exclude=job_name) if use_ledger else None
                 rows = decided.plan(matches, ctx, prime=prime_cache)
-                request = request_record(prompt, betas, cache, described)
-                _persist(ctx, job_name, previous, folder, staged, decided, rows, described, request, waves,
+                if budget_usd is not None:  # counted and checked before anything is stored or created
+                    check_budget(price_staged(ctx, folder, staged, decided, rows, setup.described, setup.prompt,
+                                              prime=prime_cache, retry=retry), rows.shards, budget_usd)
+                request = request_record(setup.prompt, setup.betas, setup.cache, setup.described)
+                _persist(ctx, job_name, previous, folder, staged, decided, rows, setup.described, request, waves,
                          make_meta(ddf).index, schema)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     job = Job(job_name, store=ctx.store, endpoint=ctx.endpoint, retry=retry)
     job.send_unsent(None, fingerprint=decided.digest)  # each shard's lines read back from requests.parquet
     if fresh and rows.n_linked:
@@ -150,29 +176,31 @@ def _submit_staged(
     return job, [s.n_rows for s in staged]
 
 
-#: A staging folder older than this was left by a submit that was killed (a live one ends within it).
-STALE_STAGING_S = 24 * 3600
+def price_staged(ctx: Context, folder: Path, staged: list[Staged], decided: Decided, rows: RowPlan,
+                 described: RequestSet, prompt: str, *, exact: bool = False, sample_size: int = SAMPLE_SIZE,
+                 prime: bool = False, retry: RetryPolicy | None = None) -> Estimate:
+    """The :class:`~batchframe.jobs.estimate.Estimate` of a staged plan, priced as the pandas estimate is
+    (:func:`batchframe.jobs.estimate.price`): the token count's sample is chosen from the parameters' lengths
+    the workers handed back, and only the sampled requests are read back from the staging files
+    (:func:`.stage.fetch_params`); ``described``, any RequestSet of the job's arguments (its shared prefix is
+    every request's)."""
+    send = rows.send  # the requests sent, in shard order (indices into the staged requests)
+    params_sizes = np.concatenate([s.params_sizes for s in staged])[send].astype(np.int64)
+    max_out = np.concatenate([s.max_tokens for s in staged])[send].astype(float)
+    at = decided.positions[send]  # their rows in the frame
 
+    def fetch(chosen: np.ndarray) -> list[bytes]:
+        return fetch_params(folder, staged, at[chosen], ctx.codec)
 
-def sweep_staging(root: Path, *, older_than_s: float = STALE_STAGING_S) -> list[Path]:
-    """Remove the staging folders a killed submit left behind (their request bodies), untouched for
-    ``older_than_s`` seconds; return them.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp())
-    >>> (root / "left").mkdir()
-    >>> [p.name for p in sweep_staging(root, older_than_s=0)], [p.name for p in sweep_staging(root)]
-    (['left'], [])
-    """
-    if not root.is_dir():
-        return []
-    cutoff = time.time() - older_than_s
-    stale = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime <= cutoff]
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    return stale
+    first = None
+    if described.cache is not None and len(send):
+        first = described.params[0] if len(described.params) else fetch(np.zeros(1, np.int64))[0]
+    counted, prefix = count_plan(ctx.endpoint, params_sizes, fetch, described.cache, first, exact=exact,
+                                 sample_size=sample_size, retry=retry)
+    n_rows = len(decided.sent)
+    basis = Basis(ctx.endpoint.provider, described.model, prompt, ctx.store, n_rows=n_rows,
+                  n_skipped=n_rows - len(decided.sent_as), n_reused=rows.n_reused, n_in_ledger=rows.n_linked)
+    return price(basis, counted, max_out, prefix, shard_bounds(rows.shards), prime=prime)
 
 
 def stage_all(ddf: dd.DataFrame, stage: Stage) -> list[Staged]:
@@ -253,17 +281,19 @@ class Decided:
         same_as[rows] = rows[self.sent_as]
         row_via = np.full(n, -1, np.int64)
         row_via[rows[own]] = via
-        return RowPlan(row_shard, same_as, row_via, shards, len(own), int(linked.sum()), int((~is_own).sum()))
+        return RowPlan(row_shard, same_as, row_via, shards, len(own), int(linked.sum()), int((~is_own).sum()),
+                       own[~linked])
 
 
 class RowPlan:
     """Per row of the frame: its shard (or ``SKIPPED`` / ``REUSED``), the row whose request answers it
-    (``same_as``), its row in the job that carries it (``via``); and the shard records."""
+    (``same_as``), its row in the job that carries it (``via``); the shard records; and ``send``, the requests
+    sent (indices into the staged requests), in shard order."""
 
     def __init__(self, shard: np.ndarray, same_as: np.ndarray, via: np.ndarray, shards: list[Any], n_own: int,
-                 n_linked: int, n_reused: int):
+                 n_linked: int, n_reused: int, send: np.ndarray):
         self.shard, self.same_as, self.via, self.shards = shard, same_as, via, shards
-        self.n_own, self.n_linked, self.n_reused = n_own, n_linked, n_reused
+        self.n_own, self.n_linked, self.n_reused, self.send = n_own, n_linked, n_reused, send
 
 
 def first_by_key(keys: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ prices them with the provider's table at batch rates. Three promises:
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,9 @@ import pandas as pd
 from batchframe.jobs.ledger import lookup
 from batchframe.jobs.plan import Plan, Prepared, plan_requests, prepare
 from batchframe.jobs.states import ShardState, state_of
-from batchframe.jobs.tokens import SAMPLE_SIZE, count_requests
-from batchframe.providers import provider_class
+from batchframe.jobs.store import Store
+from batchframe.jobs.tokens import SAMPLE_SIZE, TokenCount, count_requests_of
+from batchframe.providers import Endpoint, provider_class
 from batchframe.providers.http import RetryPolicy
 from batchframe.results.cost import Price
 
@@ -183,38 +185,99 @@ def price_plan(p: Prepared, plan: Plan, *, exact: bool = False, sample_size: int
     >>> price_plan(prepared, plan_requests(prepared, None)).n_shards  # doctest: +SKIP
     1
     """
-    cls = provider_class(p.endpoint.provider)
     params = [p.requests.params[i] for i in plan.send.tolist()]
-    with httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0)) as client:
-        provider = cls(p.endpoint, client=client, retry=retry)
-        counted = count_requests(params, provider.count_tokens, exact=exact, sample_size=sample_size)
-        prefix = _prefix_tokens(provider.count_tokens, p, params[0]) if p.requests.cache and params else 0
-    lookup_price, note = cls.pricer(p.requests.model)
-    price = lookup_price(p.requests.model)
+    sizes = np.fromiter((len(b) for b in params), np.int64, count=len(params))
+    counted, prefix = count_plan(p.endpoint, sizes, lambda chosen: [params[i] for i in chosen.tolist()],
+                                 p.requests.cache, params[0] if params else None, exact=exact,
+                                 sample_size=sample_size, retry=retry)
+    requests = p.requests
+    basis = Basis(p.endpoint.provider, requests.model, p.prompt, p.store, n_rows=requests.n_rows,
+                  n_skipped=int(requests.skipped.sum()),
+                  n_reused=int((p.sent_as != np.arange(requests.n_sent)).sum()), n_in_ledger=plan.n_linked)
     max_out = np.array([orjson.loads(b)["max_tokens"] for b in params], float)
-    per_answer, output_basis = output_history(p.store, p.requests.model, p.prompt)
+    return price(basis, counted, max_out, prefix, shard_bounds(plan.shards), prime=prime)
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What an estimate is of, besides its tokens: who answers, the prompt and store (for the output history),
+    and the frame's rows by fate."""
+
+    provider: str
+    model: str
+    prompt: str | None
+    store: Store
+    n_rows: int
+    n_skipped: int
+    n_reused: int
+    n_in_ledger: int
+
+
+def count_plan(endpoint: Endpoint, sizes: np.ndarray, fetch: Callable[[np.ndarray], Sequence[bytes]], cache: Any,
+               first: bytes | None, *, exact: bool, sample_size: int,
+               retry: RetryPolicy | None) -> tuple[TokenCount, int]:
+    """The input tokens of the requests sent (``sizes``: their parameters' bytes, ``fetch``: see
+    :func:`batchframe.jobs.tokens.count_requests_of`) and of the shared prefix ``cache`` marks (counted from
+    ``first``, any request's parameters), counted with the provider of ``endpoint``."""
+    cls = provider_class(endpoint.provider)
+    with httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0)) as client:
+        provider = cls(endpoint, client=client, retry=retry)
+        counted = count_requests_of(sizes, fetch, provider.count_tokens, exact=exact, sample_size=sample_size)
+        prefix = _prefix_tokens(provider.count_tokens, cache, first) if cache and first is not None else 0
+    return counted, prefix
+
+
+def shard_bounds(shards: Sequence[Any]) -> np.ndarray:
+    """Where each sent shard's requests start and end in the requests sent (the linked shards send none).
+
+    Examples
+    --------
+    >>> shard_bounds([{"n_requests": 3}, {"n_requests": 2}, {"n_requests": 4, "linked": {}}]).tolist()
+    [0, 3, 5]
+    """
+    return np.cumsum([0] + [s["n_requests"] for s in shards if "linked" not in s])
+
+
+def price(basis: Basis, counted: TokenCount, max_out: np.ndarray, prefix: int, bounds: np.ndarray, *,
+          prime: bool = False) -> Estimate:
+    """The :class:`Estimate` from the requests' token counts (``counted``), their ``max_tokens``
+    (``max_out``), the shared prefix's tokens and the shards' ``bounds`` (:func:`shard_bounds`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from batchframe.jobs.tokens import TokenCount
+    >>> basis = Basis("anthropic", "claude-haiku-4-5", "q", Store(tempfile.mkdtemp()), n_rows=3, n_skipped=1,
+    ...               n_reused=0, n_in_ledger=0)
+    >>> est = price(basis, TokenCount(np.array([1e6, 1e6]), 0.0, True, 2), np.array([8.0, 8.0]), 0,
+    ...             np.array([0, 1, 2]))
+    >>> est.input_tokens, est.n_shards, est.worst_case_usd == 2 * 0.5 + 16 * 2.5 / 1e6
+    (2000000, 2, True)
+    """
+    cls = provider_class(basis.provider)
+    lookup_price, note = cls.pricer(basis.model)
+    model_price = lookup_price(basis.model)
+    per_answer, output_basis = output_history(basis.store, basis.model, basis.prompt)
     expected_out = np.minimum(max_out, per_answer) if per_answer is not None else max_out * DEFAULT_OUTPUT_RATIO
-    minimum = cls.min_cacheable_tokens(p.requests.model)
+    minimum = cls.min_cacheable_tokens(basis.model)
     caches = bool(prefix) and (minimum is None or prefix >= minimum)
-    bounds = np.cumsum([0] + [s["n_requests"] for s in plan.shards[: plan.n_sent_shards]])
     upper = counted.per_request * (1 + counted.relative_bound)
-    worst = _worst(price, upper, prefix, max_out)
-    expected = _expected(price, counted.per_request, prefix if caches else 0, expected_out, bounds, prime)
+    worst = _worst(model_price, upper, prefix, max_out)
+    expected = _expected(model_price, counted.per_request, prefix if caches else 0, expected_out, bounds, prime)
     shards = tuple(
         ShardEstimate(k, int(b - a), int(round(counted.per_request[a:b].sum())), int(max_out[a:b].sum()),
                       int(round(expected_out[a:b].sum())), _sum(worst, a, b), _sum(expected, a, b))
         for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
     )
-    requests = p.requests
+    n = len(max_out)
     return Estimate(
-        provider=p.endpoint.provider, model=requests.model, n_rows=requests.n_rows, n_requests=len(params),
-        n_skipped=int(requests.skipped.sum()), n_reused=int((p.sent_as != np.arange(requests.n_sent)).sum()),
-        n_in_ledger=plan.n_linked, input_tokens=int(round(counted.total)), input_exact=counted.exact,
-        input_error_bound=int(np.ceil(counted.bound)), n_counted=counted.n_counted, token_count=cls.token_count,
-        max_output_tokens=int(max_out.sum()), expected_output_tokens=int(round(expected_out.sum())),
-        output_basis=output_basis, cache_prefix_tokens=int(prefix),
-        worst_case_usd=_sum(worst, 0, len(params)), expected_usd=_sum(expected, 0, len(params)),
-        price_basis=_price_basis(requests.model, price, note), shards=shards,
+        provider=basis.provider, model=basis.model, n_rows=basis.n_rows, n_requests=n, n_skipped=basis.n_skipped,
+        n_reused=basis.n_reused, n_in_ledger=basis.n_in_ledger, input_tokens=int(round(counted.total)),
+        input_exact=counted.exact, input_error_bound=int(np.ceil(counted.bound)), n_counted=counted.n_counted,
+        token_count=cls.token_count, max_output_tokens=int(max_out.sum()),
+        expected_output_tokens=int(round(expected_out.sum())), output_basis=output_basis,
+        cache_prefix_tokens=int(prefix), worst_case_usd=_sum(worst, 0, n), expected_usd=_sum(expected, 0, n),
+        price_basis=_price_basis(basis.model, model_price, note), shards=shards,
     )
 
 
@@ -254,15 +317,15 @@ def _price_basis(model: str, price: Price | None, note: str | None) -> str:
     return f"{model} at batch rates ({rates})" + (f"; {note}" if note else "")
 
 
-def _prefix_tokens(count: Any, p: Prepared, first: bytes) -> int:
+def _prefix_tokens(count: Any, cache: Any, first: bytes) -> int:
     """Tokens of the shared prefix: a request holding only it, less a request holding only a stand-in
     message (the framing every request has)."""
     body = orjson.loads(first)
     stub = {"role": "user", "content": "."}
-    if p.requests.cache is None or p.requests.cache.where is None:
+    if cache is None or cache.where is None:
         return 0
     head = {k: body[k] for k in ("model", "tools", "system") if k in body}
-    if p.requests.cache.where == "prompt":
+    if cache.where == "prompt":
         lead = body["messages"][0]["content"][0]
         return int(count(orjson.dumps({**head, "messages": [{"role": "user", "content": [lead]}]})))
     with_prefix = count(orjson.dumps({**head, "messages": [stub]}))

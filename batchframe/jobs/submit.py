@@ -30,7 +30,7 @@ from batchframe.jobs.links import VIA
 from batchframe.jobs.manifest import iter_shards, now
 from batchframe.jobs.migrations import FORMAT
 from batchframe.jobs.plan import Builder, Plan, Prepared, plan_requests, prepare
-from batchframe.jobs.states import SENDABLE, ShardState, refused_outright, state_of
+from batchframe.jobs.states import SENDABLE, ShardRecord, ShardState, refused_outright, state_of
 from batchframe.jobs.store import REVISION_MARK, Store
 from batchframe.providers import Endpoint, provider_class
 from batchframe.providers.base import BYTES_PER_TOKEN
@@ -151,7 +151,7 @@ def submit(
             matches = lookup(store, p.answerer, p.digests, exclude=job_name) if use_ledger else None
             plan = plan_requests(p, matches, prime=prime_cache)
             if budget_usd is not None:  # counted and checked before anything is stored or created
-                _check_budget(price_plan(p, plan, prime=prime_cache, retry=retry), plan, budget_usd)
+                check_budget(price_plan(p, plan, prime=prime_cache, retry=retry), plan.shards, budget_usd)
             spec = request_record(prompt, p.betas, cache, requests)
             _persist_new(store, job_name, p, plan, p.endpoint, digest, spec, previous, waves)
     job = Job(job_name, store=store, endpoint=p.endpoint, retry=retry)
@@ -171,8 +171,9 @@ def waves_record(budget_usd: float | None, max_in_flight: int | None, prime: boo
             "prime": bool(prime)}
 
 
-def _check_budget(est: Estimate, plan: Plan, cap: float) -> None:
-    """Refuse a job whose worst case is over the cap; else write each sent shard's worst case on it."""
+def check_budget(est: Estimate, shards: list[ShardRecord], cap: float) -> None:
+    """Refuse a job whose worst case is over the cap; else write each sent shard's worst case on its record
+    (``shards``: the plan's, sent ones first)."""
     if est.worst_case_usd is None:
         raise BudgetError(
             f"budget_usd={cap:g} cannot be enforced: no price is known for model {est.model!r} on provider "
@@ -185,7 +186,7 @@ def _check_budget(est: Estimate, plan: Plan, cap: float) -> None:
             f"${est.expected_usd or 0:,.4f}), over budget_usd=${cap:,.4f}; nothing was created. Send fewer "
             "rows, lower max_tokens, or raise budget_usd (df.batch.estimate(...) shows the figures by shard).",
             worst_case_usd=est.worst_case_usd, cap_usd=cap)
-    for record, shard in zip(plan.shards, est.shards, strict=False):
+    for record, shard in zip(shards, est.shards, strict=False):
         record["worst_usd"] = shard.worst_case_usd  # type: ignore[typeddict-unknown-key]
         record["expected_usd"] = shard.expected_usd  # type: ignore[typeddict-unknown-key]
 

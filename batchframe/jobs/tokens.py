@@ -127,16 +127,46 @@ def count_requests(
     (False, True, True)
     """
     sizes = np.fromiter((len(p) for p in params), np.int64, count=len(params))
-    if exact or len(params) <= sample_size:
-        groups = [np.arange(len(params))]
-    else:
-        groups = sample_indices(sizes, sample_size)
+    return count_requests_of(sizes, lambda chosen: [params[i] for i in chosen.tolist()], count, exact=exact,
+                             sample_size=sample_size, concurrency=concurrency, label=label)
+
+
+def count_requests_of(
+    sizes: np.ndarray,
+    fetch: Callable[[np.ndarray], Sequence[bytes]],
+    count: Callable[[bytes], int],
+    *,
+    exact: bool = True,
+    sample_size: int = SAMPLE_SIZE,
+    concurrency: int = CONCURRENCY,
+    label: str = "counting tokens",
+) -> TokenCount:
+    """:func:`count_requests` from the requests' ``sizes`` (bytes of each one's serialized parameters) and
+    ``fetch(indices)``, which returns the serialized parameters of those requests only, in that order: the
+    sample is chosen from the sizes, so only the requests counted are ever fetched.
+
+    Examples
+    --------
+    >>> bodies = [b"word " * n for n in range(1, 1001)]
+    >>> fetched = []
+    >>> def fetch(chosen):
+    ...     fetched.extend(chosen.tolist())
+    ...     return [bodies[i] for i in chosen.tolist()]
+    >>> c = count_requests_of(np.array([len(b) for b in bodies]), fetch, lambda p: len(p.split()), exact=False,
+    ...                       sample_size=50)
+    >>> c.total == count_requests(bodies, lambda p: len(p.split()), exact=False, sample_size=50).total
+    True
+    >>> len(fetched) == c.n_counted < len(bodies)
+    True
+    """
+    n = len(sizes)
+    groups = [np.arange(n)] if exact or n <= sample_size else sample_indices(sizes, sample_size)
     chosen = np.concatenate(groups) if groups else np.zeros(0, np.int64)
-    counted = _count_all([params[i] for i in chosen.tolist()], count, concurrency, label)
+    counted = _count_all(list(fetch(chosen)), count, concurrency, label)
     by_index = dict(zip(chosen.tolist(), counted, strict=True))
-    if len(chosen) == len(params):
-        values = np.array([by_index[i] for i in range(len(params))], float)
-        return TokenCount(values, 0.0, True, len(params))
+    if len(chosen) == n:
+        values = np.array([by_index[i] for i in range(n)], float)
+        return TokenCount(values, 0.0, True, n)
     estimate, bound = extrapolate(sizes, groups, by_index)
     return TokenCount(estimate, bound, False, len(chosen))
 

@@ -127,6 +127,8 @@ class Codec(Protocol):
 
     def set_max_tokens(self, line: bytes, max_tokens: int) -> bytes: ...
 
+    def params_of(self, line: bytes) -> bytes: ...
+
 
 class ResultParser(Protocol):
     """Streamed result bytes in, one Arrow table in the shared result schema out."""

@@ -148,3 +148,20 @@ def test_an_injected_client_stays_open_for_its_owner():
         p.retrieve("msgbatch_01")
     assert not client.is_closed
     client.close()
+
+
+@pytest.mark.parametrize("name", ["anthropic", "openai"])
+def test_params_of_a_line_is_the_body_encode_lines_was_given_or_lowered_to(name):
+    import pandas as pd
+
+    requests = build_requests(pd.DataFrame({"q": ["hi \"there\"", "x" * 300, "ünï"]}), prompt="Say: {q}",
+                              model="claude-haiku-4-5", max_tokens=8, system='a "quoted" system')
+    wire = provider_class(name).codec
+    ids = [f"r{k}-a2" for k in range(len(requests.params))]
+    lines = wire.encode_lines(ids, requests.params)
+    got = [wire.params_of(line) for line in lines]
+    if name == "anthropic":
+        assert got == list(requests.params)  # byte for byte: what the pandas estimate counts
+    else:  # the chat-completions body each line sends
+        assert [orjson.loads(b) for b in got] == [orjson.loads(line)["body"] for line in lines]
+    assert [wire.params_of(wire.rekey(line, "r9")) for line in lines] == got

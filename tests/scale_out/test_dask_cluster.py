@@ -129,24 +129,58 @@ def test_a_worker_killed_mid_build_pays_once(client, service, tmp_path, dies_at)
     client.wait_for_workers(2, timeout=60)  # the cluster recovered for the next tests
 
 
-def test_estimate_and_budget_usd_on_dask_frames(client, service):
+def test_estimate_and_budget_usd_on_dask_frames(client, service, monkeypatch):
+    import batchframe.dask.submit as submitting
+    from batchframe.dask.stage import STAGING
+
     df = frame(2_000, seed=7)
+    df.loc[df.index[::9], "q"] = None  # skipped
+    df.loc[df.index[1::10], "q"] = "the same question"  # sent once for each max_tokens it is asked with
+    df["mt"] = np.arange(len(df)) % 50 + 16  # max_tokens per row
     ddf = dd.from_pandas(df, npartitions=4, sort=False)
-    local = {"prompt": "q", "model": "claude-haiku-4-5", "max_tokens": 64, "provider": "local",
+    local = {"prompt": "q", "model": "claude-haiku-4-5", "max_tokens": batchframe.col("mt"), "provider": "local",
              "base_url": service.base_url, "retry": FAST}  # a local job is priced as the model it names
-    est = ddf.batch.estimate(**local)
-    pandas_est = df.batch.estimate(**local)
-    assert (est.n_rows, est.n_requests, est.n_shards) == (2_000, 2_000, 1)
-    assert (est.input_tokens, est.worst_case_usd) == (pandas_est.input_tokens, pandas_est.worst_case_usd)
-    with pytest.raises(batchframe.BudgetError):
+    fetched = []
+
+    def fetch_params(folder, staged, at, codec):  # the only request bodies the driver reads: those counted
+        fetched.append(len(at))
+        return real_fetch(folder, staged, at, codec)
+
+    def no_persist(*args, **kwargs):
+        raise AssertionError("an estimate stores nothing")
+
+    real_fetch = submitting.fetch_params
+    monkeypatch.setattr(submitting, "fetch_params", fetch_params)
+    with monkeypatch.context() as m:
+        m.setattr(submitting, "_persist", no_persist)
+        est = ddf.batch.estimate(max_batch_requests=700, **local)
+    pandas_est = df.batch.estimate(max_batch_requests=700, **local)
+    assert not est.input_exact and sum(fetched) == est.n_counted < est.n_requests  # a sample, not every body
+    for key in ("n_rows", "n_requests", "n_skipped", "n_reused", "n_in_ledger", "input_tokens", "input_error_bound",
+                "n_counted", "max_output_tokens", "expected_output_tokens", "worst_case_usd", "expected_usd"):
+        assert getattr(est, key) == getattr(pandas_est, key), key
+    assert est.shards == pandas_est.shards and est.n_shards == 3
+    cached = {**local, "system": "You answer briefly. " * 300, "cache": "auto"}  # a long shared prefix
+    est_cached, pandas_cached = ddf.batch.estimate(**cached), df.batch.estimate(**cached)
+    assert est_cached.cache_prefix_tokens == pandas_cached.cache_prefix_tokens > 0
+    assert (est_cached.expected_usd, est_cached.worst_case_usd) == (pandas_cached.expected_usd,
+                                                                     pandas_cached.worst_case_usd)
+    store = batchframe.Store(os.environ["BATCHFRAME_STORE"])
+    assert store.names() == [] and not any((store.root / STAGING).iterdir())  # nothing stored, nothing left
+    with pytest.raises(batchframe.BudgetError, match="over budget_usd") as info:
         ddf.batch.submit(name="capped", budget_usd=est.worst_case_usd / 10, **local)
-    assert remote_batches(service) == []  # refused before anything was created
-    job = ddf.batch.submit(name="waves", budget_usd=est.worst_case_usd * 2, max_in_flight=800, **local)
-    assert [s["n_requests"] for s in job.manifest["attempts"][0]["shards"]] == [800, 800, 400]
+    assert info.value.worst_case_usd == pytest.approx(est.worst_case_usd)
+    assert remote_batches(service) == [] and store.names() == []  # refused before anything was created
+    job = ddf.batch.submit(name="waves", budget_usd=est.worst_case_usd * 2, max_in_flight=700, **local)
+    shards = job.manifest["attempts"][0]["shards"]
+    assert est.n_requests == 1_604 and [s["n_requests"] for s in shards] == [700, 700, 204]
+    assert sum(s["worst_usd"] for s in shards) == pytest.approx(est.worst_case_usd)  # each shard's worst case
     assert len(remote_batches(service)) == 1  # the first wave only
     job.wait(poll_interval=0.2, timeout=60)
     assert len(remote_batches(service)) == 3
-    assert (ddf.batch.merge(job).compute().loc[df.index, "llm_text"] == df["q"]).all()
+    want = df["q"].where(df["q"].notna())
+    out = ddf.batch.merge(job).compute().loc[df.index, "llm_text"]
+    assert (out.dropna() == want.dropna()).all() and out.isna().sum() == want.isna().sum()
 
 
 def test_embed_on_the_workers_merges_every_vector_by_label_and_pays_once(client, service):

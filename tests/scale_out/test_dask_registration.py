@@ -1,5 +1,5 @@
-"""``import batchframe`` never imports Dask, and registers ``ddf.batch`` whichever is imported first; the driver's
-assembly of partitions is pure and checked without a cluster."""
+"""``import batchframe`` never imports Dask, and registers ``ddf.batch`` whichever is imported first; what the
+workers stage and the driver reads back of it is checked without a cluster."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("dask.dataframe", reason="the dask extra: pip install 'batchframe[dask]'")
 
 import batchframe  # noqa: E402
-from batchframe.dask.build import assemble, build_partition, check_spec  # noqa: E402
+from batchframe.dask.build import check_spec  # noqa: E402
 from batchframe.requests.build import build_requests  # noqa: E402
 
 
@@ -32,16 +32,25 @@ def test_registered_when_dask_was_imported_first():
     assert _python("import dask.dataframe as dd, batchframe; print(hasattr(dd.DataFrame, 'batch'))") == "True"
 
 
-def test_partitions_assemble_into_global_positions_like_one_frame():
-    spec = {"prompt": "q", "model": "m", "max_tokens": 8}
-    whole = pd.DataFrame({"q": ["a", None, "b", "a", "", "c"]}, index=list("uvwxyz"))
-    parts = [whole.iloc[:2], whole.iloc[2:2], whole.iloc[2:5], whole.iloc[5:]]  # an empty partition too
-    built = assemble(build_requests(whole.iloc[:1], **spec), [build_partition(p, spec) for p in parts])
+def test_staged_partitions_give_the_pandas_requests_sizes_and_max_tokens_in_global_order(tmp_path):
+    import numpy as np
+
+    from batchframe.dask.stage import Stage, fetch_params, stage_partition
+    from batchframe.providers.anthropic import codec
+
+    spec = {"prompt": "q", "model": "m", "max_tokens": batchframe.col("mt")}
+    whole = pd.DataFrame({"q": ["a", None, "bb", "a", "", "c" * 50], "mt": [8, 9, 10, 11, 12, 13]},
+                         index=list("uvwxyz"))
+    bounds = [(0, 2), (2, 2), (2, 5), (5, 6)]  # an empty partition too
+    stage = Stage(str(tmp_path), "local:svc", "anthropic", spec)
+    staged = [stage_partition(whole.iloc[a:b], stage, k, a) for k, (a, b) in enumerate(bounds)]
     alone = build_requests(whole, **spec)
-    assert built.requests.custom_ids == alone.custom_ids == ["r0", "r2", "r3", "r5"]
-    assert built.requests.params == alone.params
-    assert built.requests.skipped.tolist() == alone.skipped.tolist()
-    assert built.index.equals(whole.index)
+    assert np.concatenate([s.params_sizes for s in staged]).tolist() == [len(p) for p in alone.params]
+    assert np.concatenate([s.max_tokens for s in staged]).tolist() == [8, 10, 11, 13]
+    rows = alone.positions  # the frame's rows that send a request
+    assert fetch_params(tmp_path, staged, rows, codec) == list(alone.params)
+    assert fetch_params(tmp_path, staged, rows[::-1], codec) == list(alone.params)[::-1]  # in the order asked
+    assert fetch_params(tmp_path, staged, rows[:0], codec) == []
 
 
 def test_a_series_parameter_is_refused_with_what_to_do():
@@ -70,8 +79,9 @@ def test_a_worker_hands_back_fixed_size_pieces_and_writes_its_lines(tmp_path):
     assert table.column("custom_id").drop_null().to_pylist() == [f"r{5_000 + p}" for p in alone.positions]
     bodies = table.column("body").drop_null().to_pylist()
     assert staged.sizes.tolist() == [len(b) for b in bodies] and all(b'"custom_id"' in b for b in bodies)
-    # What travels to the driver is ~25 bytes a row, not the ~400-byte request bodies.
-    assert len(pickle.dumps(staged)) < 30 * len(part) < sum(len(b) for b in bodies) / 10
+    # What travels to the driver is ~33 bytes a row (sent 1, digest 16, line size 8, params size 4,
+    # max_tokens 4), not the ~340-byte request bodies.
+    assert len(pickle.dumps(staged)) < 36 * len(part) < sum(len(b) for b in bodies) / 8
     assert np.array_equal(table.to_pandas().index, part.index)
 
 

@@ -60,6 +60,18 @@ def set_max_tokens(line: bytes, max_tokens: int) -> bytes:
     return b"".join((_LINE_HEAD, record["custom_id"].encode(), _LINE_MID, orjson.dumps(params), _LINE_TAIL))
 
 
+def params_of(line: bytes) -> bytes:
+    """The serialized params of a request line, byte for byte as :func:`encode_lines` was given them (what
+    token counting reads).
+
+    Examples
+    --------
+    >>> params_of(encode_lines(["r0"], [b'{"model":"m","max_tokens":4}'])[0])
+    b'{"model":"m","max_tokens":4}'
+    """
+    return line[line.index(_LINE_MID, len(_LINE_HEAD)) + len(_LINE_MID) : -len(_LINE_TAIL)]
+
+
 def frame_shard(lines: Sequence[bytes]) -> bytes:
     """The create-batch body for a shard's request lines.
 

@@ -245,7 +245,8 @@ def set_max_tokens(line: bytes, max_tokens: int) -> bytes:
 
 
 def params_of(line: bytes) -> bytes:
-    """The serialized request body of a line (what token counting reads).
+    """The serialized request body of a line, as sent (what token counting reads): the chat-completions body
+    :func:`encode_lines` lowered the Messages parameters to, or an embeddings request as given.
 
     Examples
     --------
