@@ -201,6 +201,8 @@ def one_size(n: int, tmp: Path, base_url: str) -> dict:
     df = frame(n)
     df.to_parquet(tmp / f"frame-{n}.parquet")
     t_sdk_submit, sdk_ids = sdk_submit(df, base_url)
+    with httpx.Client(base_url=base_url, headers=HEADERS, timeout=600) as http:
+        wait_ended(http, sdk_ids)  # each submit starts on an idle service (the SDK's did: it went first)
     store = str(tmp / f"store-{n}")
     start = time.perf_counter()
     job = df.batch.submit(prompt=PROMPT, model=MODEL, max_tokens=64, provider="anthropic", api_key=KEY,

@@ -34,6 +34,12 @@ MAX_BODY_BYTES = 256 * 1024 * 1024
 _ID_PREFIX = "msgbatch_"  # every Message Batch id; the OpenAI batches' rows in ``batches`` are ``batch_...``
 
 
+#: A create body this large (about 5,000 requests) holds the worker back while it is taken in (Worker.hold):
+#: long enough to parse it, then a short gap in which a client sending its next shard back to back gets in.
+_LARGE_CREATE = 1 << 20
+_PARSE_HOLD_S, _NEXT_CREATE_S = 5.0, 0.5
+
+
 def _not_found(batch: str) -> ServiceRequestError:
     return ServiceRequestError(f"Message Batch {batch} not found.", status=404, error_type="not_found_error")
 
@@ -102,13 +108,20 @@ class Backend:
         ``beta``: a beta call (``?beta=true`` or an ``anthropic-beta`` header), whose requests may use every
         field of the spec's ``BetaCreateMessageParams``.
         """
-        with gc_paused():  # a body of 100,000 requests is millions of objects: see gc_paused
-            items = parse_create(body, beta=beta)
-            new_id, created = batch_id()
-            # One blob, one transaction: durable before the answer. The worker makes the request rows, in a
-            # random order (so processed and streamed in random order, as the API's results).
-            row = self.store.stage_batch(new_id, created, created + self.ttl_us, len(items),
-                                         stored_body(body, items), beta=beta)
+        large = len(body) >= _LARGE_CREATE
+        if large:  # intake first: see Worker.hold
+            self.worker.hold(_PARSE_HOLD_S)
+        try:
+            with gc_paused():  # a body of 100,000 requests is millions of objects: see gc_paused
+                items = parse_create(body, beta=beta)
+                new_id, created = batch_id()
+                # One blob, one transaction: durable before the answer. The worker makes the request rows, in a
+                # random order (so processed and streamed in random order, as the API's results).
+                row = self.store.stage_batch(new_id, created, created + self.ttl_us, len(items),
+                                             stored_body(body, items), beta=beta)
+        finally:
+            if large:  # stored or refused: the parse hold ends, a short gap for the next create remains
+                self.worker.hold(_NEXT_CREATE_S)
         free_later(items)
         del items
         self.worker.wake()

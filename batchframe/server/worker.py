@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +47,7 @@ class Worker:
         self.concurrency = max(1, concurrency or engine.max_concurrency)
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._held_until = 0.0  # time.monotonic() before which the worker starts no step (see hold)
         self._thread: threading.Thread | None = None
         self.openai = OpenAIWork(store, engine, faults)
 
@@ -63,9 +65,35 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
+    def hold(self, seconds: float) -> None:
+        """Start no step for ``seconds`` from now (a step under way finishes): intake goes first.
+
+        A client sending a large job creates its batches back to back; expanding and answering the first
+        while the next arrives would make each create wait for the write lock and share the CPU with it.
+        The service calls this when a large create arrives (long enough to parse it) and again when it is
+        stored (a short gap for the next one); a later call replaces an earlier one, so a hold never
+        outlasts the last create by more than the short gap.
+
+        Examples
+        --------
+        >>> w = Worker.__new__(Worker); w._held_until = 0.0
+        >>> w.hold(60); 59 < w.held_for() <= 60
+        True
+        >>> w.hold(0); w.held_for()
+        0.0
+        """
+        self._held_until = time.monotonic() + seconds
+
+    def held_for(self) -> float:
+        """Seconds left of the current :meth:`hold` (0 when none)."""
+        return max(0.0, self._held_until - time.monotonic())
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            if (held := self.held_for()) > 0:
+                self._stop.wait(min(held, _MAX_IDLE_WAIT))  # bounded: holds end, and stop() ends the wait
+                continue
             try:
                 busy = self.step()
             except Exception:  # keep serving: a failed step is retried after a pause
