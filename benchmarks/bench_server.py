@@ -38,6 +38,10 @@ results, bare socket        (no such reader then)                2,568 (load 2.8
 process, ratio to baseline  0.19; 0.24; 0.14                     0.18; 0.16; 0.26; 0.21; 0.23; 0.24
 ==========================  ===================================  ============================================
 
+With the worker held back while a large create is taken in (04:52 UTC, load 0.35, quiet): create 162,765
+req/s (ratio 1.64), process 8,151 req/s (ratio 0.19; the 0.5 s hold after the create is inside this time),
+results 228.0 MB/s through httpx and 1,323.7 MB/s off the socket.
+
 (Before, 151.0 MB/s was read with ``iter_raw()`` unchunked, 185.7 with 1 MB chunks. After, the runs up to
 03:32 are of the same design before its last touches: warm-up at start, ``json_extract``, OpenAI file sizes.)
 

@@ -54,6 +54,9 @@ from batchframe.results.schema import INPUT_HASH
 
 #: Rows of a staging file read at a time while fetching the sampled requests.
 FETCH_ROWS = 65_536
+#: The staging files' column of each request's parameters, where its line does not carry them verbatim.
+PARAMS = "params"
+
 #: The folder of the job store under which each Dask submit stages its partitions (removed when it ends).
 STAGING = ".staging"
 
@@ -134,12 +137,13 @@ def stage_partition(part: pd.DataFrame, stage: Stage, number: int, offset: int) 
             "store= a shared folder")
     n = len(part)
     if n == 0:
-        none = np.zeros(0, np.int32)
+        none = np.zeros(0, np.int64)
         return Staged(number, 0, np.zeros(0, bool), b"", np.zeros(0, np.int64), hashlib.sha256().digest(), none, none)
     check_index_storable(part.index)
     requests = build(part, stage.spec, stage.post)
     ids = custom_ids(requests.positions + offset)
-    lines = provider_class(stage.provider).codec.encode_lines(ids, requests.params)
+    codec = provider_class(stage.provider).codec
+    lines = codec.encode_lines(ids, requests.params)
     digests = request_digests(stage.answerer, requests.params)
     sent = ~np.asarray(requests.skipped, bool)
     at = pa.array(np.cumsum(sent) - 1, pa.int64(), mask=~sent)  # each row's request, null where skipped
@@ -147,7 +151,8 @@ def stage_partition(part: pd.DataFrame, stage: Stage, number: int, offset: int) 
     table = (table.append_column("custom_id", pa.array(ids, pa.string()).take(at))
              .append_column("body", pa.array(lines, pa.binary()).take(at))
              .append_column(DIGEST, pa.array(digests, pa.binary(16)).take(at))
-             .append_column(INPUT_HASH, pa.array(input_hashes(part, requests.columns), pa.uint64())))
+             .append_column(INPUT_HASH, pa.array(input_hashes(part, requests.columns), pa.uint64()))
+             .append_column(PARAMS, _params_column(codec, lines, requests.params, at, n)))
     path = part_path(folder, number, uuid.uuid4().hex)
     _write(table, path)
     lines_hash = hashlib.sha256()
@@ -155,9 +160,18 @@ def stage_partition(part: pd.DataFrame, stage: Stage, number: int, offset: int) 
         lines_hash.update(line)
         lines_hash.update(b"\n")
     sizes = np.fromiter((len(b) for b in lines), dtype=np.int64, count=len(lines))
+    # int32: a request is smaller than a batch (256 MB); max_tokens int64: the API sets it no upper bound.
     params_sizes = np.fromiter((len(p) for p in requests.params), dtype=np.int32, count=len(lines))
     return Staged(number, n, sent, b"".join(digests), sizes, lines_hash.digest(), params_sizes,
                   max_tokens_of(requests.params), path.name)
+
+
+def _params_column(codec: Codec, lines: list[bytes], params: list[bytes], at: pa.Array, n: int) -> pa.Array:
+    """Each row's serialized parameters, kept only where its line does not carry them verbatim (an OpenAI
+    line carries the chat-completions body lowered from them): what token counting reads, as for pandas."""
+    if not params or codec.params_of(lines[0]) == params[0]:
+        return pa.nulls(n, pa.binary())
+    return pa.array(params, pa.binary()).take(at)
 
 
 def max_tokens_of(params: list[bytes]) -> np.ndarray:
@@ -168,7 +182,7 @@ def max_tokens_of(params: list[bytes]) -> np.ndarray:
     >>> max_tokens_of([b'{"model":"m","max_tokens":64}', b'{"input":"x"}']).tolist()
     [64, 0]
     """
-    return np.fromiter((orjson.loads(p).get("max_tokens", 0) for p in params), dtype=np.int32, count=len(params))
+    return np.fromiter((orjson.loads(p).get("max_tokens", 0) for p in params), dtype=np.int64, count=len(params))
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -210,11 +224,13 @@ def fetch_params(folder: str | Path, staged: list[Staged], at: np.ndarray, codec
         if hi > lo:
             with pq.ParquetFile(s.path(folder)) as source:
                 offset = start
-                for batch in source.iter_batches(batch_size=FETCH_ROWS, columns=["body"]):
+                for batch in source.iter_batches(batch_size=FETCH_ROWS, columns=["body", PARAMS]):
                     a, b = np.searchsorted(wanted, [offset, offset + batch.num_rows])
-                    lines = batch.column(0).take(pa.array(wanted[a:b] - offset)).to_pylist() if b > a else []
-                    for k, line in zip(order[a:b].tolist(), lines, strict=True):
-                        out[k] = codec.params_of(line)
+                    rows = pa.array(wanted[a:b] - offset)
+                    lines = batch.column(0).take(rows).to_pylist() if b > a else []
+                    params = batch.column(1).take(rows).to_pylist() if b > a else []
+                    for k, line, kept in zip(order[a:b].tolist(), lines, params, strict=True):
+                        out[k] = kept if kept is not None else codec.params_of(line)
                     offset += batch.num_rows
         start += s.n_rows
     return out

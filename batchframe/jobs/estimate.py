@@ -194,7 +194,7 @@ def price_plan(p: Prepared, plan: Plan, *, exact: bool = False, sample_size: int
     basis = Basis(p.endpoint.provider, requests.model, p.prompt, p.store, n_rows=requests.n_rows,
                   n_skipped=int(requests.skipped.sum()),
                   n_reused=int((p.sent_as != np.arange(requests.n_sent)).sum()), n_in_ledger=plan.n_linked)
-    max_out = np.array([orjson.loads(b)["max_tokens"] for b in params], float)
+    max_out = np.array([orjson.loads(b).get("max_tokens", 0) for b in params], float)
     return price(basis, counted, max_out, prefix, shard_bounds(plan.shards), prime=prime)
 
 

@@ -41,8 +41,8 @@ class Built:
     hashes: np.ndarray | None = None
 
 
-#: Builds the requests of a frame that is not a pandas frame in this process (the Dask accessor builds each
-#: partition on its workers): called with :func:`build_requests`' keyword arguments, as ``prepare`` gives them.
+#: Builds the requests of a frame that is not a pandas frame in this process (built elsewhere, then handed
+#: here whole): called with :func:`build_requests`' keyword arguments, as ``prepare`` gives them.
 Builder = Callable[..., Built]
 
 
@@ -105,8 +105,7 @@ def prepare(
 ) -> Prepared:
     """Build and identify the requests of ``df`` as ``submit`` would (see its parameters).
 
-    ``build`` builds them instead, where ``df`` is not a pandas frame of this process (``df`` is then None):
-    the Dask accessor builds each partition on its workers and hands the driver the requests.
+    ``build`` builds them instead, where ``df`` is not a pandas frame of this process (``df`` is then None).
 
     Examples
     --------

@@ -121,7 +121,7 @@ def submit(
         columns from its ``input_schema`` without ``schema=``.
     build : callable, optional
         Builds the requests where the frame is (``df`` is then None); see :data:`batchframe.jobs.plan.Builder`.
-        The Dask accessor builds each partition on its workers this way.
+        (The Dask accessor does not use it: its driver plans from staged digests, :mod:`batchframe.dask.submit`.)
 
     Examples
     --------

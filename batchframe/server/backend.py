@@ -119,9 +119,12 @@ class Backend:
                 # random order (so processed and streamed in random order, as the API's results).
                 row = self.store.stage_batch(new_id, created, created + self.ttl_us, len(items),
                                              stored_body(body, items), beta=beta)
-        finally:
-            if large:  # stored or refused: the parse hold ends, a short gap for the next create remains
-                self.worker.hold(_NEXT_CREATE_S)
+        except BaseException:
+            if large:
+                self.worker.hold(0)  # refused: nothing was taken in, nothing to make way for
+            raise
+        if large:  # stored: the parse hold ends, a short gap for the client's next shard remains
+            self.worker.hold(_NEXT_CREATE_S)
         free_later(items)
         del items
         self.worker.wake()

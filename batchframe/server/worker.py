@@ -33,6 +33,7 @@ from .wire import errored_line, message, succeeded_line
 
 log = logging.getLogger("batchframe.server")
 _MAX_IDLE_WAIT = 1.0  # seconds; also bounds how late an expiry is noticed
+_MAX_HELD = 5.0  # seconds: the longest creates may keep the worker from stepping (see Worker.hold)
 _INTERNAL = "Internal server error"
 
 
@@ -48,6 +49,7 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._held_until = 0.0  # time.monotonic() before which the worker starts no step (see hold)
+        self._last_step = time.monotonic()
         self._thread: threading.Thread | None = None
         self.openai = OpenAIWork(store, engine, faults)
 
@@ -71,8 +73,8 @@ class Worker:
         A client sending a large job creates its batches back to back; expanding and answering the first
         while the next arrives would make each create wait for the write lock and share the CPU with it.
         The service calls this when a large create arrives (long enough to parse it) and again when it is
-        stored (a short gap for the next one); a later call replaces an earlier one, so a hold never
-        outlasts the last create by more than the short gap.
+        stored (a short gap for the next one); a later call replaces an earlier one. However creates keep
+        coming, the worker steps at least every :data:`_MAX_HELD` seconds: intake goes first, never alone.
 
         Examples
         --------
@@ -91,9 +93,11 @@ class Worker:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
-            if (held := self.held_for()) > 0:
+            held = self.held_for()
+            if held > 0 and time.monotonic() - self._last_step < _MAX_HELD:
                 self._stop.wait(min(held, _MAX_IDLE_WAIT))  # bounded: holds end, and stop() ends the wait
                 continue
+            self._last_step = time.monotonic()
             try:
                 busy = self.step()
             except Exception:  # keep serving: a failed step is retried after a pause

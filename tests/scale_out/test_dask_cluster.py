@@ -165,6 +165,13 @@ def test_estimate_and_budget_usd_on_dask_frames(client, service, monkeypatch):
     assert est_cached.cache_prefix_tokens == pandas_cached.cache_prefix_tokens > 0
     assert (est_cached.expected_usd, est_cached.worst_case_usd) == (pandas_cached.expected_usd,
                                                                      pandas_cached.worst_case_usd)
+    # OpenAI lines carry the chat-completions body lowered from the params; the count reads the params, as pandas.
+    openai = {**local, "provider": "openai", "model": "gpt-4.1-mini", "api_key": "sk-test-dask",
+              "base_url": f"{service.base_url}/v1"}
+    est_openai, pandas_openai = ddf.batch.estimate(**openai), df.batch.estimate(**openai)
+    assert est_openai.n_counted < est_openai.n_requests
+    for key in ("n_requests", "input_tokens", "input_error_bound", "worst_case_usd", "expected_usd"):
+        assert getattr(est_openai, key) == getattr(pandas_openai, key), key
     store = batchframe.Store(os.environ["BATCHFRAME_STORE"])
     assert store.names() == [] and not any((store.root / STAGING).iterdir())  # nothing stored, nothing left
     with pytest.raises(batchframe.BudgetError, match="over budget_usd") as info:

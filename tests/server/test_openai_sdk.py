@@ -139,7 +139,8 @@ def test_list_pages_newest_first_with_after_and_limit(client):
 def test_cancel_moves_through_cancelling_to_cancelled_and_keeps_partial_output(service_factory):
     service = service_factory(engine_options={"latency": 0.05}, workers=1)
     with make_client(service.base_url) as client:
-        created = submit(client, [chat_line(f"r{i:02d}", f"text {i}") for i in range(40)])
+        # 200 requests at 0.05 s each, one at a time: a 10 s window to cancel in, even on a busy machine.
+        created = submit(client, [chat_line(f"r{i:03d}", f"text {i}") for i in range(200)])
         deadline_batch = wait_until(client, created.id, lambda b: b.request_counts.completed >= 2)
         cancelling = client.batches.cancel(created.id)
         assert cancelling.status == "cancelling" and cancelling.cancelling_at >= deadline_batch.created_at
@@ -147,10 +148,10 @@ def test_cancel_moves_through_cancelling_to_cancelled_and_keeps_partial_output(s
         assert done.status == "cancelled" and done.cancelled_at >= done.cancelling_at
         assert done.completed_at is None
         finished = done.request_counts.completed
-        assert 2 <= finished < 40 and done.request_counts.failed == 0
+        assert 2 <= finished < 200 and done.request_counts.failed == 0
         assert len(read_lines(client, done.output_file_id)) == finished
         unfinished = read_lines(client, done.error_file_id)
-        assert len(unfinished) == 40 - finished
+        assert len(unfinished) == 200 - finished
         assert {(line["response"], line["error"]["code"]) for line in unfinished} == {(None, "batch_cancelled")}
         with pytest.raises(openai.ConflictError):
             client.batches.cancel(created.id)  # already over

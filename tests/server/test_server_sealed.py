@@ -207,3 +207,21 @@ def test_a_body_sqlite_cannot_expand_is_expanded_request_by_request_and_a_too_de
     assert {cid for cid, line in lines.items() if line["result"]["type"] == "succeeded"} == {f"r{i}" for i in range(5)}
     error = lines["deep"]["result"]["error"]["error"]
     assert error["type"] == "invalid_request_error" and "nested too deeply" in error["message"]
+
+
+def test_intake_first_never_stops_the_worker_for_long(tmp_path):
+    # A large create holds the worker back while it is parsed and shortly after; a refused one releases it at once;
+    # and however long a hold is asked for, the worker still steps within _MAX_HELD seconds.
+    from batchframe.server.worker import _MAX_HELD
+
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        worker = svc.backend.worker
+        refused = orjson.dumps({"requests": [request("x", "y" * (2 << 20)), {"custom_id": "bad"}]})
+        assert http.post("/v1/messages/batches", content=refused,
+                         headers={"content-type": "application/json"}).status_code == 400
+        assert worker.held_for() == 0
+        worker.hold(3600)  # as if large creates kept arriving for an hour
+        batch_id = create(http, [request("a"), request("b")])["id"]  # small: leaves the hold as it is
+        assert worker.held_for() > 3000
+        ended = wait_ended_http(http, batch_id, timeout=_MAX_HELD + 10)
+    assert ended["request_counts"]["succeeded"] == 2
