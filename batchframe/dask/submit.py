@@ -60,6 +60,7 @@ from batchframe.jobs.tokens import SAMPLE_SIZE
 from batchframe.providers.http import RetryPolicy
 from batchframe.requests.build import RequestSet
 from batchframe.requests.fingerprint import fingerprint
+from batchframe.requests.keys import first_by_key
 from batchframe.results.export import METADATA_KEY, replacing
 from batchframe.results.schema import INPUT_HASH, REUSED, SAME_AS, SKIPPED
 
@@ -294,24 +295,6 @@ class RowPlan:
                  n_linked: int, n_reused: int, send: np.ndarray):
         self.shard, self.same_as, self.via, self.shards = shard, same_as, via, shards
         self.n_own, self.n_linked, self.n_reused, self.send = n_own, n_linked, n_reused, send
-
-
-def first_by_key(keys: np.ndarray) -> np.ndarray:
-    """For each ``(n, 2)`` key, the index of its first occurrence (identical requests are sent once).
-
-    Examples
-    --------
-    >>> first_by_key(np.array([[1, 2], [3, 4], [1, 2], [1, 5]], np.uint64)).tolist()
-    [0, 1, 0, 3]
-    """
-    if len(keys) == 0:
-        return np.zeros(0, np.int64)
-    order = np.lexsort((keys[:, 1], keys[:, 0]))  # stable: equal keys keep their order, the first one leads
-    ordered = keys[order]
-    starts = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]  # where a run of equal keys begins
-    out = np.empty(len(keys), np.int64)
-    out[order] = order[np.flatnonzero(starts)[np.cumsum(starts) - 1]]
-    return out
 
 
 def _persist(ctx: Context, name: str, previous: str | None, folder: Path, staged: list[Staged], decided: Decided,

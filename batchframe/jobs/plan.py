@@ -24,7 +24,7 @@ from batchframe.providers import Endpoint, open_endpoint, provider_class
 from batchframe.providers.base import Codec
 from batchframe.requests.build import RequestSet, build_requests
 from batchframe.requests.fingerprint import fingerprint, request_digests
-from batchframe.requests.keys import first_occurrences
+from batchframe.requests.keys import digest_keys, first_by_key
 from batchframe.requests.shards import ShardLimits, plan_shards
 from batchframe.results.merge import input_hashes
 from batchframe.results.typed import typed_columns
@@ -127,11 +127,12 @@ def prepare(
         validate_name(name)
     betas = check_betas(betas)
     answerer = answerer_of(ctx.endpoint, betas)
-    sent_as = first_occurrences(requests.params) if dedupe else np.arange(requests.n_sent)
+    digests = request_digests(answerer, requests.params)
+    # Identical params have identical digests (one answerer): dedupe on the 16 bytes, not the bodies.
+    sent_as = first_by_key(digest_keys(digests)) if dedupe else np.arange(requests.n_sent)
     all_lines = ctx.codec.encode_lines(requests.custom_ids, requests.params)
     # Over every row's line, as before dedupe existed: re-running a cell written then finds its job.
     digest = fingerprint(answerer + ("" if dedupe else "|dedupe=False"), all_lines)
-    digests = request_digests(answerer, requests.params)
     return Prepared(ctx.endpoint, ctx.codec, ctx.limits, requests, ctx.store, betas, answerer, sent_as, all_lines,
                     digest, digests, prompt, built, df)
 

@@ -334,7 +334,10 @@ def _persist_new(
     # Each sent row its own digest (a row answered through an identical one has an equal digest); null: skipped.
     where = np.full(requests.n_rows, -1, dtype=np.int64)
     where[rows] = np.arange(requests.n_sent)
-    digests = pa.array(p.digests, pa.binary(16)).take(pa.array(where, mask=where < 0))
+    joined = pa.py_buffer(b"".join(p.digests))
+    digests = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(p.digests), [None, joined])
+    if requests.n_sent < requests.n_rows:
+        digests = digests.take(pa.array(where, mask=where < 0))
     table = requests_table(p.index, requests, plan.lines, shard_of, same_as, p.input_hashes())
     table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
     with store.lock(name):
@@ -417,14 +420,17 @@ def requests_table(index: pd.Index, requests: RequestSet, lines: list[bytes], sh
     the row's inputs (what merge checks)."""
     n = requests.n_rows
     own = np.flatnonzero(same_as[requests.positions] == requests.positions)  # indices of the sent requests
-    # Row -> its line in ``lines`` (null where the row sends none), so both columns are one Arrow take.
-    which = np.full(n, -1, dtype=np.int64)
-    which[requests.positions[own]] = np.arange(len(own))
-    take = pa.array(which, mask=which < 0)
-    ids = pa.array(requests.custom_ids, pa.string()).take(pa.array(own)).take(take)
+    ids = pa.array(requests.custom_ids, pa.string())
+    bodies = pa.array(lines, pa.binary())
+    if len(own) < n:  # some rows send nothing of their own: place each line on its row (null elsewhere)
+        # Row -> its line in ``lines`` (null where the row sends none), so both columns are one Arrow take.
+        which = np.full(n, -1, dtype=np.int64)
+        which[requests.positions[own]] = np.arange(len(own))
+        take = pa.array(which, mask=which < 0)
+        ids, bodies = ids.take(pa.array(own)).take(take), bodies.take(take)
     table, _ = labels_table(index, {"position": np.arange(n, dtype=np.int64)})
     table = table.append_column("custom_id", ids)
     table = table.append_column("shard", pa.array(shard_of, pa.int32()))
-    table = table.append_column("body", pa.array(lines, pa.binary()).take(take))
+    table = table.append_column("body", bodies)
     table = table.append_column(SAME_AS, pa.array(same_as, pa.int64()))
     return table.append_column(INPUT_HASH, pa.array(hashes, pa.uint64()))

@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -86,6 +87,47 @@ def first_occurrences(values: Sequence[bytes]) -> np.ndarray:
     """
     seen: dict[bytes, int] = {}
     return np.fromiter((seen.setdefault(v, i) for i, v in enumerate(values)), dtype=np.int64, count=len(values))
+
+
+def digest_keys(digests: Sequence[bytes]) -> np.ndarray:
+    """16-byte request digests as an ``(n, 2)`` uint64 array (what :func:`first_by_key` takes).
+
+    Examples
+    --------
+    >>> digest_keys([bytes(16), bytes(range(16))]).shape
+    (2, 2)
+    """
+    joined = b"".join(digests)
+    if len(joined) != 16 * len(digests):
+        raise ValueError("request digests are 16 bytes each")
+    return np.frombuffer(joined, np.uint64).reshape(len(digests), 2)
+
+
+def first_by_key(keys: np.ndarray) -> np.ndarray:
+    """For each ``(n, 2)`` key (a request digest), the index of its first occurrence: identical requests
+    are sent once (what :func:`first_occurrences` gives for the keys' bytes).
+
+    Examples
+    --------
+    >>> first_by_key(np.array([[1, 2], [3, 4], [1, 2], [1, 5]], np.uint64)).tolist()
+    [0, 1, 0, 3]
+    """
+    if len(keys) == 0:
+        return np.zeros(0, np.int64)
+    # Group by the first half alone (one hash pass, in order of first appearance), then prove every key equal
+    # in full to its group's first; keys that share a first half but differ fall back to an exact sort.
+    codes, _ = pd.factorize(keys[:, 0])
+    seen = np.maximum.accumulate(codes)
+    starts = np.flatnonzero(np.r_[True, codes[1:] > seen[:-1]])  # code c first appears at starts[c]
+    first = starts[codes].astype(np.int64)
+    if (keys[first] == keys).all():
+        return first
+    order = np.lexsort((keys[:, 1], keys[:, 0]))  # stable: equal keys keep their order, the first one leads
+    ordered = keys[order]
+    runs = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]  # where a run of equal keys begins
+    out = np.empty(len(keys), np.int64)
+    out[order] = order[np.flatnonzero(runs)[np.cumsum(runs) - 1]]
+    return out
 
 
 def positions_of(ids: pa.Array | list[str], known: pa.Array, known_positions: np.ndarray) -> np.ndarray:

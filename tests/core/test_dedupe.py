@@ -60,3 +60,22 @@ def test_the_job_fingerprint_covers_every_row_so_an_older_job_is_found_again(ser
     assert job.manifest["fingerprint"] == fingerprint(f"anthropic:{service.base_url}",
                                                       encode_lines(rs.custom_ids, rs.params))
     assert submit(df, service).name == job.name and _paid(service) == 2
+
+
+def test_first_by_key_agrees_with_the_plain_dict_on_either_path():
+    import hashlib
+
+    import numpy as np
+
+    from batchframe.requests.keys import digest_keys, first_by_key, first_occurrences
+
+    # Real digests (first halves distinct): the hash path. Keys sharing a first half: the exact sort.
+    digests = [hashlib.blake2b(b"%d" % (i % 7), digest_size=16).digest() for i in range(40)]
+    assert first_by_key(digest_keys(digests)).tolist() == first_occurrences(digests).tolist()
+    assert first_by_key(digest_keys(digests)).tolist()[:9] == [0, 1, 2, 3, 4, 5, 6, 0, 1]
+    halves = np.array([[5, 1], [5, 2], [5, 1], [2, 9], [5, 2]], np.uint64)
+    assert first_by_key(halves).tolist() == [0, 1, 0, 3, 1]
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 500):
+        keys = rng.integers(0, 3, (n, 2)).astype(np.uint64)
+        assert first_by_key(keys).tolist() == first_occurrences([k.tobytes() for k in keys]).tolist()

@@ -96,7 +96,7 @@ def test_a_worker_that_does_not_see_the_store_says_so(tmp_path):
 def test_identical_requests_are_sent_once_by_their_digest():
     import numpy as np
 
-    from batchframe.dask.submit import first_by_key
+    from batchframe.requests.keys import first_by_key
 
     keys = np.array([[5, 1], [2, 2], [5, 1], [5, 2], [2, 2]], np.uint64)
     assert first_by_key(keys).tolist() == [0, 1, 0, 3, 1]

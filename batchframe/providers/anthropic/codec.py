@@ -31,8 +31,8 @@ def encode_lines(custom_ids: Sequence[str], params: Sequence[bytes]) -> list[byt
     >>> encode_lines(["r0"], [b'{"model":"m"}'])
     [b'{"custom_id":"r0","params":{"model":"m"}}']
     """
-    head, mid, tail = _LINE_HEAD, _LINE_MID, _LINE_TAIL
-    return [b"".join((head, cid.encode(), mid, p, tail)) for cid, p in zip(custom_ids, params, strict=True)]
+    line = _LINE_HEAD + b"%b" + _LINE_MID + b"%b" + _LINE_TAIL  # one formatting per line: the fastest build
+    return [line % (cid.encode(), p) for cid, p in zip(custom_ids, params, strict=True)]
 
 
 def rekey(line: bytes, custom_id: str) -> bytes:
@@ -80,7 +80,12 @@ def frame_shard(lines: Sequence[bytes]) -> bytes:
     >>> frame_shard([b'{"custom_id":"r0"}'])
     b'{"requests":[{"custom_id":"r0"}]}'
     """
-    return _BODY_HEAD + b",".join(lines) + _BODY_TAIL
+    if not lines:
+        return _BODY_HEAD + _BODY_TAIL
+    # Head and tail joined onto the first and last lines: the body is built in one copy (it is up to 256 MB).
+    parts = [_BODY_HEAD + lines[0], *lines[1:]]
+    parts[-1] += _BODY_TAIL
+    return b",".join(parts)
 
 
 def body_size(sizes: Sequence[int] | np.ndarray) -> int:
