@@ -75,7 +75,7 @@ def plan_shard_records(
     >>> shard_of.tolist(), [(r["n_requests"], r["n_bytes"]) for r in records]
     ([0, 0, 1], [(2, 36), (1, 25)])
     """
-    sizes = np.fromiter((len(b) for b in lines), dtype=np.int64, count=len(lines))
+    sizes = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
     ranges = plan_shards(sizes, limits, envelope=codec.ENVELOPE_BYTES)
     shard_of = np.repeat(np.arange(len(ranges), dtype=np.int32), [stop - start for start, stop in ranges])
     records = [new_shard(i, stop - start, codec.body_size(sizes[start:stop])) for i, (start, stop) in enumerate(ranges)]

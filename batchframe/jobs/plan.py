@@ -233,7 +233,7 @@ def plan_requests(p: Prepared, matches: Matches | None, *, prime: bool = False) 
     every = len(own) == len(all_lines)  # nothing answered through an identical row: no copy of the lists
     lines = all_lines if every else [all_lines[i] for i in own.tolist()]
     send_lines = lines if len(send) == len(lines) else [all_lines[i] for i in send.tolist()]
-    sizes = np.fromiter((len(b) for b in send_lines), dtype=np.int64, count=len(send_lines))
+    sizes = np.fromiter(map(len, send_lines), dtype=np.int64, count=len(send_lines))
     shard_of, via, shards = shard_plan(sizes, own, linked, matches, p.limits, p.codec, prime=prime)
     digests = p.digests if every else [p.digests[i] for i in own.tolist()]
     return Plan(requests, lines, digests, p.sent_as, shard_of, via, shards, send, send_lines, p.limits,

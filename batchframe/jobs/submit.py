@@ -421,7 +421,7 @@ def requests_table(index: pd.Index, requests: RequestSet, lines: list[bytes], sh
     n = requests.n_rows
     own = np.flatnonzero(same_as[requests.positions] == requests.positions)  # indices of the sent requests
     ids = pa.array(requests.custom_ids, pa.string())
-    bodies = pa.array(lines, pa.binary())
+    bodies = binary_array(lines)
     if len(own) < n:  # some rows send nothing of their own: place each line on its row (null elsewhere)
         # Row -> its line in ``lines`` (null where the row sends none), so both columns are one Arrow take.
         which = np.full(n, -1, dtype=np.int64)
@@ -434,3 +434,22 @@ def requests_table(index: pd.Index, requests: RequestSet, lines: list[bytes], sh
     table = table.append_column("body", bodies)
     table = table.append_column(SAME_AS, pa.array(same_as, pa.int64()))
     return table.append_column(INPUT_HASH, pa.array(hashes, pa.uint64()))
+
+
+def binary_array(values: list[bytes]) -> pa.Array:
+    """``values`` as an Arrow binary array, built from one joined buffer (a third of the time of converting
+    the list item by item; the bodies of a large job are hundreds of MB).
+
+    Examples
+    --------
+    >>> binary_array([b"ab", b"", b"c"]).to_pylist()
+    [b'ab', b'', b'c']
+    """
+    sizes = np.fromiter(map(len, values), np.int64, len(values))
+    total = int(sizes.sum())
+    if total >= 2**31:  # past 32-bit offsets: Arrow splits the column itself
+        return pa.array(values, pa.binary())
+    offsets = np.zeros(len(values) + 1, np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    data = pa.py_buffer(b"".join(values))
+    return pa.BinaryArray.from_buffers(pa.binary(), len(values), [None, pa.py_buffer(offsets), data])

@@ -12,6 +12,7 @@ API key is redacted from every message and never appears in a repr.
 from __future__ import annotations
 
 import email.utils
+import functools
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -186,13 +187,14 @@ class HttpClient:
         {'data': [...], 'has_more': False, 'first_id': ..., 'last_id': ...}
         """
         headers = {**({"content-type": "application/json"} if content is not None else {}), **(headers or {})}
-        pieces = content is not None and len(content) > _PIECE
-        if pieces:  # its length given, so it goes out as is (not chunked), a piece at a time
+        body: Callable[[], Any] = lambda: content  # noqa: E731  (a fresh body for every send)
+        if content is not None and len(content) > _PIECE:  # its length given: sent as is (not chunked), in pieces
             headers["content-length"] = str(len(content))
+            body = functools.partial(_pieces, content)
         response = self._send(
             lambda: self._client.build_request(  # a multipart upload when ``files`` (form fields in ``data``)
-                method, self.base_url + path, content=_pieces(content) if pieces else content, params=params,
-                headers={**self._headers, **headers}, files=files, data=data,
+                method, self.base_url + path, content=body(), params=params, headers={**self._headers, **headers},
+                files=files, data=data,
             ),
             resend_safe,
         )

@@ -20,7 +20,7 @@ from .errors import ServiceError, ServiceRequestError
 from .faults import FaultInjector, Faults
 from .identity import describe
 from .ids import batch_id, now_us
-from .intake import bad_request, free_later, gc_paused, parse_create, parse_json, stored_body
+from .intake import accept_create, bad_request, gc_paused, parse_json
 from .models import RequestInvalid
 from .openai_backend import OpenAIBackend
 from .store import Store
@@ -113,20 +113,17 @@ class Backend:
             self.worker.hold(_PARSE_HOLD_S)
         try:
             with gc_paused():  # a body of 100,000 requests is millions of objects: see gc_paused
-                items = parse_create(body, beta=beta)
+                n, stored = accept_create(body, beta=beta)
                 new_id, created = batch_id()
                 # One blob, one transaction: durable before the answer. The worker makes the request rows, in a
                 # random order (so processed and streamed in random order, as the API's results).
-                row = self.store.stage_batch(new_id, created, created + self.ttl_us, len(items),
-                                             stored_body(body, items), beta=beta)
+                row = self.store.stage_batch(new_id, created, created + self.ttl_us, n, stored, beta=beta)
         except BaseException:
             if large:
                 self.worker.hold(0)  # refused: nothing was taken in, nothing to make way for
             raise
         if large:  # stored: the parse hold ends, a short gap for the client's next shard remains
             self.worker.hold(_NEXT_CREATE_S)
-        free_later(items)
-        del items
         self.worker.wake()
         return batch_object(row, base_url, created)  # as stored, even if the worker is already done
 

@@ -169,7 +169,10 @@ class Worker:
 
     def _checked(self, raw: bytes) -> tuple[dict[str, Any], str]:
         """The stored params (without the beta mark) and the model their Message reports, or RequestInvalid."""
-        params = orjson.loads(raw)
+        try:
+            params = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:  # taken in raw by the create (intake.accept_create): e.g. 1e999
+            raise RequestInvalid("invalid_request_error", f"params: not valid JSON: {exc}") from None
         if isinstance(params, dict) and params.get(UNSTORABLE_KEY) is True:
             raise RequestInvalid("invalid_request_error",
                                  "params: nested too deeply to be processed; flatten the request's nested values")

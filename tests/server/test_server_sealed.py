@@ -12,7 +12,7 @@ import pytest
 from server_helpers import HEADERS, create, request, wait_ended_http
 
 from batchframe.server import serve_in_thread
-from batchframe.server.intake import _all_valid, parse_create, stored_body
+from batchframe.server.intake import _all_valid, accept_create, parse_create, stored_body
 from batchframe.server.migrations import MIGRATIONS
 from batchframe.server.store import Store
 from batchframe.server.validation import params_keys
@@ -139,8 +139,11 @@ def test_deleting_a_batch_removes_its_sealed_results(tmp_path):
 ])
 def test_the_column_checks_refuse_what_the_item_walk_refuses(items):
     assert not _all_valid(items, params_keys(beta=False))
-    with pytest.raises(Exception, match="requests"):
+    with pytest.raises(Exception, match="requests") as walked:
         parse_create(orjson.dumps({"requests": items}))
+    with pytest.raises(Exception, match="requests") as typed:  # the typed read refuses it, worded alike
+        accept_create(orjson.dumps({"requests": items}))
+    assert str(typed.value) == str(walked.value)
     good = [{"custom_id": "a-B_9", "params": {"model": "m"}}, {"custom_id": "b" * 64, "params": {}}]
     assert _all_valid(good, params_keys(beta=False))
 
@@ -225,3 +228,33 @@ def test_intake_first_never_stops_the_worker_for_long(tmp_path):
         assert worker.held_for() > 3000
         ended = wait_ended_http(http, batch_id, timeout=_MAX_HELD + 10)
     assert ended["request_counts"]["succeeded"] == 2
+
+
+def test_the_typed_read_stores_what_the_full_parse_stores():
+    items = [request(f"r{i}", f"text é {i}") for i in range(20)]
+    body = orjson.dumps({"requests": items})
+    assert accept_create(body) == (20, stored_body(body, parse_create(body))) and accept_create(body)[1] is body
+    dupes = body.replace(b'{"custom_id":"r3"', b'{"custom_id":"x","custom_id":"r3"', 1)
+    assert accept_create(dupes) == (20, stored_body(dupes, parse_create(dupes))) and accept_create(dupes)[1] != dupes
+    for bad in (body.replace("é".encode(), b"\xed\xa0\x80", 1),  # a surrogate encoded: not UTF-8
+                body.replace(b'"text', b'"\\ud800', 1), body[:-1]):
+        with pytest.raises(Exception) as walked:
+            parse_create(bad)
+        with pytest.raises(Exception) as typed:
+            accept_create(bad)
+        assert str(typed.value) == str(walked.value) and getattr(typed.value, "status", None) == 400
+
+
+def test_a_number_out_of_float_range_errs_its_own_request_only(http):
+    odd = orjson.dumps(request("odd", "hi")).replace(b'"max_tokens":', b'"temperature":1e999,"max_tokens":')
+    body = b'{"requests":[' + orjson.dumps(request("good", "hi")) + b"," + odd + b"]}"
+    response = http.post("/v1/messages/batches", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    batch_id = response.json()["id"]
+    counts = wait_ended_http(http, batch_id)["request_counts"]
+    assert (counts["succeeded"], counts["errored"]) == (1, 1)
+    results = map(orjson.loads, _results(http, batch_id).content.splitlines())
+    lines = {line["custom_id"]: line["result"] for line in results}
+    assert lines["good"]["type"] == "succeeded"
+    assert lines["odd"]["error"]["error"]["type"] == "invalid_request_error"
+    assert "not valid JSON" in lines["odd"]["error"]["error"]["message"]
