@@ -421,8 +421,9 @@ def _serialize(df, positions, texts, common, per_row, blocks, lead=None) -> list
         lead_block = b"[" + dumps({"type": "text", "text": lead, "cache_control": CACHE_CONTROL})
         return [b"".join((head, _row_params(df, p, per_row), msg, lead_block, _rest(texts[p][len(lead):]), end))
                 for p in positions]
-    if not per_row and not blocks:
-        return [b"".join((head, msg, dumps(texts[p]), end)) for p in positions]
+    if not per_row and not blocks:  # the common case: one formatting per row
+        row = head.replace(b"%", b"%%") + msg + b"%b" + end
+        return [row % dumps(text) for text in map(texts.__getitem__, positions)]
     return [
         b"".join((head, _row_params(df, p, per_row), msg, dumps(_content(p, texts[p], blocks)), end))
         for p in positions

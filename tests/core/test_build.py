@@ -144,3 +144,11 @@ def test_arrow_rendered_templates_equal_str_format(dtype):
     assert arrow[0] == plain[0] == ["{lit} Title x: 1!x", "{lit} Title : 2!", None, None, "{lit} Title a:  !a",
                                     "{lit} Title   : \n!  "]
     assert arrow[1].tolist() == plain[1].tolist()
+
+
+def test_percent_signs_in_shared_params_and_prompts_are_sent_as_written():
+    df = pd.DataFrame({"q": ["a %s %d b", "100%"]})
+    rs = build_requests(df, prompt="q", model="m%sodel", max_tokens=5, system="100% sure %b")
+    assert [orjson.loads(p) for p in rs.params] == [
+        {"model": "m%sodel", "max_tokens": 5, "system": "100% sure %b",
+         "messages": [{"role": "user", "content": text}]} for text in ("a %s %d b", "100%")]
