@@ -238,11 +238,10 @@ class Job:
             self._endpoint = cls.reopen_endpoint(self._manifest, api_key=self._api_key, base_url=self._base_url)
         return self._endpoint
 
-    def save(self, *, sync: bool = True) -> None:
-        """Persist the manifest read by the current :meth:`session` (atomically, stamped ``updated_at``;
-        ``sync=False``: not flushed to the disk, see :meth:`Store.write_manifest`)."""
+    def save(self) -> None:
+        """Persist the manifest read by the current :meth:`session` (atomically, stamped ``updated_at``)."""
         self._manifest["updated_at"] = now()
-        self.store.write_manifest(self.name, self._manifest, sync=sync)
+        self.store.write_manifest(self.name, self._manifest)
 
     def send_unsent(self, lines: Sequence[bytes] | None = None, *, fingerprint: str | None = None) -> JobStatus:
         """Send every shard that has no remote batch yet (``planned``, or ``failed`` = refused).

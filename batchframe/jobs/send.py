@@ -38,7 +38,7 @@ def send_shard(
     lines: Sequence[bytes],
     provider: Provider,
     policy: RetryPolicy,
-    save: Callable[..., None],
+    save: Callable[[], None],
 ) -> None:
     """Create ``shard``'s remote batch from its request ``lines``, persisting before and after the POST.
 
@@ -79,9 +79,7 @@ def send_shard(
         raise
     if batch is not None:
         record_batch(shard, batch)
-    # The batch id, right after the POST. Not flushed to the disk (a killed process keeps it): the next
-    # shard's intent, flushed, rewrites it; lost to a power cut, it is found again (orphans.reconcile).
-    save(sync=False)
+    save()  # the batch id, right after the POST
 
 
 def shard_tag(manifest: dict[str, Any], shard: dict[str, Any]) -> str:

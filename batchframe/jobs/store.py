@@ -173,10 +173,10 @@ class Store:
         manifest["name"] = name  # the folder names the job, whatever an interrupted move left in the file
         return migrate(manifest, store_reader(self, name))
 
-    def write_manifest(self, name: str, manifest: dict[str, Any], *, sync: bool = True) -> None:
-        """Replace the manifest of job ``name`` atomically (``sync=False``: see :func:`atomic_write_bytes`)."""
+    def write_manifest(self, name: str, manifest: dict[str, Any]) -> None:
+        """Replace the manifest of job ``name`` atomically."""
         data = json.dumps(manifest, indent=1, sort_keys=False, default=str).encode()
-        atomic_write_bytes(self.job_dir(name) / MANIFEST, data, sync=sync)
+        atomic_write_bytes(self.job_dir(name) / MANIFEST, data)
 
     def manifests(self, *, revisions: bool = False) -> Iterator[tuple[str, dict[str, Any] | JobError]]:
         """``(name, manifest)`` of every job, in name order; an unreadable one comes as its :class:`JobError`

@@ -46,9 +46,8 @@ def replacing(path: Path) -> Iterator[Path]:
             os.unlink(name)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync (unless ``sync=False``: then it survives a
-    killed process, not a power cut) and a rename.
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and a rename.
 
     Examples
     --------
@@ -58,8 +57,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            if sync:
-                os.fsync(fh.fileno())
+            os.fsync(fh.fileno())
 
 
 def write_table(path: str | os.PathLike, table: pa.Table, metadata: dict[str, Any] | None = None, *,

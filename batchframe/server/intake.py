@@ -9,9 +9,12 @@ Both walks check the same things: the fast one decides, the slow one explains.
 :func:`accept_create` reads a body first with msgspec, typed: each item's ``params`` as a map of raw JSON
 values, checked for syntax but never built into Python objects (a third of the time of a full parse). Any
 body it cannot read that way, or that fails a check, or that SQLite might read otherwise, goes through
-:func:`parse_create` (orjson), which decides and words the answer as before. One difference remains: a
-number out of float range inside ``params`` (``1e999``) is accepted here and refused by the worker as that
-request's own error, where the full parse refused the whole batch.
+:func:`parse_create` (orjson), which decides and words the answer as before. One difference remains: inside
+``params``, a number out of float range (``1e999``), or nesting deeper than orjson goes when Python's
+recursion limit was raised, passes the typed read, where the full parse refuses the whole batch. Such a
+body is accepted when the typed read takes it (no ``\\u`` escape, no duplicate item keys: see
+:func:`stored_body`), and the worker then answers that request alone with an error; otherwise it is refused
+whole, as before.
 """
 
 from __future__ import annotations
@@ -138,6 +141,30 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _read_typed = msgspec.json.Decoder(_Body).decode
+
+
+class _RawItem(msgspec.Struct):
+    custom_id: str
+    params: msgspec.Raw
+
+
+class _RawBody(msgspec.Struct):
+    requests: list[_RawItem]
+
+
+_read_raw = msgspec.json.Decoder(_RawBody).decode
+
+
+def raw_items(body: bytes) -> list[tuple[str, bytes]]:
+    """``(custom_id, params as raw JSON)`` of each item of an accepted create body, read as the typed read of
+    :func:`accept_create` read it (what a full parse may refuse: see the module's notes).
+
+    Examples
+    --------
+    >>> raw_items(b'{"requests": [{"custom_id": "a", "params": {"temperature": 1e999}}]}')
+    [('a', b'{"temperature": 1e999}')]
+    """
+    return [(item.custom_id, bytes(item.params)) for item in _read_raw(body).requests]
 
 
 def accept_create(body: bytes, *, beta: bool = False) -> tuple[int, bytes]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from .intake import raw_items
 from .migrations import migrate
 from .sealed import SealedResults
 from .validation import BETA_KEY, UNSTORABLE_KEY
@@ -60,6 +61,22 @@ UNSTORABLE = orjson.dumps({UNSTORABLE_KEY: True})
 
 class _ExpandMismatch(Exception):
     pass
+
+
+def _staged_items(body: bytes, beta: bool) -> list[tuple[str, bytes]]:
+    """``(custom_id, params to store)`` of a staged body, in order. Read by orjson; a body only the create's
+    typed read takes (``intake`` notes: ``1e999``, deep nesting) keeps each params as its raw JSON, which
+    the worker then refuses as that request's own error, so one request never holds up the batch."""
+    try:
+        return [(item["custom_id"], _stored_params(item["params"], beta)) for item in orjson.loads(body)["requests"]]
+    except orjson.JSONDecodeError:
+        return [(cid, _with_beta_mark(params) if beta else params) for cid, params in raw_items(body)]
+
+
+def _with_beta_mark(params: bytes) -> bytes:
+    """Raw params JSON (an object) with BETA_KEY set last, as :func:`_stored_params` sets it."""
+    inner = params.strip()[1:-1].strip()
+    return b"{" + inner + (b"," if inner else b"") + orjson.dumps(BETA_KEY) + b":true}"
 
 
 def _stored_params(params: Any, beta: bool) -> bytes:
@@ -194,14 +211,13 @@ class Store:
         worker answers as that request's own error, so that it never holds up the others."""
         with self.transaction() as db:
             beta, body = db.execute("SELECT beta, requests FROM batch_inputs WHERE batch = ?", (seq,)).fetchone()
-            items = orjson.loads(body)["requests"]
+            items = _staged_items(body, beta)
             if len(items) != n:
                 raise _ExpandMismatch(f"batch {seq}: the stored body holds {len(items)} requests, not {n}")
             (first,) = db.execute("SELECT coalesce(max(id), 0) + 1 FROM requests").fetchone()
             order = random.sample(range(n), n)
             db.executemany("INSERT INTO requests (id, batch, custom_id, params, shuffle) VALUES (?, ?, ?, ?, 0)",
-                           ((first + order[k], seq, item["custom_id"], _stored_params(item["params"], beta))
-                            for k, item in enumerate(items)))
+                           ((first + order[k], seq, cid, params) for k, (cid, params) in enumerate(items)))
             db.execute("UPDATE batches SET first_request = ?, last_request = ? WHERE seq = ?",
                        (first, first + n - 1, seq))
             db.execute("DELETE FROM batch_inputs WHERE batch = ?", (seq,))

@@ -4,6 +4,7 @@ and the results sealed into one file when the batch ends (``sealed.py``); none o
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 
 import httpx
@@ -258,3 +259,29 @@ def test_a_number_out_of_float_range_errs_its_own_request_only(http):
     assert lines["good"]["type"] == "succeeded"
     assert lines["odd"]["error"]["error"]["type"] == "invalid_request_error"
     assert "not valid JSON" in lines["odd"]["error"]["error"]["message"]
+
+
+def test_a_body_only_the_typed_read_takes_is_expanded_and_errs_alone(tmp_path):
+    # Nesting past orjson's limit (and SQLite's), which the typed read takes once Python's recursion limit is
+    # raised: the worker must expand the batch anyway and answer that request alone with an error.
+    deep = b"[" * 2100 + b"]" * 2100
+    odd = b'{"custom_id":"odd","params":{"model":"m","max_tokens":5,"metadata":' + deep + b"}}"
+    body = b'{"requests":[' + orjson.dumps(request("good", "hi")) + b"," + odd + b"]}"
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)
+    try:
+        with pytest.raises(Exception, match="depth"):
+            parse_create(body)  # the full parse refuses the whole batch
+        with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+            response = http.post("/v1/messages/batches?beta=true", content=body,
+                                 headers={"content-type": "application/json"})
+            assert response.status_code == 200, response.text
+            batch_id = response.json()["id"]
+            counts = wait_ended_http(http, batch_id)["request_counts"]
+            results = {line["custom_id"]: line["result"]
+                       for line in map(orjson.loads, _results(http, batch_id).content.splitlines())}
+    finally:
+        sys.setrecursionlimit(limit)
+    assert (counts["succeeded"], counts["errored"]) == (1, 1)
+    assert results["good"]["type"] == "succeeded"
+    assert results["odd"]["error"]["error"]["type"] == "invalid_request_error"
