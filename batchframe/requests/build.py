@@ -335,7 +335,10 @@ def render_prompts(df: pd.DataFrame, prompt: str, *, allow_literal: bool = False
             texts = [None if m else fmt.format(*cells) for cells, m in zip(rows, missing, strict=True)]
         except Exception as exc:  # a cell's __format__ may raise anything: find the row and field again
             raise format_error(df.index, placeholders, fields, values, missing, exc) from exc
-    skip = missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
+    if "".join(literal for literal, *_ in string.Formatter().parse(prompt)).strip():
+        skip = missing.copy()  # the template's own text is not blank, so no rendering of it is
+    else:
+        skip = missing | np.array([t is None or not t.strip() for t in texts], dtype=bool)
     return texts, (skip | blank_rows(columns)) if columns else skip
 
 

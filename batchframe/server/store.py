@@ -186,13 +186,13 @@ class Store:
                 **dict.fromkeys(COUNT_COLUMNS, 0), "created_us": created_us, "expires_us": expires_us,
                 "ended_us": None, "cancel_us": None, "first_request": None, "last_request": None}
 
-    def expand(self) -> int:
-        """Turn every staged batch into ``requests`` rows (consecutive ids, in a random order), oldest first,
-        one transaction each; return how many were expanded. Only the worker calls this, before it settles or
-        claims, so a batch's requests have rows before anything reads them."""
+    def expand(self, limit: int | None = None) -> int:
+        """Turn every staged batch (the ``limit`` oldest) into ``requests`` rows (consecutive ids, in a random
+        order), oldest first, one transaction each; return how many were expanded. Only the worker calls this,
+        before it settles or claims, so a batch's requests have rows before anything reads them."""
         with self.conn() as db:
             staged = db.execute("SELECT seq, n_requests FROM batches WHERE seq IN (SELECT batch FROM batch_inputs)"
-                                " ORDER BY seq").fetchall()
+                                " ORDER BY seq LIMIT ?", (-1 if limit is None else limit,)).fetchall()
         done = 0
         for seq, n in staged:
             try:

@@ -116,8 +116,10 @@ class Worker:
 
     def step(self) -> bool:
         """Settle, then process one chunk; False when there was nothing to do."""
-        # Staged batches first: settling (cancel, expiry) and claiming work on request rows.
-        settled = self.store.expand() + self.store.settle(now_us()) + self.openai.advance(now_us())
+        # Staged batches first: settling (cancel, expiry) and claiming work on request rows. A step taken
+        # while creates hold the worker back (see hold) expands one batch only: it must not stall intake.
+        limit = 1 if self.held_for() > 0 else None
+        settled = self.store.expand(limit) + self.store.settle(now_us()) + self.openai.advance(now_us())
         rows = self.store.claim(self.concurrency)
         if not rows:
             return settled > 0

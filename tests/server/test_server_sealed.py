@@ -285,3 +285,23 @@ def test_a_body_only_the_typed_read_takes_is_expanded_and_errs_alone(tmp_path):
     assert (counts["succeeded"], counts["errored"]) == (1, 1)
     assert results["good"]["type"] == "succeeded"
     assert results["odd"]["error"]["error"]["type"] == "invalid_request_error"
+
+
+def test_expansion_can_take_the_oldest_staged_batches_only(tmp_path):
+    # What a step the hold cap forces does (Worker.step): one staged batch, oldest first, so intake is not stalled.
+    store = Store(tmp_path)
+    try:
+        for k in range(3):
+            body = orjson.dumps({"requests": [request(f"r{i}") for i in range(4)]})
+            store.stage_batch(f"msgbatch_{k}", 0, 10**15, 4, body)
+        counts = [store.expand(1)]
+        with store.conn() as db:
+            first = db.execute("SELECT DISTINCT b.id FROM requests r JOIN batches b ON b.seq = r.batch").fetchall()
+        counts += [store.expand(), store.expand()]
+        with store.conn() as db:
+            expanded = db.execute("SELECT b.id, count(*) FROM requests r JOIN batches b ON b.seq = r.batch"
+                                  " GROUP BY b.id ORDER BY b.id").fetchall()
+    finally:
+        store.close()
+    assert counts == [1, 2, 0] and first == [("msgbatch_0",)]
+    assert expanded == [("msgbatch_0", 4), ("msgbatch_1", 4), ("msgbatch_2", 4)]
