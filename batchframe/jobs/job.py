@@ -271,10 +271,30 @@ class Job:
         return self.status
 
     def _send_wave(self, manifest: dict[str, Any], provider: Provider, lines: Sequence[bytes] | None = None) -> None:
-        """Send the shards the wave scheduler lets go now (every unsent one for a job without waves)."""
-        for attempt, shard in waves.next_wave(manifest):
-            shard_lines = self._lines_of(attempt, shard["index"], lines if attempt == 1 else None)
-            send_shard(self.store, manifest, shard, shard_lines, provider, self._http_policy, self.save)
+        """Send the shards the wave scheduler lets go now (every unsent one for a job without waves).
+
+        A shard's batch id is saved with the next shard's intent (one write and fsync, not two), or when the
+        wave ends, however it ends; a process killed in between leaves that shard ``creating``, whose batch
+        :func:`~batchframe.jobs.orphans.reconcile` then adopts, as after any create it did not record."""
+        unsaved = False
+
+        def record() -> None:
+            nonlocal unsaved
+            unsaved = True
+
+        def save() -> None:
+            nonlocal unsaved
+            self.save()
+            unsaved = False
+
+        try:
+            for attempt, shard in waves.next_wave(manifest):
+                shard_lines = self._lines_of(attempt, shard["index"], lines if attempt == 1 else None)
+                send_shard(self.store, manifest, shard, shard_lines, provider, self._http_policy, save,
+                           record=record)
+        finally:
+            if unsaved:
+                self.save()
 
     def set_budget(self, budget_usd: float | None = None, *, max_in_flight: int | None = None) -> JobStatus:
         """Change the job's cap or its queue limit (None lifts it); shards held back may then go.

@@ -39,8 +39,11 @@ def send_shard(
     provider: Provider,
     policy: RetryPolicy,
     save: Callable[[], None],
+    *,
+    record: Callable[[], None] | None = None,
 ) -> None:
-    """Create ``shard``'s remote batch from its request ``lines``, persisting before and after the POST.
+    """Create ``shard``'s remote batch from its request ``lines``, persisting before and after the POST
+    (after it through ``record`` when given: the caller then saves, e.g. with the next shard's intent).
 
     Raises what the provider raised, after recording it on the shard: ``failed`` when it refused and
     created nothing, ``planned`` when the request provably never left, ``creating`` when a batch may exist.
@@ -79,7 +82,7 @@ def send_shard(
         raise
     if batch is not None:
         record_batch(shard, batch)
-    save()  # the batch id, right after the POST
+    (record or save)()  # the batch id, right after the POST (``record``: saved by the caller, see Job._send_wave)
 
 
 def shard_tag(manifest: dict[str, Any], shard: dict[str, Any]) -> str:

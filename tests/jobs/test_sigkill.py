@@ -150,3 +150,34 @@ def test_cancel_after_a_kill_adopts_and_cancels_the_orphan(service_factory):
     assert job.retry() >= 1
     job.wait(poll_interval=0.05, timeout=60)
     assert df.batch.merge(job)["llm_text"].tolist() == df["q"].tolist()
+
+
+def test_killed_after_a_later_shard_the_earlier_ids_are_on_disk_and_nothing_is_paid_twice(service):
+    # A shard's batch id is saved with the next shard's intent: killed after the second POST, the first id is
+    # on disk, the second shard is "creating" (adopted by the next run), the third was never sent.
+    df = frame(6)
+    proc = child(f"""
+        import time, pandas as pd, batchframe
+        from batchframe.providers.anthropic.client import AnthropicProvider
+        original, made = AnthropicProvider.create, []
+        def create(self, body):
+            batch = original(self, body)
+            made.append(batch.id)
+            if len(made) == 2:
+                print('CREATED', batch.id, flush=True); time.sleep(120)
+            return batch
+        AnthropicProvider.create = create
+        df = pd.DataFrame({{"q": {df["q"].tolist()!r}}}, index=pd.Index({df.index.tolist()!r}, name="key"))
+        df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=64, provider="anthropic",
+                        api_key={KEY!r}, base_url={service.base_url!r}, name="three", max_batch_requests=2)
+    """)
+    second = kill_at_marker(proc, "CREATED").split()[-1]
+    assert proc.returncode == -9
+    shards = batchframe.open_job("three", base_url=service.base_url).manifest["attempts"][0]["shards"]
+    assert [s["state"] for s in shards] == ["submitted", "creating", "planned"]
+    first = shards[0]["batch_id"]
+    assert first and first != second and shards[1]["batch_id"] is None
+    job = submit(df, service, name="three", max_batch_requests=2)
+    assert job.batch_ids()[:2] == [first, second] and len(service_batches(service)) == 3
+    job.wait(poll_interval=0.05, timeout=60)
+    assert df.batch.merge(job)["llm_text"].tolist() == df["q"].tolist()
