@@ -38,6 +38,16 @@ was still taking in the SDK's batches)::
     300,000      3      238 |     70.93s     4.50s 15.8x |   1729MB  227MB    0.96x    92MB |     15.82s     5.87s  2.7x
   1,000,000     10      793 |    253.34s    15.76s 16.1x |   5566MB  647MB    0.81x   147MB |     48.30s    25.60s  1.9x
 
+Later the same day (07:50 UTC, load 1.14 1.03 0.93), after the submit work of the next session (dedupe on
+digests, one formatting per line, bodies sent in 1 MB views, the service reading a create typed with msgspec:
+0.8 -> 0.5 s per 100,000 requests, one fsync per shard)::
+
+    100,000      1       79 |     22.07s     1.29s 17.1x |    572MB  109MB    1.38x    76MB |      4.49s     1.61s  2.8x
+    300,000      3      238 |     79.45s     4.33s 18.4x |   1726MB  214MB    0.90x    93MB |     13.99s     4.57s  3.1x
+  1,000,000     10      793 |    224.77s    15.87s 14.2x |   5569MB  659MB    0.83x   149MB |     49.82s    19.17s  2.6x
+
+The run before it (load 1.40): submit 3.4x, 2.9x, 2.8x. Standalone 1M submits took 16.0-16.7 s (SDK ~48 s).
+
 Runs the same day under other sessions' load (1.4-3.0): ingest 12.8-20.2x at every size; bf RSS+ at 300k
 0.94-1.02x (about +-10 MB from run to run); submit 1.0-3.0x at 100k, 2.0-2.3x at 300k, 2.0x at 1M. The submit
 target (>= 3x) holds at 100k only. Of a 300k submit (cProfile, quiet machine, 7.7 s with the profiler): the
