@@ -201,9 +201,7 @@ def _typed_valid(items: list[_Item], allowed: frozenset[str]) -> bool:
     if len(items) > MAX_REQUESTS:
         return False
     cids = [item.custom_id for item in items]
-    lengths = set(map(len, cids))
-    return (min(lengths) >= 1 and max(lengths) <= 64 and set("".join(cids)) <= _CUSTOM_ID_CHARS
-            and set().union(*[item.params for item in items]) <= allowed and len(set(cids)) == len(cids))
+    return _columns_valid(cids, "".join(cids), [item.params for item in items], allowed)
 
 
 def _utf8(body: bytes) -> bool:
@@ -271,6 +269,12 @@ def _all_valid(items: list[Any], allowed: frozenset[str]) -> bool:
         return False
     if set(map(type, params)) != {dict}:
         return False
+    return _columns_valid(cids, joined, params, allowed)
+
+
+def _columns_valid(cids: list[str], joined: str, params: list[Any], allowed: frozenset[str]) -> bool:
+    """The checks both reads share, over whole columns: custom_id lengths, characters (``joined``: the ids
+    concatenated) and uniqueness; every params key allowed."""
     lengths = set(map(len, cids))
     return (min(lengths) >= 1 and max(lengths) <= 64 and set(joined) <= _CUSTOM_ID_CHARS
             and set().union(*params) <= allowed and len(set(cids)) == len(cids))
