@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from batchframe.errors import InputError
+from batchframe.jobs.bodies import read_bodies
 from batchframe.jobs.handle import JobHandle
 from batchframe.jobs.manifest import iter_shards, now, plan_shard_records
 from batchframe.jobs.outcomes import is_none, latest_results, previous_counts, store_reader
@@ -135,8 +136,7 @@ def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray, 
     name = manifest["name"]
     number = max(a["attempt"] for a in manifest["attempts"]) + 1
     codec = provider_class(manifest["provider"]).codec
-    source = store.read_table(store.requests_path(name, 1), columns=["position", "body"])
-    old = source.column("body").take(pa.array(positions)).to_pylist()  # row p is at position p
+    old = read_bodies(store, name).take(pa.array(positions)).to_pylist()  # row p is at position p
     ids = custom_ids(positions, attempt=number)
     bodies = [codec.rekey(line, cid) for line, cid in zip(old, ids, strict=True)]
     if max_tokens is not None:

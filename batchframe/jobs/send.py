@@ -19,9 +19,8 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from batchframe.errors import APIError, JobError, TransportError
+from batchframe.errors import APIError, TransportError
+from batchframe.jobs.bodies import read_bodies
 from batchframe.jobs.ledger import job_uid
 from batchframe.jobs.manifest import now, parse_time
 from batchframe.jobs.orphans import SKEW_SECONDS, adopt_batch, candidates, known_batches, recent_batches
@@ -106,14 +105,7 @@ def shard_lines(store: Store, name: str, attempt: int, index: int) -> list[bytes
     >>> len(shard_lines(job.store, job.name, 1, 0))  # doctest: +SKIP
     40
     """
-    path = store.requests_path(name, attempt)
-    try:
-        # Filtered while reading: row groups wholly of other shards are skipped, so a shard of a large job
-        # (a Dask job writes one row group per partition) never brings every line into memory.
-        table = pq.read_table(path, columns=["body"], filters=[("shard", "=", index)])
-    except FileNotFoundError as exc:
-        raise JobError(f"missing file {str(path)!r} in the job store") from exc
-    return table.column("body").to_pylist()
+    return read_bodies(store, name, attempt, shard=index).to_pylist()
 
 
 def _error_record(exc: APIError) -> dict[str, Any]:

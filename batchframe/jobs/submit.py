@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batchframe.errors import BudgetError, InputError, PromptCacheWarning
+from batchframe.jobs.bodies import BodyWriter, bodies_path, restore_bodies
 from batchframe.jobs.estimate import Estimate, price_plan
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names, labels_table, name_to_json
@@ -144,6 +145,7 @@ def submit(
     warn_short_prefix(p)
     waves = waves_record(budget_usd, max_in_flight, prime_cache)
     store, requests, digest = p.store, p.requests, p.digest
+    writer: BodyWriter | None = None
     with store.lock():
         job_name, fresh, previous = choose_job(store, name, digest, new)
         if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
@@ -153,9 +155,18 @@ def submit(
             if budget_usd is not None:  # counted and checked before anything is stored or created
                 check_budget(price_plan(p, plan, prime=prime_cache, retry=retry), plan.shards, budget_usd)
             spec = request_record(prompt, p.betas, cache, requests)
-            _persist_new(store, job_name, p, plan, p.endpoint, digest, spec, previous, waves)
+            writer = _persist_new(store, job_name, p, plan, p.endpoint, digest, spec, previous, waves)
+        else:  # a submit interrupted before its lines were stored left them out: stored now, the same lines
+            restore_bodies(store, job_name, p.all_lines, requests.positions)
     job = Job(job_name, store=store, endpoint=p.endpoint, retry=retry)
-    job.send_unsent(plan.send_lines if fresh else None, fingerprint=digest)
+    try:
+        job.send_unsent(plan.send_lines if fresh else None, fingerprint=digest)
+    except BaseException:
+        if writer is not None:
+            writer.finish(raising=False)
+        raise
+    if writer is not None:
+        writer.finish()
     if fresh and plan.n_linked:
         job.refresh()  # answers the store already holds are copied now; others are waited for by wait()
     return job
@@ -314,8 +325,9 @@ def _persist_new(
     request: dict[str, Any],
     previous: str | None,
     waves: dict[str, Any] | None = None,
-) -> None:
-    """Write requests.parquet and the manifest (shards ``planned`` or ``linked``) before anything is sent.
+) -> BodyWriter:
+    """Write requests.parquet and the manifest (shards ``planned`` or ``linked``) before anything is sent;
+    start writing the lines (``bodies.parquet``), whose :class:`BodyWriter` the caller finishes.
 
     A job replanned with the same requests (nothing was ever created for it) keeps its uid: jobs of the store
     that linked to its rows find it again (the rows, by position, are the same).
@@ -338,19 +350,19 @@ def _persist_new(
     digests = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(p.digests), [None, joined])
     if requests.n_sent < requests.n_rows:
         digests = digests.take(pa.array(where, mask=where < 0))
-    table = requests_table(p.index, requests, plan.lines, shard_of, same_as, p.input_hashes())
+    table = requests_table(p.index, requests, shard_of, same_as, p.input_hashes())
     table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
+    metadata = {"job": name, "provider": endpoint.provider, "model": requests.model}
     with store.lock(name):
-        store.write_table(
-            store.requests_path(name, 1),
-            table,
-            metadata={"job": name, "provider": endpoint.provider, "model": requests.model, **index_names(p.index)},
-        )
+        bodies_path(store, name).unlink(missing_ok=True)  # a replanned job's old lines
+        store.write_table(store.requests_path(name, 1), table, metadata={**metadata, **index_names(p.index)})
         store.write_manifest(name, new_manifest(
             name, endpoint, requests.model, digest, request, plan.shards, limits, uid=uid, previous=previous,
             waves=waves, n_rows=requests.n_rows, n_skipped=int(requests.skipped.sum()),
             n_reused=int((~own).sum()) + plan.n_linked, n_linked=plan.n_linked, n_requests=len(plan.lines),
             requests_file=store.requests_path(name, 1).name))
+    # The lines are written while the batches are created: only a later send reads them (see jobs.bodies).
+    return BodyWriter(store, name, requests.n_rows, rows[own], plan.lines, shard_of, metadata)
 
 
 def new_manifest(name: str, endpoint: Endpoint, model: str, digest: str, request: dict[str, Any],
@@ -413,44 +425,20 @@ def _revision(previous: str | None) -> int:
     return 1 if previous is None else int(previous.rsplit(REVISION_MARK, 1)[1]) + 1
 
 
-def requests_table(index: pd.Index, requests: RequestSet, lines: list[bytes], shard_of: np.ndarray,
-                   same_as: np.ndarray, hashes: np.ndarray) -> pa.Table:
+def requests_table(index: pd.Index, requests: RequestSet, shard_of: np.ndarray, same_as: np.ndarray,
+                   hashes: np.ndarray) -> pa.Table:
     """One row per source row: index labels, position, custom_id, shard (``SKIPPED``, ``REUSED`` or the
-    shard that sends it), body (the line sent), same_as (the row whose request answers it) and the hash of
-    the row's inputs (what merge checks)."""
+    shard that sends it), same_as (the row whose request answers it) and the hash of the row's inputs (what
+    merge checks). The lines sent are stored apart (:mod:`batchframe.jobs.bodies`)."""
     n = requests.n_rows
     own = np.flatnonzero(same_as[requests.positions] == requests.positions)  # indices of the sent requests
     ids = pa.array(requests.custom_ids, pa.string())
-    bodies = binary_array(lines)
-    if len(own) < n:  # some rows send nothing of their own: place each line on its row (null elsewhere)
-        # Row -> its line in ``lines`` (null where the row sends none), so both columns are one Arrow take.
+    if len(own) < n:  # some rows send nothing of their own: place each custom_id on its row (null elsewhere)
         which = np.full(n, -1, dtype=np.int64)
         which[requests.positions[own]] = np.arange(len(own))
-        take = pa.array(which, mask=which < 0)
-        ids, bodies = ids.take(pa.array(own)).take(take), bodies.take(take)
+        ids = ids.take(pa.array(own)).take(pa.array(which, mask=which < 0))
     table, _ = labels_table(index, {"position": np.arange(n, dtype=np.int64)})
     table = table.append_column("custom_id", ids)
     table = table.append_column("shard", pa.array(shard_of, pa.int32()))
-    table = table.append_column("body", bodies)
     table = table.append_column(SAME_AS, pa.array(same_as, pa.int64()))
     return table.append_column(INPUT_HASH, pa.array(hashes, pa.uint64()))
-
-
-def binary_array(values: list[bytes]) -> pa.Array | pa.ChunkedArray:
-    """``values`` as an Arrow binary array, built from one joined buffer (a third of the time of converting
-    the list item by item; the bodies of a large job are hundreds of MB). Past 2 GB in all, Arrow's own
-    conversion, which splits them into chunks.
-
-    Examples
-    --------
-    >>> binary_array([b"ab", b"", b"c"]).to_pylist()
-    [b'ab', b'', b'c']
-    """
-    sizes = np.fromiter(map(len, values), np.int64, len(values))
-    total = int(sizes.sum())
-    if total >= 2**31:  # past 32-bit offsets
-        return pa.array(values, pa.binary())
-    offsets = np.zeros(len(values) + 1, np.int32)
-    np.cumsum(sizes, out=offsets[1:])
-    data = pa.py_buffer(b"".join(values))
-    return pa.BinaryArray.from_buffers(pa.binary(), len(values), [None, pa.py_buffer(offsets), data])
