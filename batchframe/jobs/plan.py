@@ -9,6 +9,7 @@ shards (a request identical to an earlier row's, or one the ledger already carri
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,12 +128,15 @@ def prepare(
         validate_name(name)
     betas = check_betas(betas)
     answerer = answerer_of(ctx.endpoint, betas)
-    digests = request_digests(answerer, requests.params)
-    # Identical params have identical digests (one answerer): dedupe on the 16 bytes, not the bodies.
-    sent_as = first_by_key(digest_keys(digests)) if dedupe else np.arange(requests.n_sent)
     all_lines = ctx.codec.encode_lines(requests.custom_ids, requests.params)
-    # Over every row's line, as before dedupe existed: re-running a cell written then finds its job.
-    digest = fingerprint(answerer + ("" if dedupe else "|dedupe=False"), all_lines)
+    # Over every row's line, as before dedupe existed: re-running a cell written then finds its job. Hashed on
+    # a thread of its own (sha256 of large chunks releases the GIL) while the request digests are computed.
+    with ThreadPoolExecutor(1, thread_name_prefix="batchframe-fingerprint") as pool:
+        job_digest = pool.submit(fingerprint, answerer + ("" if dedupe else "|dedupe=False"), all_lines)
+        digests = request_digests(answerer, requests.params)
+        # Identical params have identical digests (one answerer): dedupe on the 16 bytes, not the bodies.
+        sent_as = first_by_key(digest_keys(digests)) if dedupe else np.arange(requests.n_sent)
+        digest = job_digest.result()
     return Prepared(ctx.endpoint, ctx.codec, ctx.limits, requests, ctx.store, betas, answerer, sent_as, all_lines,
                     digest, digests, prompt, built, df)
 
