@@ -127,8 +127,9 @@ def stored_body(body: bytes, items: list[dict[str, Any]]) -> bytes:
 
 def _as_stored(body: bytes, n: int) -> bool:
     """Whether SQLite reads the ``n`` items of ``body`` as orjson does (see :func:`stored_body`)."""
-    return (b"\\u" not in body and body.count(b'"custom_id"') == n and body.count(b'"params"') == n
-            and body.count(b'"requests"') == 1)
+    # A backslash is found by memchr, far faster than the two-byte search it spares when there is none.
+    return ((b"\\" not in body or b"\\u" not in body) and body.count(b'"custom_id"') == n
+            and body.count(b'"params"') == n and body.count(b'"requests"') == 1)
 
 
 class _Item(msgspec.Struct, forbid_unknown_fields=True):

@@ -16,7 +16,7 @@ from batchframe.server import serve_in_thread
 from batchframe.server.intake import _all_valid, accept_create, parse_create, stored_body
 from batchframe.server.migrations import MIGRATIONS
 from batchframe.server.store import Store
-from batchframe.server.validation import params_keys
+from batchframe.server.validation import BETA_KEY, params_keys
 
 
 def _results(http: httpx.Client, batch_id: str) -> httpx.Response:
@@ -100,6 +100,31 @@ def test_a_created_batch_not_yet_expanded_survives_a_restart(tmp_path):
         assert wait_ended_http(http, "msgbatch_staged")["request_counts"]["succeeded"] == 5
         lines = [orjson.loads(line) for line in _results(http, "msgbatch_staged").content.splitlines()]
     assert sorted(line["custom_id"] for line in lines) == [f"r{i}" for i in range(5)]
+
+
+def test_a_created_body_waits_in_a_file_until_expanded_and_an_older_stores_blob_still_expands(tmp_path):
+    store = Store(tmp_path)
+    body = orjson.dumps({"requests": [request(f"f{i}") for i in range(3)]})
+    store.stage_batch("msgbatch_file", 0, 10**15, 3, body, beta=True)
+    assert (tmp_path / "inputs" / "msgbatch_file.json").read_bytes() == body
+    # A row an earlier version staged: the body as a blob in batch_inputs itself.
+    old = orjson.dumps({"requests": [request(f"b{i}") for i in range(2)]})
+    with store.transaction() as db:
+        seq = db.execute("INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
+                         " VALUES ('msgbatch_blob', 'in_progress', 2, 0, ?)", (10**15,)).lastrowid
+        db.execute("INSERT INTO batch_inputs (batch, beta, requests) VALUES (?, 0, ?)", (seq, old))
+    assert store.expand() == 2
+    assert not (tmp_path / "inputs" / "msgbatch_file.json").exists()  # expanded: the file goes
+    with store.conn() as db:
+        rows = db.execute("SELECT b.id, r.custom_id, r.params FROM requests r JOIN batches b ON b.seq = r.batch"
+                          " ORDER BY r.custom_id").fetchall()
+        assert db.execute("SELECT count(*) FROM batch_inputs").fetchone() == (0,)
+    assert [(batch, cid) for batch, cid, _ in rows] == [("msgbatch_blob", "b0"), ("msgbatch_blob", "b1"),
+                                                        ("msgbatch_file", "f0"), ("msgbatch_file", "f1"),
+                                                        ("msgbatch_file", "f2")]
+    marks = [orjson.loads(params).get(BETA_KEY) for _, _, params in rows]
+    assert marks == [None, None, True, True, True]  # the beta call's requests carry the mark
+    store.close()
 
 
 def test_a_body_sqlite_would_read_otherwise_is_stored_as_validated(http):
