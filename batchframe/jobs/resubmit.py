@@ -136,7 +136,8 @@ def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray, 
     name = manifest["name"]
     number = max(a["attempt"] for a in manifest["attempts"]) + 1
     codec = provider_class(manifest["provider"]).codec
-    old = read_bodies(store, name).take(pa.array(positions)).to_pylist()  # row p is at position p
+    lines = read_bodies(store, name)
+    old = [lines[p] for p in positions.tolist()]  # row p is at position p
     ids = custom_ids(positions, attempt=number)
     bodies = [codec.rekey(line, cid) for line, cid in zip(old, ids, strict=True)]
     if max_tokens is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batchframe.errors import BudgetError, InputError, PromptCacheWarning
-from batchframe.jobs.bodies import BodyWriter, bodies_path, restore_bodies
+from batchframe.jobs.bodies import LINES_KEY, SIZE, START, drop_other_lines, lines_path, write_lines
 from batchframe.jobs.estimate import Estimate, price_plan
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names, labels_table, name_to_json
@@ -145,7 +146,6 @@ def submit(
     warn_short_prefix(p)
     waves = waves_record(budget_usd, max_in_flight, prime_cache)
     store, requests, digest = p.store, p.requests, p.digest
-    writer: BodyWriter | None = None
     with store.lock():
         job_name, fresh, previous = choose_job(store, name, digest, new)
         if fresh:  # a job no batch was ever created for is (re)planned with the limits given now
@@ -155,18 +155,9 @@ def submit(
             if budget_usd is not None:  # counted and checked before anything is stored or created
                 check_budget(price_plan(p, plan, prime=prime_cache, retry=retry), plan.shards, budget_usd)
             spec = request_record(prompt, p.betas, cache, requests)
-            writer = _persist_new(store, job_name, p, plan, p.endpoint, digest, spec, previous, waves)
-        else:  # a submit interrupted before its lines were stored left them out: stored now, the same lines
-            restore_bodies(store, job_name, p.all_lines, requests.positions)
+            _persist_new(store, job_name, p, plan, p.endpoint, digest, spec, previous, waves)
     job = Job(job_name, store=store, endpoint=p.endpoint, retry=retry)
-    try:
-        job.send_unsent(plan.send_lines if fresh else None, fingerprint=digest)
-    except BaseException:
-        if writer is not None:
-            writer.finish(raising=False)
-        raise
-    if writer is not None:
-        writer.finish()
+    job.send_unsent(plan.send_lines if fresh else None, fingerprint=digest)
     if fresh and plan.n_linked:
         job.refresh()  # answers the store already holds are copied now; others are waited for by wait()
     return job
@@ -325,9 +316,9 @@ def _persist_new(
     request: dict[str, Any],
     previous: str | None,
     waves: dict[str, Any] | None = None,
-) -> BodyWriter:
-    """Write requests.parquet and the manifest (shards ``planned`` or ``linked``) before anything is sent;
-    start writing the lines (``bodies.parquet``), whose :class:`BodyWriter` the caller finishes.
+) -> None:
+    """Write the lines (``lines-<token>.bin``, :mod:`batchframe.jobs.bodies`), requests.parquet and the manifest
+    (shards ``planned`` or ``linked``) before anything is sent.
 
     A job replanned with the same requests (nothing was ever created for it) keeps its uid: jobs of the store
     that linked to its rows find it again (the rows, by position, are the same).
@@ -350,19 +341,24 @@ def _persist_new(
     digests = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(p.digests), [None, joined])
     if requests.n_sent < requests.n_rows:
         digests = digests.take(pa.array(where, mask=where < 0))
-    table = requests_table(p.index, requests, shard_of, same_as, p.input_hashes())
-    table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
-    metadata = {"job": name, "provider": endpoint.provider, "model": requests.model}
-    with store.lock(name):
-        bodies_path(store, name).unlink(missing_ok=True)  # a replanned job's old lines
-        store.write_table(store.requests_path(name, 1), table, metadata={**metadata, **index_names(p.index)})
+    with store.lock(name), ThreadPoolExecutor(1, thread_name_prefix="batchframe-lines") as pool:
+        # The lines are written (to a file of this plan's own: see jobs.bodies) while the rows' table is built;
+        # the requests file, written last, names the file and says where each line is.
+        lines = lines_path(store, name)
+        placed = pool.submit(write_lines, lines, requests.n_rows, rows[own], plan.lines)
+        table = requests_table(p.index, requests, shard_of, same_as, p.input_hashes())
+        table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
+        start, size = placed.result()
+        table = table.append_column(START, pa.array(start, pa.int64())).append_column(SIZE, pa.array(size, pa.int32()))
+        store.write_table(store.requests_path(name, 1), table, metadata={
+            "job": name, "provider": endpoint.provider, "model": requests.model, **index_names(p.index),
+            LINES_KEY: lines.name})
+        drop_other_lines(store, name, keep=lines.name)
         store.write_manifest(name, new_manifest(
             name, endpoint, requests.model, digest, request, plan.shards, limits, uid=uid, previous=previous,
             waves=waves, n_rows=requests.n_rows, n_skipped=int(requests.skipped.sum()),
             n_reused=int((~own).sum()) + plan.n_linked, n_linked=plan.n_linked, n_requests=len(plan.lines),
             requests_file=store.requests_path(name, 1).name))
-    # The lines are written while the batches are created: only a later send reads them (see jobs.bodies).
-    return BodyWriter(store, name, requests.n_rows, rows[own], plan.lines, shard_of, metadata)
 
 
 def new_manifest(name: str, endpoint: Endpoint, model: str, digest: str, request: dict[str, Any],
@@ -429,7 +425,7 @@ def requests_table(index: pd.Index, requests: RequestSet, shard_of: np.ndarray, 
                    hashes: np.ndarray) -> pa.Table:
     """One row per source row: index labels, position, custom_id, shard (``SKIPPED``, ``REUSED`` or the
     shard that sends it), same_as (the row whose request answers it) and the hash of the row's inputs (what
-    merge checks). The lines sent are stored apart (:mod:`batchframe.jobs.bodies`)."""
+    merge checks). Where each row's line is stored is added by the caller (:mod:`batchframe.jobs.bodies`)."""
     n = requests.n_rows
     own = np.flatnonzero(same_as[requests.positions] == requests.positions)  # indices of the sent requests
     ids = pa.array(requests.custom_ids, pa.string())

@@ -69,6 +69,7 @@ class Backend:
                                "stop it or choose another --data-dir") from None
         try:
             self.store = Store(self.data_dir)
+            self.store.sweep_inputs()  # under the lock, before any create
             self.engine = engine if isinstance(engine, Engine) else _engine(engine, engine_options)
         except BaseException:
             self._lock.release()

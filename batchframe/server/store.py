@@ -206,6 +206,21 @@ class Store:
     def _input_path(self, batch_id: str) -> Path:
         return self.path.parent / "inputs" / f"{batch_id}.json"
 
+    def sweep_inputs(self) -> int:
+        """Remove the create bodies no staged batch names (a create killed between writing its body and
+        committing its row); return how many. Only the service holding the data dir's lock calls this, before
+        it takes any create, so no body is between its write and its commit."""
+        folder = self.path.parent / "inputs"
+        if not folder.is_dir():
+            return 0
+        with self.conn() as db:
+            staged = {batch_id for (batch_id,) in db.execute(
+                "SELECT b.id FROM batch_inputs i JOIN batches b ON b.seq = i.batch")}
+        stray = [path for path in folder.glob("*.json") if path.stem not in staged]
+        for path in stray:
+            path.unlink(missing_ok=True)
+        return len(stray)
+
     def _staged(self, db: sqlite3.Connection, seq: int) -> tuple[bool, bytes, str]:
         """A staged batch's beta mark, body and id (the body from its file, or from an older store's blob)."""
         beta, body, batch_id = db.execute("SELECT i.beta, i.requests, b.id FROM batch_inputs i JOIN batches b"

@@ -213,3 +213,20 @@ def test_an_open_handle_stays_on_its_job_when_the_name_gets_a_new_revision(servi
     handle.refresh()
     assert handle.name == "w~r1" and texts(handle.results()) == ["one", "two"]
     assert texts(batchframe.open_job("w", api_key=KEY).results()) == ["two", "EDITED"]
+
+
+def test_a_job_replanned_with_another_frame_sends_its_own_lines_from_disk(service, monkeypatch):
+    # A plan's lines go to a file of its own, named by its requests file: the replan's later wave (read back from
+    # disk) sends the new frame's prompts, and the first plan's lines file is gone.
+    from batchframe.errors import TransportError
+
+    with monkeypatch.context() as outage:  # nothing leaves: the name's first plan stays planned
+        _create_fails(outage, TransportError("connection refused", maybe_sent=False))
+        with pytest.raises(TransportError):
+            submit(frame(5, word="old"), service, name="x", max_batch_requests=2)
+    df = frame(4, word="new")
+    job = submit(df, service, name="x", max_batch_requests=2, max_in_flight=2)
+    assert len(job.batch_ids()) == 1  # the second shard waits for the first: wait() reads its lines back
+    job.wait(poll_interval=0.05, timeout=60)
+    assert texts(df.batch.merge(job)) == df["q"].tolist() and paid(service) == 4 and len(service_batches(service)) == 2
+    assert len(list(job.store.job_dir("x").glob("lines-*.bin"))) == 1

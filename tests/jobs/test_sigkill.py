@@ -183,34 +183,25 @@ def test_killed_after_a_later_shard_the_earlier_ids_are_on_disk_and_nothing_is_p
     assert df.batch.merge(job)["llm_text"].tolist() == df["q"].tolist()
 
 
-def test_killed_before_the_lines_were_stored_the_same_submit_stores_them_and_pays_nothing_twice(service):
-    # The lines are written beside the requests file while the batches are created (jobs.bodies). Killed after
-    # the first create with the lines not yet stored: the created batch is still the job's, a later send says
-    # what to do, and the same submit run again stores the lines and sends only the shards never sent.
+def test_killed_after_the_first_of_three_creates_another_process_sends_the_rest_from_the_stored_lines(service):
+    # The lines are on disk (the requests file locates them) before the first create: a kernel killed
+    # after it leaves a job that any process can finish, without the frame, paying for each shard once.
     df = frame(6)
     proc = child(f"""
         import time, pandas as pd, batchframe
-        from batchframe.jobs import bodies
         from batchframe.providers.anthropic.client import AnthropicProvider
-        bodies.BodyWriter._run = lambda self, *args: time.sleep(120)  # the lines never reach the disk
         original = AnthropicProvider.create
         def create(self, body):
             batch = original(self, body); print('CREATED', batch.id, flush=True); time.sleep(120)
         AnthropicProvider.create = create
         df = pd.DataFrame({{"q": {df["q"].tolist()!r}}}, index=pd.Index({df.index.tolist()!r}, name="key"))
         df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=64, provider="anthropic",
-                        api_key={KEY!r}, base_url={service.base_url!r}, name="unstored", max_batch_requests=2)
+                        api_key={KEY!r}, base_url={service.base_url!r}, name="rest", max_batch_requests=2)
     """)
     first = kill_at_marker(proc, "CREATED").split()[-1]
     assert proc.returncode == -9
-    opened = batchframe.open_job("unstored", base_url=service.base_url, api_key=KEY)
-    assert not (opened.store.job_dir("unstored") / "bodies.parquet").exists()
-    with pytest.raises(batchframe.errors.JobError, match="run the same submit again"):
-        opened.send_unsent()  # adopts the first batch, then cannot send the next shard without its lines
-    assert opened.batch_ids()[0] == first and len(service_batches(service)) == 1
-    job = submit(df, service, name="unstored", max_batch_requests=2)
-    assert (job.store.job_dir("unstored") / "bodies.parquet").exists()
-    assert job.batch_ids()[0] == first and len(service_batches(service)) == 3  # shards 2 and 3 only
-    job.wait(poll_interval=0.05, timeout=60)
+    job = batchframe.open_job("rest", base_url=service.base_url, api_key=KEY)
+    job.wait(poll_interval=0.05, timeout=60)  # adopts the first batch, sends the two others from disk
+    assert job.batch_ids()[0] == first and len(service_batches(service)) == 3
     out = df.batch.merge(job)
     assert out["llm_text"].tolist() == df["q"].tolist() and out.index.equals(df.index)

@@ -181,7 +181,7 @@ def test_anthropic_request_lines_pass_the_openapi_spec(service):
     df = frame(2)
     for model in ("claude-haiku-4-5", "claude-3-haiku-20240307"):  # output_config, and the forced-tool fallback
         job = submit(df, service, "anthropic", schema=Review, model=model, name=f"spec-{model}")
-        lines = [orjson.loads(b) for b in read_bodies(job.store, job.name).to_pylist()]
+        lines = [orjson.loads(b) for b in read_bodies(job.store, job.name)]
         for line in lines:
             _validate_anthropic(line)
         params = lines[0]["params"]
@@ -198,7 +198,7 @@ def test_openai_request_bodies_pass_the_sdk_types(service):
     from openai.types.shared_params.response_format_json_schema import ResponseFormatJSONSchema
 
     job = submit(frame(2), service, "openai", schema=Review, name="spec-openai", new=True)
-    bodies = [orjson.loads(b)["body"] for b in read_bodies(job.store, job.name).to_pylist()]
+    bodies = [orjson.loads(b)["body"] for b in read_bodies(job.store, job.name)]
     for body in bodies:
         pydantic.TypeAdapter(CompletionCreateParamsNonStreaming).validate_python(body)
         fmt = pydantic.TypeAdapter(ResponseFormatJSONSchema).validate_python(body["response_format"])

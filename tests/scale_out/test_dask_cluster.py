@@ -248,10 +248,12 @@ def test_the_requests_file_is_the_pandas_submits_and_no_staging_file_is_left(cli
     dask_rows = pq.read_table(on_dask.store.requests_path("on-dask"))
     pandas_rows = pq.read_table(on_pandas.store.requests_path("on-pandas"))
     # Dask keeps the lines in the requests file; pandas beside it (jobs.bodies): the same lines either way.
-    assert read_bodies(on_dask.store, "on-dask").equals(read_bodies(on_pandas.store, "on-pandas"))
-    assert [c for c in dask_rows.schema.names if c != "body"] == pandas_rows.schema.names
-    for column in pandas_rows.schema.names:  # the same rows, shards, digests and hashes, column by column
-        assert dask_rows.column(column).equals(pandas_rows.column(column)), column
+    assert read_bodies(on_dask.store, "on-dask") == read_bodies(on_pandas.store, "on-pandas")
+    where = {"line_start", "line_size"}
+    assert [c for c in dask_rows.schema.names if c != "body"] == [c for c in pandas_rows.schema.names if c not in where]
+    for column in dask_rows.schema.names:  # the same rows, shards, digests and hashes, column by column
+        if column != "body":
+            assert dask_rows.column(column).equals(pandas_rows.column(column)), column
     assert dask_rows.to_pandas().index.equals(pandas_rows.to_pandas().index)
     rows = pandas_rows.to_pandas()
     sent = rows[rows["same_as"] >= 0]

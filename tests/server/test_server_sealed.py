@@ -96,10 +96,15 @@ def test_a_created_batch_not_yet_expanded_survives_a_restart(tmp_path):
     store.stage_batch("msgbatch_staged", time.time_ns() // 1000, time.time_ns() // 1000 + 10**9, 5,
                       stored_body(body, parse_create(body)))
     store.close()
+    stray = tmp_path / "inputs" / "msgbatch_killed.json"  # a create killed before its row committed
+    stray.write_bytes(body)
     with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        assert not stray.exists()
         assert wait_ended_http(http, "msgbatch_staged")["request_counts"]["succeeded"] == 5
         lines = [orjson.loads(line) for line in _results(http, "msgbatch_staged").content.splitlines()]
+        assert "msgbatch_killed" not in str(http.get("/v1/messages/batches").json())
     assert sorted(line["custom_id"] for line in lines) == [f"r{i}" for i in range(5)]
+    assert list((tmp_path / "inputs").iterdir()) == []  # the staged body went once expanded
 
 
 def test_a_created_body_waits_in_a_file_until_expanded_and_an_older_stores_blob_still_expands(tmp_path):
