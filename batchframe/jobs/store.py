@@ -7,7 +7,7 @@
         manifest.json                 provider, base URL, model, fingerprint, attempts -> shards
         requests.parquet              attempt 1: index, position, custom_id, shard, where each row's line is
                                       in lines-<token>.bin (one row per row; Dask: a body column instead)
-        lines-<token>.bin             attempt 1's request lines, raw (see jobs.bodies)
+        lines-<token>.bin             attempt 1's request lines, in LZ4 frames (see jobs.bodies)
         requests-a<N>.parquet         attempt N > 1 (retries): position, custom_id, shard, body
         results/a<N>-s<MMMM>.parquet  one file per harvested shard, index preserved
         job.lock                      filelock held while a process changes the job

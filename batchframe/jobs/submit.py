@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batchframe.errors import BudgetError, InputError, PromptCacheWarning
-from batchframe.jobs.bodies import LINES_KEY, SIZE, START, drop_other_lines, lines_path, write_lines
+from batchframe.jobs.bodies import FRAMES_KEY, LINES_KEY, SIZE, START, drop_other_lines, lines_path, write_lines
 from batchframe.jobs.estimate import Estimate, price_plan
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names, labels_table, name_to_json
@@ -348,11 +348,11 @@ def _persist_new(
         placed = pool.submit(write_lines, lines, requests.n_rows, rows[own], plan.lines)
         table = requests_table(p.index, requests, shard_of, same_as, p.input_hashes())
         table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
-        start, size = placed.result()
+        start, size, frames = placed.result()
         table = table.append_column(START, pa.array(start, pa.int64())).append_column(SIZE, pa.array(size, pa.int32()))
         store.write_table(store.requests_path(name, 1), table, metadata={
             "job": name, "provider": endpoint.provider, "model": requests.model, **index_names(p.index),
-            LINES_KEY: lines.name})
+            LINES_KEY: lines.name, FRAMES_KEY: frames})
         drop_other_lines(store, name, keep=lines.name)
         store.write_manifest(name, new_manifest(
             name, endpoint, requests.model, digest, request, plan.shards, limits, uid=uid, previous=previous,
