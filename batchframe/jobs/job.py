@@ -12,6 +12,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -287,14 +288,25 @@ class Job:
             self.save()
             unsaved = False
 
-        try:
-            for attempt, shard in waves.next_wave(manifest):
-                shard_lines = self._lines_of(attempt, shard["index"], lines if attempt == 1 else None)
-                send_shard(self.store, manifest, shard, shard_lines, provider, self._http_policy, save,
-                           record=record)
-        finally:
-            if unsaved:
-                self.save()
+        def body(attempt: int, shard: dict[str, Any]) -> bytes:
+            return provider.codec.frame_shard(self._lines_of(attempt, shard["index"], lines if attempt == 1 else None))
+
+        wave = waves.next_wave(manifest)
+        # The next shard's body is framed (tens of MB joined, or read back from the store) on a thread while
+        # this one's create call waits for the provider.
+        with ThreadPoolExecutor(1, thread_name_prefix="batchframe-frame") as pool:
+            ahead = pool.submit(body, *wave[0]) if wave else None
+            try:
+                for k, (_, shard) in enumerate(wave):
+                    assert ahead is not None
+                    framed = ahead.result()
+                    ahead = pool.submit(body, *wave[k + 1]) if k + 1 < len(wave) else None
+                    send_shard(self.store, manifest, shard, framed, provider, self._http_policy, save,
+                               record=record)
+                    del framed
+            finally:
+                if unsaved:
+                    self.save()
 
     def set_budget(self, budget_usd: float | None = None, *, max_in_flight: int | None = None) -> JobStatus:
         """Change the job's cap or its queue limit (None lifts it); shards held back may then go.
@@ -345,7 +357,8 @@ class Job:
             for attempt, shard in iter_shards(manifest):
                 if state_of(shard) is ShardState.PLANNED and "linked_from" in shard:  # a link given up
                     lines = shard_lines(self.store, self.name, attempt, shard["index"])
-                    send_shard(self.store, manifest, shard, lines, provider, self._http_policy, self.save)
+                    send_shard(self.store, manifest, shard, provider.codec.frame_shard(lines), provider,
+                               self._http_policy, self.save)
                 if state_of(shard) is ShardState.SUBMITTED:
                     record_batch(shard, provider.retrieve(shard["batch_id"]))
                     self.save()

@@ -34,26 +34,27 @@ def send_shard(
     store: Store,
     manifest: dict[str, Any],
     shard: dict[str, Any],
-    lines: Sequence[bytes],
+    body: bytes,
     provider: Provider,
     policy: RetryPolicy,
     save: Callable[[], None],
     *,
     record: Callable[[], None] | None = None,
 ) -> None:
-    """Create ``shard``'s remote batch from its request ``lines``, persisting before and after the POST
-    (after it through ``record`` when given: the caller then saves, e.g. with the next shard's intent).
+    """Create ``shard``'s remote batch from its ``body`` (``provider.codec.frame_shard`` of its request lines),
+    persisting before and after the POST (after it through ``record`` when given: the caller then saves,
+    e.g. with the next shard's intent).
 
     Raises what the provider raised, after recording it on the shard: ``failed`` when it refused and
     created nothing, ``planned`` when the request provably never left, ``creating`` when a batch may exist.
 
     Examples
     --------
-    >>> send_shard(job.store, manifest, shard, lines, provider, RetryPolicy(), job.save)  # doctest: +SKIP
+    >>> send_shard(job.store, manifest, shard, provider.codec.frame_shard(lines), provider, RetryPolicy(),
+    ...            job.save)  # doctest: +SKIP
     >>> shard["state"]  # doctest: +SKIP
     'submitted'
     """
-    body = provider.codec.frame_shard(lines)
     options: dict[str, Any] = {}
     if provider.capabilities.client_tags:  # the batch names its job and shard: orphans match exactly
         shard["tag"] = options["tag"] = shard_tag(manifest, shard)
