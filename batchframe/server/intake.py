@@ -132,7 +132,7 @@ def _as_stored(body: bytes, n: int) -> bool:
             and body.count(b'"params"') == n and body.count(b'"requests"') == 1)
 
 
-class _Item(msgspec.Struct, forbid_unknown_fields=True):
+class _Item(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     custom_id: str
     params: dict[str, msgspec.Raw]
 
@@ -144,7 +144,7 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
 _read_typed = msgspec.json.Decoder(_Body).decode
 
 
-class _RawItem(msgspec.Struct):
+class _RawItem(msgspec.Struct, gc=False):
     custom_id: str
     params: msgspec.Raw
 

@@ -15,7 +15,6 @@ killed process loses at most the chunk it was processing, which then simply runs
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import random
 import sqlite3
@@ -26,8 +25,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
+from .ids import now_us
 from .intake import raw_items
 from .migrations import migrate
 from .sealed import SealedResults
@@ -175,10 +176,10 @@ class Store:
         """Store a new batch and its requests, as a validated create body (``{"requests": [...]}``); return its
         row. The worker expands it into ``requests`` rows (:meth:`expand`).
 
-        The body goes to ``inputs/<batch id>.json`` (written and fsynced: a third of the time SQLite takes to
-        page a blob of tens of MB into its log), then one transaction adds the batch and its ``batch_inputs``
-        row, whose empty ``requests`` says the body is in that file (before, the blob itself was stored
-        there, and such rows still expand). A crash between the two leaves only a file no row names.
+        The body goes to ``inputs/<batch id>.json`` (a fifth of the time SQLite takes to page a blob of tens of
+        MB into its log), then one transaction adds the batch and its ``batch_inputs`` row, whose empty
+        ``requests`` says the body is in that file (before, the blob itself was stored there, and such rows
+        still expand). A crash between the two leaves only a file no row names (swept at the next start).
 
         The body is read again by SQLite's JSON functions: it must mean the same to them as to the
         validation, so a body with duplicate keys or ``\\u`` escapes in keys is stored re-serialised
@@ -186,11 +187,10 @@ class Store:
         """
         path = self._input_path(batch_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as out:
-            out.write(body)
-            out.flush()
-            os.fsync(out.fileno())  # on disk before the row that names it commits
         try:
+            # Not fsynced, as SQLite's commits here (synchronous=NORMAL) are not: both survive a killed
+            # service, not a power cut; a body lost that way ends its batch as expired (_lose), never the queue.
+            path.write_bytes(body)
             with self.transaction() as db:
                 seq = db.execute("INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
                                  " VALUES (?, 'in_progress', ?, ?, ?)",
@@ -240,11 +240,26 @@ class Store:
                 self._expand(seq, n)
             except Exception:
                 # SQLite read the body otherwise than orjson did, or not at all (its JSON nesting limit is
-                # lower than orjson's): expand it request by request in Python, which always gets through.
+                # lower than orjson's): expand it request by request in Python, which gets through any body
+                # the create accepted.
                 log.exception("expanding batch %d in SQL failed; expanding it request by request", seq)
-                self._expand_each(seq, n)
+                try:
+                    self._expand_each(seq, n)
+                except (OSError, ValueError, msgspec.DecodeError, _ExpandMismatch) as exc:
+                    self._lose(seq, n, exc)  # its body is gone or damaged: the queue must go on
             done += 1
         return done
+
+    def _lose(self, seq: int, n: int, why: Exception) -> None:
+        """End a staged batch whose body cannot be read at all (its file lost with a power cut, or damaged):
+        its requests count as expired, with no result lines, so that it never holds up the others."""
+        log.error("batch %d: its %d stored requests cannot be read (%s); the batch ends, all expired", seq, n, why)
+        with self.transaction() as db:
+            batch_id = db.execute("UPDATE batches SET first_request = 1, last_request = 0, expired = n_requests"
+                                  " WHERE seq = ? RETURNING id", (seq,)).fetchone()[0]
+            db.execute("DELETE FROM batch_inputs WHERE batch = ?", (seq,))
+            self._end_finished(db, {seq}, now_us())
+        self._input_path(batch_id).unlink(missing_ok=True)
 
     def _expand_each(self, seq: int, n: int) -> None:
         """:meth:`_expand` in Python: the same rows, in a random order; a request whose params cannot be

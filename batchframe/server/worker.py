@@ -78,13 +78,18 @@ class Worker:
 
         Examples
         --------
-        >>> w = Worker.__new__(Worker); w._held_until = 0.0
+        >>> w = Worker.__new__(Worker); w._held_until = w._last_step = 0.0
         >>> w.hold(60); 59 < w.held_for() <= 60
         True
         >>> w.hold(0); w.held_for()
         0.0
         """
-        self._held_until = time.monotonic() + seconds
+        now = time.monotonic()
+        if seconds > 0 and self.held_for() == 0:
+            # The bound counts from the hold's start: an idle spell before it is no step owed, or the first
+            # create of a job would always meet a forced step (an expansion) of the worker.
+            self._last_step = max(self._last_step, now)
+        self._held_until = now + seconds
 
     def held_for(self) -> float:
         """Seconds left of the current :meth:`hold` (0 when none)."""

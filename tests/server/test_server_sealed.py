@@ -132,6 +132,21 @@ def test_a_created_body_waits_in_a_file_until_expanded_and_an_older_stores_blob_
     store.close()
 
 
+def test_a_staged_body_lost_ends_its_batch_as_expired_and_the_next_one_still_expands(tmp_path, caplog):
+    store = Store(tmp_path)
+    for k in range(2):
+        body = orjson.dumps({"requests": [request(f"b{k}-{i}") for i in range(3)]})
+        store.stage_batch(f"msgbatch_{k}", 0, 10**15, 3, body)
+    (tmp_path / "inputs" / "msgbatch_0.json").unlink()  # as a power cut may leave it (the body is not fsynced)
+    assert store.expand() == 2
+    lost, kept = store.get_batch("msgbatch_0"), store.get_batch("msgbatch_1")
+    assert (lost["processing_status"], lost["expired"], lost["n_requests"]) == ("ended", 3, 3)
+    assert b"".join(store.sealed.chunks("msgbatch_0")) == b""  # no line claims a request it cannot name
+    assert kept["processing_status"] == "in_progress" and kept["last_request"] - kept["first_request"] == 2
+    assert "cannot be read" in caplog.text
+    store.close()
+
+
 def test_a_body_sqlite_would_read_otherwise_is_stored_as_validated(http):
     # Duplicate keys: the last one counts (as the create's checks read it); an escaped key is the same key.
     params = orjson.dumps(request("x", "hi")["params"])
