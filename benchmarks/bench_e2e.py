@@ -15,6 +15,11 @@ peak RSS above its own baseline (``VmHWM`` after resetting it through ``/proc/se
   100,000 requests (those batches are then canceled so the service does not process them).
 * **Submit, batchframe**: ``df.batch.submit(...)``.
 
+Each submit is timed in a fresh process that has read the frame and imported its libraries, on an idle
+service, as the ingests are. (Until 2026-12-01 midday both submits ran in the parent, batchframe's after the
+SDK's: the second then allocated through the heap the first had left, several GB at 1M rows, which cost it
+10-20%.)
+
 Targets (issue 14): ingest >= 10x the SDK at every size; ingest peak RSS above baseline <= 1x the results
 JSONL at 300k; submit >= 3x. The service runs as ``batchframe serve`` in its own process with the echo engine.
 Run: ``.venv/bin/python benchmarks/bench_e2e.py [--sizes 100000,300000,1000000]``. The machine is shared:
@@ -162,20 +167,11 @@ def child_batchframe(args: argparse.Namespace) -> dict:
     return _measured(work)
 
 
-def run_child(kind: str, **options: str) -> dict:
-    argv = [sys.executable, __file__, "--child", kind, *[f"--{k.replace('_', '-')}={v}" for k, v in options.items()]]
-    env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "BATCHFRAME_NO_PROGRESS": "1"}
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=3600)
-    if done.returncode:
-        raise RuntimeError(f"{kind} ingest failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-# -- the parent: submit, wait, then time the ingests ------------------------------------------------------
-def sdk_submit(df: pd.DataFrame, base_url: str) -> tuple[float, list[str]]:
+def child_sdk_submit(args: argparse.Namespace) -> dict:
     import anthropic
 
-    client = anthropic.Anthropic(api_key=KEY, base_url=base_url, max_retries=0, timeout=600)
+    df = pd.read_parquet(args.frame)
+    client = anthropic.Anthropic(api_key=KEY, base_url=args.base_url, max_retries=0, timeout=600)
     start = time.perf_counter()
     requests = [
         {"custom_id": f"r{i}", "params": {"model": MODEL, "max_tokens": 64,
@@ -184,10 +180,42 @@ def sdk_submit(df: pd.DataFrame, base_url: str) -> tuple[float, list[str]]:
     ]
     ids = [client.messages.batches.create(requests=requests[a : a + 100_000]).id
            for a in range(0, len(requests), 100_000)]
-    seconds = time.perf_counter() - start
-    for batch_id in ids:
+    return {"seconds": time.perf_counter() - start, "ids": ids}
+
+
+def child_bf_submit(args: argparse.Namespace) -> dict:
+    import batchframe  # noqa: F401  (registers the df.batch accessor)
+
+    df = pd.read_parquet(args.frame)
+    start = time.perf_counter()
+    job = df.batch.submit(prompt=PROMPT, model=MODEL, max_tokens=64, provider="anthropic", api_key=KEY,
+                          base_url=args.base_url, name=args.job, store=args.store)
+    return {"seconds": time.perf_counter() - start, "ids": job.batch_ids()}
+
+
+CHILDREN = {"sdk": child_sdk, "batchframe": child_batchframe, "sdk-submit": child_sdk_submit,
+            "bf-submit": child_bf_submit}
+
+
+def run_child(kind: str, **options: str) -> dict:
+    argv = [sys.executable, __file__, "--child", kind, *[f"--{k.replace('_', '-')}={v}" for k, v in options.items()]]
+    env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "BATCHFRAME_NO_PROGRESS": "1"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=3600)
+    if done.returncode:
+        raise RuntimeError(f"{kind} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- the parent: submit, wait, then time the ingests ------------------------------------------------------
+def sdk_submit(frame_path: Path, base_url: str) -> tuple[float, list[str]]:
+    """The SDK recipe's submit, timed in a fresh process; its batches are then canceled (never processed)."""
+    import anthropic
+
+    done = run_child("sdk-submit", base_url=base_url, frame=str(frame_path))
+    client = anthropic.Anthropic(api_key=KEY, base_url=base_url, max_retries=0, timeout=600)
+    for batch_id in done["ids"]:
         client.messages.batches.cancel(batch_id)
-    return seconds, ids
+    return done["seconds"], done["ids"]
 
 
 def wait_ended(http: httpx.Client, batch_ids: list[str], limit_s: float = 3600) -> None:
@@ -208,26 +236,19 @@ def results_bytes(http: httpx.Client, batch_ids: list[str]) -> int:
 
 
 def one_size(n: int, tmp: Path, base_url: str) -> dict:
-    import batchframe  # noqa: F401  (registers the df.batch accessor)
-
-    df = frame(n)
-    df.to_parquet(tmp / f"frame-{n}.parquet")
-    t_sdk_submit, sdk_ids = sdk_submit(df, base_url)
+    frame_path = tmp / f"frame-{n}.parquet"
+    frame(n).to_parquet(frame_path)
+    t_sdk_submit, sdk_ids = sdk_submit(frame_path, base_url)
     with httpx.Client(base_url=base_url, headers=HEADERS, timeout=600) as http:
         wait_ended(http, sdk_ids)  # each submit starts on an idle service (the SDK's did: it went first)
     store = str(tmp / f"store-{n}")
-    start = time.perf_counter()
-    job = df.batch.submit(prompt=PROMPT, model=MODEL, max_tokens=64, provider="anthropic", api_key=KEY,
-                          base_url=base_url, name=f"e2e-{n}", store=store)
-    t_submit = time.perf_counter() - start
-    ids = job.batch_ids()
+    done = run_child("bf-submit", base_url=base_url, frame=str(frame_path), job=f"e2e-{n}", store=store)
+    t_submit, ids = done["seconds"], done["ids"]
     assert len(ids) == -(-n // 100_000), f"{len(ids)} batches for {n:,} rows: some rows were not sent"
-    job.close()
-    del df
     with httpx.Client(base_url=base_url, headers=HEADERS, timeout=600) as http:
         wait_ended(http, ids + sdk_ids)
         jsonl = results_bytes(http, ids)
-    common = {"base_url": base_url, "frame": str(tmp / f"frame-{n}.parquet")}
+    common = {"base_url": base_url, "frame": str(frame_path)}
     sdk = run_child("sdk", batch_ids=",".join(ids), **common)
     ours = run_child("batchframe", job=f"e2e-{n}", store=store, **common)
     assert sdk["rows"] == ours["rows"] == n
@@ -256,12 +277,12 @@ def print_table(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,300000,1000000")
-    parser.add_argument("--child", choices=["sdk", "batchframe"])
+    parser.add_argument("--child", choices=sorted(CHILDREN))
     for option in ("base-url", "frame", "batch-ids", "job", "store"):
         parser.add_argument(f"--{option}")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps((child_sdk if args.child == "sdk" else child_batchframe)(args)))
+        print(json.dumps(CHILDREN[args.child](args)))
         return
     from batchframe.server import spawn
 
