@@ -40,6 +40,7 @@ from batchframe.dask.build import check_spec, first_row
 from batchframe.dask.rows import PARTITIONS, record_partitions
 from batchframe.dask.stage import Post, Stage, Staged, build, fetch_params, stage_partition, staging
 from batchframe.errors import InputError
+from batchframe.jobs.bodies import drop_other_lines
 from batchframe.jobs.estimate import Basis, Estimate, count_plan, price, shard_bounds
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names
@@ -314,6 +315,7 @@ def _persist(ctx: Context, name: str, previous: str | None, folder: Path, staged
             n_reused=rows.n_reused + rows.n_linked, n_linked=rows.n_linked, n_requests=rows.n_own,
             requests_file=path.name)
         store.write_manifest(name, {**manifest, PARTITIONS: [s.n_rows for s in staged]})
+        drop_other_lines(store, name, keep=None)  # a pandas plan's lines, if this name had one: not this job's
 
 
 def write_requests(path: Path, folder: Path, staged: list[Staged], rows: RowPlan, meta: dict[str, Any],

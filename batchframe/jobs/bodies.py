@@ -1,13 +1,13 @@
-"""The request lines a job's shards send, kept beside its requests file as raw bytes.
+"""The request lines a job's shards send, kept beside its requests file in LZ4 frames.
 
 A new job's lines (hundreds of MB for a large frame) are written, before anything is sent, to a file of
 their own plan, ``lines-<token>.bin``: every line that a row carries, back to back, in position order. The
 requests file, written after it, names that file (its metadata's ``lines``) and says where each row's line
 is in the lines joined (``line_start``, ``line_size``; -1 for a row that sends nothing of its own), so a
 plan never reads another plan's lines (a job replanned, or a replan that failed half way). The file is a
-run of LZ4 frames of a few MB each (their sizes in the metadata's ``lines_frames``): no Arrow array to
-assemble, a quarter of the bytes to write, and a read decompresses only the frames it needs (a shard of a
-later wave, a retry's rows).
+run of LZ4 frames of up to 16,384 lines or 8 MB (their sizes in the metadata's ``lines_frames``): no Arrow
+array to assemble, a quarter of the bytes to write, and a read decompresses only the frames it needs (a
+shard of a later wave, a retry's rows).
 
 Jobs stored before this file existed, a retry's attempts and Dask jobs keep the lines in the requests
 file's ``body`` column; :func:`read_bodies` reads either, as the requests file says.
@@ -15,6 +15,7 @@ file's ``body`` column; :func:`read_bodies` reads either, as the requests file s
 
 from __future__ import annotations
 
+import json
 import tempfile  # noqa: F401  (the doctests use it)
 import uuid
 from collections.abc import Sequence
@@ -27,14 +28,15 @@ import pyarrow.parquet as pq
 
 from batchframe.errors import JobError
 from batchframe.jobs.store import Store
-from batchframe.results.export import replacing, table_metadata
+from batchframe.results.export import METADATA_KEY, replacing
 
 #: The requests file's metadata keys naming its lines file and listing that file's frames.
 LINES_KEY, FRAMES_KEY = "lines", "lines_frames"
 #: The requests file's columns locating each row's line in its lines file (start -1: no line).
 START, SIZE = "line_start", "line_size"
-#: Lines per compressed frame (a few MB: a shard read back decompresses only the frames it spans).
-_CHUNK = 16384
+#: Lines per compressed frame, at most; and the raw bytes a frame stops at (a shard read back decompresses
+#: only the frames it spans).
+_CHUNK, _FRAME_BYTES = 16384, 8 << 20
 _CODEC = "lz4"
 
 
@@ -49,24 +51,48 @@ def lines_path(store: Store, name: str) -> Path:
     return store.job_dir(name) / f"lines-{uuid.uuid4().hex[:12]}.bin"
 
 
-def drop_other_lines(store: Store, name: str, *, keep: str) -> None:
-    """Remove the lines files of job ``name``'s earlier plans (the requests file names ``keep``).
+def drop_other_lines(store: Store, name: str, *, keep: str | None) -> None:
+    """Remove the lines files of job ``name`` but ``keep`` (the one its requests file names; None: all), and
+    what a write killed half way left.
 
     Examples
     --------
     >>> drop_other_lines(job.store, job.name, keep="lines-0123456789ab.bin")  # doctest: +SKIP
     """
-    for path in store.job_dir(name).glob("lines-*.bin"):
+    folder = store.job_dir(name)
+    for path in [*folder.glob("lines-*.bin"), *folder.glob(".lines-*.tmp")]:
         if path.name != keep:
             path.unlink(missing_ok=True)
+
+
+def frame_bounds(sizes: np.ndarray) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` line ranges of the frames: :data:`_CHUNK` lines, fewer when they pass
+    :data:`_FRAME_BYTES` (lines carrying documents or images are MBs each), never none.
+
+    Examples
+    --------
+    >>> frame_bounds(np.array([10, 10, 10]))
+    [(0, 3)]
+    >>> frame_bounds(np.array([_FRAME_BYTES, 1, 1]))
+    [(0, 1), (1, 3)]
+    """
+    ends = np.cumsum(sizes)
+    bounds, at = [], 0
+    while at < len(sizes):
+        base = int(ends[at - 1]) if at else 0
+        stop = min(at + _CHUNK, int(np.searchsorted(ends, base + _FRAME_BYTES, side="left")) + 1, len(sizes))
+        bounds.append((at, max(stop, at + 1)))
+        at = bounds[-1][1]
+    return bounds
 
 
 def write_lines(path: Path, n_rows: int, rows: np.ndarray, lines: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray,
                                                                                       dict[str, list[int]]]:
     """Write ``lines`` (``lines[k]`` is the line of row ``rows[k]``, rows ascending) to ``path``, atomically, as
-    LZ4 frames of :data:`_CHUNK` lines each (compressed on two threads: a quarter of the bytes to write,
-    which is what a large submit waits on when the disk is busy); return each of the ``n_rows`` rows' start
-    and size in the lines joined (-1 and 0 where a row has none) and the frames' sizes, packed and raw.
+    LZ4 frames (:func:`frame_bounds`; each compressed on a thread while the one before is written: a quarter
+    of the bytes to write, which is what a large submit waits on when the disk is busy); return each of the
+    ``n_rows`` rows' start and size in the lines joined (-1 and 0 where a row has none) and the frames'
+    sizes, packed and raw.
 
     Examples
     --------
@@ -82,17 +108,21 @@ def write_lines(path: Path, n_rows: int, rows: np.ndarray, lines: Sequence[bytes
     size = np.zeros(n_rows, np.int32)
     start[rows] = np.cumsum(sizes) - sizes
     size[rows] = sizes
-    bounds = range(0, len(lines), _CHUNK)
+    bounds = frame_bounds(sizes)
 
-    def pack(at: int) -> bytes:
-        return pa.compress(b"".join(lines[at : at + _CHUNK]), codec=_CODEC, asbytes=True)
+    def pack(a: int, b: int) -> bytes:
+        return pa.compress(b"".join(lines[a:b]), codec=_CODEC, asbytes=True)
 
     packed = []
     with replacing(path) as tmp, open(tmp, "wb") as out, ThreadPoolExecutor(1) as pool:
-        for frame in pool.map(pack, bounds):
+        ahead = pool.submit(pack, *bounds[0]) if bounds else None
+        for k in range(len(bounds)):  # one frame ahead, not all of them: memory stays a frame or two
+            assert ahead is not None
+            frame = ahead.result()
+            ahead = pool.submit(pack, *bounds[k + 1]) if k + 1 < len(bounds) else None
             out.write(frame)
             packed.append(len(frame))
-    return start, size, {"packed": packed, "raw": [int(sizes[at : at + _CHUNK].sum()) for at in bounds]}
+    return start, size, {"packed": packed, "raw": [int(sizes[a:b].sum()) for a, b in bounds]}
 
 
 def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[str, list[int]]) -> list[bytes | None]:
@@ -106,31 +136,42 @@ def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[s
     """
     raw, packed = np.array(frames["raw"], np.int64), np.array(frames["packed"], np.int64)
     raw_end, packed_end = np.cumsum(raw), np.cumsum(packed)
-    which = np.searchsorted(raw_end, starts, side="right")  # a line never spans two frames
-    wanted = starts >= 0
-    if wanted.any() and (int(which[wanted].max()) >= len(raw) or int((starts + sizes)[wanted].max()) > raw_end[-1]):
+    wanted = np.flatnonzero(starts >= 0)
+    which = np.searchsorted(raw_end, starts[wanted], side="right")  # a line never spans two frames
+    if len(wanted) and (int(which.max()) >= len(raw)
+                        or ((starts + sizes)[wanted] > raw_end[np.minimum(which, len(raw) - 1)]).any()):
         raise JobError(f"file {str(path)!r} of the job store holds fewer lines than its requests say (damaged)")
     out: list[bytes | None] = [None] * len(starts)
+    order = np.argsort(which, kind="stable")
+    groups = np.flatnonzero(np.r_[True, which[order][1:] != which[order][:-1]]) if len(order) else order
     try:
         source = open(path, "rb")
     except FileNotFoundError as exc:
         raise JobError(f"missing file {str(path)!r} in the job store") from exc
     with source:
-        for k in np.unique(which[wanted]).tolist():
+        for g, first in enumerate(groups.tolist()):  # each frame read and decompressed once
+            last = groups[g + 1] if g + 1 < len(groups) else len(order)
+            k = int(which[order[first]])
             source.seek(int(packed_end[k] - packed[k]))
-            frame = pa.decompress(source.read(int(packed[k])), decompressed_size=int(raw[k]), codec=_CODEC,
-                                  asbytes=True)
+            try:
+                frame = pa.decompress(source.read(int(packed[k])), decompressed_size=int(raw[k]), codec=_CODEC,
+                                      asbytes=True)
+            except (OSError, pa.ArrowException) as exc:  # Arrow raises a decompression failure as OSError
+                raise JobError(f"file {str(path)!r} of the job store is damaged (frame {k}: {exc})") from exc
+            if len(frame) != raw[k]:
+                raise JobError(f"file {str(path)!r} of the job store is damaged (frame {k})")
             base = int(raw_end[k] - raw[k])
-            for i in np.flatnonzero(wanted & (which == k)).tolist():
+            for i in wanted[order[first:last]].tolist():
                 at = int(starts[i]) - base
                 out[i] = frame[at : at + int(sizes[i])]
     return out
 
 
-def read_bodies(store: Store, name: str, attempt: int = 1, *, shard: int | None = None) -> list[bytes | None]:
-    """The stored line of each row of an attempt (``shard``: only that shard's rows), in position order; None
-    where a row sends nothing of its own. From the lines file the requests file names, else from its
-    ``body`` column.
+def read_bodies(store: Store, name: str, attempt: int = 1, *, shard: int | None = None,
+                positions: np.ndarray | None = None) -> list[bytes | None]:
+    """The stored line of each row of an attempt (``shard``: only that shard's rows, in position order;
+    ``positions``: only those rows, in that order); None where a row sends nothing of its own. From the lines
+    file the requests file names, else from its ``body`` column.
 
     Examples
     --------
@@ -139,15 +180,24 @@ def read_bodies(store: Store, name: str, attempt: int = 1, *, shard: int | None 
     """
     path = store.requests_path(name, attempt)
     try:
-        kept = START in pq.read_schema(path).names
+        file = pq.ParquetFile(path)
+    except FileNotFoundError as exc:
+        raise JobError(f"missing file {str(path)!r} in the job store") from exc
+    with file:
+        names = file.schema_arrow.names
+        kept = START in names
+        if not kept and "body" not in names:
+            raise JobError(f"file {str(path)!r} of the job store locates no request lines (an unknown format)")
+        meta = json.loads((file.schema_arrow.metadata or {}).get(METADATA_KEY, b"{}"))
+        if kept and not {LINES_KEY, FRAMES_KEY} <= meta.keys():
+            raise JobError(f"file {str(path)!r} of the job store does not name its lines file (an unknown format)")
         # Filtered while reading: row groups wholly of other shards are skipped, so a shard of a large job
         # (a Dask job writes one row group per partition) never brings every line into memory.
         filters = [("shard", "=", shard)] if shard is not None else None
         table = pq.read_table(path, columns=[START, SIZE] if kept else ["body"], filters=filters)
-    except FileNotFoundError as exc:
-        raise JobError(f"missing file {str(path)!r} in the job store") from exc
+    if positions is not None:  # row p is at position p
+        table = table.take(pa.array(positions, pa.int64()))
     if not kept:
         return table.column("body").to_pylist()
-    meta = table_metadata(path)
     return read_lines(path.parent / meta[LINES_KEY], table.column(START).to_numpy(), table.column(SIZE).to_numpy(),
                       meta[FRAMES_KEY])

@@ -20,12 +20,12 @@ row's latest attempt and say which in the ``attempt`` column.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
 
-from batchframe.errors import InputError
+from batchframe.errors import InputError, JobError
 from batchframe.jobs.bodies import read_bodies
 from batchframe.jobs.handle import JobHandle
 from batchframe.jobs.manifest import iter_shards, now, plan_shard_records
@@ -136,10 +136,11 @@ def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray, 
     name = manifest["name"]
     number = max(a["attempt"] for a in manifest["attempts"]) + 1
     codec = provider_class(manifest["provider"]).codec
-    lines = read_bodies(store, name)
-    old = [lines[p] for p in positions.tolist()]  # row p is at position p
+    old = read_bodies(store, name, positions=positions)
+    if None in old:  # a retried row sends its own request (rows answered through another are not retried)
+        raise JobError(f"job {name!r}: rows to retry have no stored request line (damaged store)")
     ids = custom_ids(positions, attempt=number)
-    bodies = [codec.rekey(line, cid) for line, cid in zip(old, ids, strict=True)]
+    bodies = [codec.rekey(line, cid) for line, cid in zip(cast(list[bytes], old), ids, strict=True)]
     if max_tokens is not None:
         bodies = [codec.set_max_tokens(line, max_tokens) for line in bodies]
     shard, shards = plan_shard_records(bodies, ShardLimits(**manifest["limits"]), codec)

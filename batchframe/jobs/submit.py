@@ -346,13 +346,19 @@ def _persist_new(
         # the requests file, written last, names the file and says where each line is.
         lines = lines_path(store, name)
         placed = pool.submit(write_lines, lines, requests.n_rows, rows[own], plan.lines)
-        table = requests_table(p.index, requests, shard_of, same_as, p.input_hashes())
-        table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
-        start, size, frames = placed.result()
-        table = table.append_column(START, pa.array(start, pa.int64())).append_column(SIZE, pa.array(size, pa.int32()))
-        store.write_table(store.requests_path(name, 1), table, metadata={
-            "job": name, "provider": endpoint.provider, "model": requests.model, **index_names(p.index),
-            LINES_KEY: lines.name, FRAMES_KEY: frames})
+        try:
+            table = requests_table(p.index, requests, shard_of, same_as, p.input_hashes())
+            table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
+            start, size, frames = placed.result()
+            table = table.append_column(START, pa.array(start, pa.int64()))
+            store.write_table(store.requests_path(name, 1), table.append_column(SIZE, pa.array(size, pa.int32())),
+                              metadata={"job": name, "provider": endpoint.provider, "model": requests.model,
+                                        **index_names(p.index), LINES_KEY: lines.name, FRAMES_KEY: frames})
+        except BaseException:
+            if not placed.cancel():  # never started, or wait for it to end before its file goes
+                placed.exception()
+            lines.unlink(missing_ok=True)
+            raise
         drop_other_lines(store, name, keep=lines.name)
         store.write_manifest(name, new_manifest(
             name, endpoint, requests.model, digest, request, plan.shards, limits, uid=uid, previous=previous,
