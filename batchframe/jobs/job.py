@@ -293,20 +293,23 @@ class Job:
 
         wave = waves.next_wave(manifest)
         # The next shard's body is framed (tens of MB joined, or read back from the store) on a thread while
-        # this one's create call waits for the provider.
-        with ThreadPoolExecutor(1, thread_name_prefix="batchframe-frame") as pool:
-            ahead = pool.submit(body, *wave[0]) if wave else None
-            try:
-                for k, (_, shard) in enumerate(wave):
-                    assert ahead is not None
-                    framed = ahead.result()
-                    ahead = pool.submit(body, *wave[k + 1]) if k + 1 < len(wave) else None
-                    send_shard(self.store, manifest, shard, framed, provider, self._http_policy, save,
-                               record=record)
-                    del framed
-            finally:
-                if unsaved:
-                    self.save()
+        # this one's create call waits for the provider; on an error it is not waited for.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="batchframe-frame")
+        ahead = pool.submit(body, *wave[0]) if wave else None
+        try:
+            for k, (_, shard) in enumerate(wave):
+                assert ahead is not None
+                framed = ahead.result()
+                ahead = pool.submit(body, *wave[k + 1]) if k + 1 < len(wave) else None
+                send_shard(self.store, manifest, shard, framed, provider, self._http_policy, save, record=record)
+                del framed
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=False)
+            if unsaved:
+                self.save()
 
     def set_budget(self, budget_usd: float | None = None, *, max_in_flight: int | None = None) -> JobStatus:
         """Change the job's cap or its queue limit (None lifts it); shards held back may then go.
