@@ -15,6 +15,7 @@ killed process loses at most the chunk it was processing, which then simply runs
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import random
 import sqlite3
@@ -176,10 +177,11 @@ class Store:
         """Store a new batch and its requests, as a validated create body (``{"requests": [...]}``); return its
         row. The worker expands it into ``requests`` rows (:meth:`expand`).
 
-        The body goes to ``inputs/<batch id>.json`` (a fifth of the time SQLite takes to page a blob of tens of
-        MB into its log), then one transaction adds the batch and its ``batch_inputs`` row, whose empty
-        ``requests`` says the body is in that file (before, the blob itself was stored there, and such rows
-        still expand). A crash between the two leaves only a file no row names (swept at the next start).
+        The body goes to ``inputs/<batch id>.json`` (written and fsynced: a third of the time SQLite takes to page
+        a blob of tens of MB into its log), then one transaction adds the batch and its ``batch_inputs`` row,
+        whose empty ``requests`` says the body is in that file (before, the blob itself was stored there, and
+        such rows still expand). A crash between the two leaves only a file no row names (swept at the next
+        start).
 
         The body is read again by SQLite's JSON functions: it must mean the same to them as to the
         validation, so a body with duplicate keys or ``\\u`` escapes in keys is stored re-serialised
@@ -188,9 +190,10 @@ class Store:
         path = self._input_path(batch_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # Not fsynced, as SQLite's commits here (synchronous=NORMAL) are not: both survive a killed
-            # service, not a power cut; a body lost that way ends its batch as expired (_lose), never the queue.
-            path.write_bytes(body)
+            with open(path, "wb") as out:
+                out.write(body)
+                out.flush()
+                os.fsync(out.fileno())  # on disk before the row that names it can be
             with self.transaction() as db:
                 seq = db.execute("INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
                                  " VALUES (?, 'in_progress', ?, ?, ?)",
@@ -245,14 +248,15 @@ class Store:
                 log.exception("expanding batch %d in SQL failed; expanding it request by request", seq)
                 try:
                     self._expand_each(seq, n)
-                except (OSError, ValueError, msgspec.DecodeError, _ExpandMismatch) as exc:
-                    self._lose(seq, n, exc)  # its body is gone or damaged: the queue must go on
+                except (FileNotFoundError, ValueError, msgspec.DecodeError, _ExpandMismatch) as exc:
+                    self._lose(seq, n, exc)  # its body is gone or damaged for good: the queue must go on
             done += 1
         return done
 
     def _lose(self, seq: int, n: int, why: Exception) -> None:
-        """End a staged batch whose body cannot be read at all (its file lost with a power cut, or damaged):
-        its requests count as expired, with no result lines, so that it never holds up the others."""
+        """End a staged batch whose body is gone or cannot be read at all (its folder damaged): its requests
+        count as expired, with no result lines, so that it never holds up the others. (Any other error, such
+        as a read that may pass, is raised: the worker's next step tries again.)"""
         log.error("batch %d: its %d stored requests cannot be read (%s); the batch ends, all expired", seq, n, why)
         with self.transaction() as db:
             batch_id = db.execute("UPDATE batches SET first_request = 1, last_request = 0, expired = n_requests"

@@ -50,6 +50,7 @@ class Worker:
         self._stop = threading.Event()
         self._held_until = 0.0  # time.monotonic() before which the worker starts no step (see hold)
         self._last_step = time.monotonic()
+        self._idle = False  # the last step found nothing to do, and nothing was added since (see hold)
         self._thread: threading.Thread | None = None
         self.openai = OpenAIWork(store, engine, faults)
 
@@ -65,6 +66,7 @@ class Worker:
             self._thread = None
 
     def wake(self) -> None:
+        self._idle = False
         self._wake.set()
 
     def hold(self, seconds: float) -> None:
@@ -78,16 +80,16 @@ class Worker:
 
         Examples
         --------
-        >>> w = Worker.__new__(Worker); w._held_until = w._last_step = 0.0
+        >>> w = Worker.__new__(Worker); w._held_until = w._last_step = 0.0; w._idle = True
         >>> w.hold(60); 59 < w.held_for() <= 60
         True
         >>> w.hold(0); w.held_for()
         0.0
         """
         now = time.monotonic()
-        if seconds > 0 and self.held_for() == 0:
-            # The bound counts from the hold's start: an idle spell before it is no step owed, or the first
-            # create of a job would always meet a forced step (an expansion) of the worker.
+        if seconds > 0 and self._idle:
+            # An idle worker owes no step: the bound counts from here, or the first create of a job would
+            # always meet a forced step (an expansion) of the worker. A worker with work keeps its bound.
             self._last_step = max(self._last_step, now)
         self._held_until = now + seconds
 
@@ -105,6 +107,8 @@ class Worker:
             self._last_step = time.monotonic()
             try:
                 busy = self.step()
+                # Nothing to do, and nothing added meanwhile: no step is owed (see hold).
+                self._idle = not busy and not self._wake.is_set()
             except Exception:  # keep serving: a failed step is retried after a pause
                 if self._stop.is_set():
                     return

@@ -137,7 +137,7 @@ def test_a_staged_body_lost_ends_its_batch_as_expired_and_the_next_one_still_exp
     for k in range(2):
         body = orjson.dumps({"requests": [request(f"b{k}-{i}") for i in range(3)]})
         store.stage_batch(f"msgbatch_{k}", 0, 10**15, 3, body)
-    (tmp_path / "inputs" / "msgbatch_0.json").unlink()  # as a power cut may leave it (the body is not fsynced)
+    (tmp_path / "inputs" / "msgbatch_0.json").unlink()  # as a damaged or half-copied data folder may be
     assert store.expand() == 2
     lost, kept = store.get_batch("msgbatch_0"), store.get_batch("msgbatch_1")
     assert (lost["processing_status"], lost["expired"], lost["n_requests"]) == ("ended", 3, 3)
@@ -274,6 +274,23 @@ def test_intake_first_never_stops_the_worker_for_long(tmp_path):
         assert worker.held_for() > 3000
         ended = wait_ended_http(http, batch_id, timeout=_MAX_HELD + 10)
     assert ended["request_counts"]["succeeded"] == 2
+
+
+def test_holds_renewed_while_work_waits_never_push_the_bound_back(tmp_path):
+    # Only an idle worker's bound restarts with a hold: once work waits, refused and new large creates (a hold
+    # released, then taken again, over and over) still let it step within _MAX_HELD seconds.
+    from batchframe.server.worker import _MAX_HELD
+
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        worker = svc.backend.worker
+        worker.hold(3600)
+        batch_id = create(http, [request("a")])["id"]
+        deadline = time.monotonic() + _MAX_HELD + 10
+        while http.get(f"/v1/messages/batches/{batch_id}").json()["processing_status"] != "ended":
+            assert time.monotonic() < deadline, "the worker was held past its bound"
+            worker.hold(0)
+            worker.hold(3600)
+            time.sleep(0.1)
 
 
 def test_the_typed_read_stores_what_the_full_parse_stores():
