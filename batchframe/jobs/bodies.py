@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import tempfile  # noqa: F401  (the doctests use it)
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +38,8 @@ START, SIZE = "line_start", "line_size"
 #: Lines per compressed frame, at most; and the raw bytes a frame stops at (a shard read back decompresses
 #: only the frames it spans).
 _CHUNK, _FRAME_BYTES = 16384, 8 << 20
+#: Frames compressed at once (LZ4 releases the GIL: the second core is free while a submit is persisted).
+_PACKERS = 2
 _CODEC = "lz4"
 
 
@@ -89,8 +92,8 @@ def frame_bounds(sizes: np.ndarray) -> list[tuple[int, int]]:
 def write_lines(path: Path, n_rows: int, rows: np.ndarray, lines: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray,
                                                                                       dict[str, list[int]]]:
     """Write ``lines`` (``lines[k]`` is the line of row ``rows[k]``, rows ascending) to ``path``, atomically, as
-    LZ4 frames (:func:`frame_bounds`; each compressed on a thread while the one before is written: a quarter
-    of the bytes to write, which is what a large submit waits on when the disk is busy); return each of the
+    LZ4 frames (:func:`frame_bounds`; compressed on threads while the ones before are written: a quarter of
+    the bytes to write, which is what a large submit waits on when the disk is busy); return each of the
     ``n_rows`` rows' start and size in the lines joined (-1 and 0 where a row has none) and the frames'
     sizes, packed and raw.
 
@@ -114,12 +117,12 @@ def write_lines(path: Path, n_rows: int, rows: np.ndarray, lines: Sequence[bytes
         return pa.compress(b"".join(lines[a:b]), codec=_CODEC, asbytes=True)
 
     packed = []
-    with replacing(path) as tmp, open(tmp, "wb") as out, ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(pack, *bounds[0]) if bounds else None
-        for k in range(len(bounds)):  # one frame ahead, not all of them: memory stays a frame or two
-            assert ahead is not None
-            frame = ahead.result()
-            ahead = pool.submit(pack, *bounds[k + 1]) if k + 1 < len(bounds) else None
+    with replacing(path) as tmp, open(tmp, "wb") as out, ThreadPoolExecutor(_PACKERS) as pool:
+        ahead = deque(pool.submit(pack, *b) for b in bounds[:_PACKERS])
+        for k in range(len(bounds)):  # a few frames ahead, not all of them: memory stays a few frames
+            frame = ahead.popleft().result()
+            if k + _PACKERS < len(bounds):
+                ahead.append(pool.submit(pack, *bounds[k + _PACKERS]))
             out.write(frame)
             packed.append(len(frame))
     return start, size, {"packed": packed, "raw": [int(sizes[a:b].sum()) for a, b in bounds]}
