@@ -193,7 +193,8 @@ def accept_create(body: bytes, *, beta: bool = False) -> tuple[int, bytes]:
     if stored is None:
         items = parse_create(body, beta=beta)
         n, stored = len(items), stored_body(body, items)
-    free_later(items)  # emptied in place, on its own thread
+        free_later(items)  # emptied in place, on its own thread
+    # (Typed items are freed here: structs the GC does not track, a hundredth of a second per 100,000.)
     return n, stored
 
 
