@@ -17,7 +17,8 @@ from batchframe.jobs import orphans
 ROWS = 5
 
 
-def _killed_submit(service, df, *, after_post: bool, name: str = "killed", max_tokens: int = 64) -> str:
+def _killed_submit(service, df, *, after_post: bool, name: str = "killed", max_tokens: int = 64,
+                   max_batch_requests: int | None = None) -> str:
     """Submit ``df`` as job ``name`` in a child, SIGKILLed right after (or right before) the POST."""
     wrapper = ("batch = original(self, body); print('CREATED', batch.id, flush=True); time.sleep(120)"
                if after_post else "print('POSTING', flush=True); time.sleep(120)")
@@ -30,7 +31,8 @@ def _killed_submit(service, df, *, after_post: bool, name: str = "killed", max_t
         AnthropicProvider.create = create
         df = pd.DataFrame({{"q": {df["q"].tolist()!r}}}, index=pd.Index({df.index.tolist()!r}, name="key"))
         df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens={max_tokens}, provider="anthropic",
-                        api_key={KEY!r}, base_url={service.base_url!r}, name={name!r})
+                        api_key={KEY!r}, base_url={service.base_url!r}, name={name!r},
+                        max_batch_requests={max_batch_requests!r})
     """)
     line = kill_at_marker(proc, "CREATED" if after_post else "POSTING")
     assert proc.returncode == -9
@@ -184,22 +186,10 @@ def test_killed_after_a_later_shard_the_earlier_ids_are_on_disk_and_nothing_is_p
 
 
 def test_killed_after_the_first_of_three_creates_another_process_sends_the_rest_from_the_stored_lines(service):
-    # The lines are on disk (the requests file locates them) before the first create: a kernel killed
-    # after it leaves a job that any process can finish, without the frame, paying for each shard once.
+    # The lines are on disk (the requests file locates them) before the first create: a kernel killed after it
+    # leaves a job that any process can finish, without the frame, paying for each shard once.
     df = frame(6)
-    proc = child(f"""
-        import time, pandas as pd, batchframe
-        from batchframe.providers.anthropic.client import AnthropicProvider
-        original = AnthropicProvider.create
-        def create(self, body):
-            batch = original(self, body); print('CREATED', batch.id, flush=True); time.sleep(120)
-        AnthropicProvider.create = create
-        df = pd.DataFrame({{"q": {df["q"].tolist()!r}}}, index=pd.Index({df.index.tolist()!r}, name="key"))
-        df.batch.submit(prompt="q", model="claude-haiku-4-5", max_tokens=64, provider="anthropic",
-                        api_key={KEY!r}, base_url={service.base_url!r}, name="rest", max_batch_requests=2)
-    """)
-    first = kill_at_marker(proc, "CREATED").split()[-1]
-    assert proc.returncode == -9
+    first = _killed_submit(service, df, after_post=True, name="rest", max_batch_requests=2)
     job = batchframe.open_job("rest", base_url=service.base_url, api_key=KEY)
     job.wait(poll_interval=0.05, timeout=60)  # adopts the first batch, sends the two others from disk
     assert job.batch_ids()[0] == first and len(service_batches(service)) == 3
