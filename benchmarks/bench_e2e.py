@@ -16,7 +16,8 @@ peak RSS above its own baseline (``VmHWM`` after resetting it through ``/proc/se
 * **Submit, batchframe**: ``df.batch.submit(...)``.
 
 Each submit is timed in a fresh process that has read the frame and imported its libraries, on an idle
-service, as the ingests are. (Until 2026-12-01 midday both submits ran in the parent, batchframe's after the
+service and a flushed disk (``os.sync()`` first: the writes of the runs before it would otherwise be
+flushed during it), as the ingests are. (Until 2026-12-01 midday both submits ran in the parent, batchframe's after the
 SDK's: the second then allocated through the heap the first had left, several GB at 1M rows, which cost it
 10-20%.)
 
@@ -211,6 +212,7 @@ def sdk_submit(frame_path: Path, base_url: str) -> tuple[float, list[str]]:
     """The SDK recipe's submit, timed in a fresh process; its batches are then canceled (never processed)."""
     import anthropic
 
+    os.sync()  # each submit starts on a quiet disk: the writes of the runs before it flushed
     done = run_child("sdk-submit", base_url=base_url, frame=str(frame_path))
     client = anthropic.Anthropic(api_key=KEY, base_url=base_url, max_retries=0, timeout=600)
     for batch_id in done["ids"]:
@@ -242,6 +244,7 @@ def one_size(n: int, tmp: Path, base_url: str) -> dict:
     with httpx.Client(base_url=base_url, headers=HEADERS, timeout=600) as http:
         wait_ended(http, sdk_ids)  # each submit starts on an idle service (the SDK's did: it went first)
     store = str(tmp / f"store-{n}")
+    os.sync()
     done = run_child("bf-submit", base_url=base_url, frame=str(frame_path), job=f"e2e-{n}", store=store)
     t_submit, ids = done["seconds"], done["ids"]
     assert len(ids) == -(-n // 100_000), f"{len(ids)} batches for {n:,} rows: some rows were not sent"
