@@ -42,7 +42,6 @@ _CANCELED_LINE = ("CAST('{\"custom_id\":\"' || custom_id || '\",\"result\":{\"ty
                   " AS BLOB)")
 
 
-_AUTOCHECKPOINT = 1000  # pages: SQLite's default
 # A staged batch's requests, expanded in SQL. The body's item k gets id first + perm[k] (``perm``: a random
 # permutation, 6 digits per entry in a BLOB, where substr is O(1)), inserted in id order, so the stored
 # order is shuffled and the results stream by id in that random order. A beta call's params carry BETA_KEY,
@@ -101,6 +100,7 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.sealed = SealedResults(self.path.parent)
+        self.inputs = self.path.parent / "inputs"  # create bodies staged until expanded (stage_batch)
         with self.conn() as db:
             migrate(db)
 
@@ -126,23 +126,16 @@ class Store:
             self._idle.put(db)
 
     @contextmanager
-    def transaction(self, *, checkpoint: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction. ``checkpoint=False``: its commit leaves the WAL as it is, for the next
-        commit to checkpoint (copying a large write into the database would double the commit's time)."""
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction."""
         with self.conn() as db:
-            if not checkpoint:
-                db.execute("PRAGMA wal_autocheckpoint=0")
+            db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            finally:
-                if not checkpoint:
-                    db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -188,7 +181,7 @@ class Store:
         (``intake.stored_body``).
         """
         path = self._input_path(batch_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.inputs.mkdir(exist_ok=True)
         try:
             with open(path, "wb") as out:
                 out.write(body)
@@ -207,19 +200,18 @@ class Store:
                 "ended_us": None, "cancel_us": None, "first_request": None, "last_request": None}
 
     def _input_path(self, batch_id: str) -> Path:
-        return self.path.parent / "inputs" / f"{batch_id}.json"
+        return self.inputs / f"{batch_id}.json"
 
     def sweep_inputs(self) -> int:
         """Remove the create bodies no staged batch names (a create killed between writing its body and
         committing its row); return how many. Only the service holding the data dir's lock calls this, before
         it takes any create, so no body is between its write and its commit."""
-        folder = self.path.parent / "inputs"
-        if not folder.is_dir():
+        if not self.inputs.is_dir():
             return 0
         with self.conn() as db:
             staged = {batch_id for (batch_id,) in db.execute(
                 "SELECT b.id FROM batch_inputs i JOIN batches b ON b.seq = i.batch")}
-        stray = [path for path in folder.glob("*.json") if path.stem not in staged]
+        stray = [path for path in self.inputs.glob("*.json") if path.stem not in staged]
         for path in stray:
             path.unlink(missing_ok=True)
         return len(stray)
