@@ -15,13 +15,13 @@ file's ``body`` column; :func:`read_bodies` reads either, as the requests file s
 
 from __future__ import annotations
 
-import json
 import tempfile  # noqa: F401  (the doctests use it)
 import uuid
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from batchframe.errors import JobError
 from batchframe.jobs.store import Store
-from batchframe.results.export import METADATA_KEY, replacing
+from batchframe.results.export import replacing, schema_metadata
 
 #: The requests file's metadata keys naming its lines file and listing that file's frames.
 LINES_KEY, FRAMES_KEY = "lines", "lines_frames"
@@ -170,6 +170,24 @@ def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[s
     return out
 
 
+def sent_lines(store: Store, name: str, attempt: int = 1, *, shard: int | None = None,
+               positions: np.ndarray | None = None) -> list[bytes]:
+    """:func:`read_bodies` of rows that each send their own request (a shard's, a retry's): a row without a
+    stored line is a damaged store, said as such.
+
+    Examples
+    --------
+    >>> len(sent_lines(job.store, job.name, shard=0))  # doctest: +SKIP
+    40
+    """
+    lines = read_bodies(store, name, attempt, shard=shard, positions=positions)
+    if None in lines:
+        where = f"shard {shard}" if shard is not None else "the rows asked for"
+        raise JobError(f"job {name!r}: rows of {where} (attempt {attempt}) have no stored request line "
+                       "(damaged store)")
+    return cast(list[bytes], lines)
+
+
 def read_bodies(store: Store, name: str, attempt: int = 1, *, shard: int | None = None,
                 positions: np.ndarray | None = None) -> list[bytes | None]:
     """The stored line of each row of an attempt (``shard``: only that shard's rows, in position order;
@@ -191,7 +209,7 @@ def read_bodies(store: Store, name: str, attempt: int = 1, *, shard: int | None 
         kept = START in names
         if not kept and "body" not in names:
             raise JobError(f"file {str(path)!r} of the job store locates no request lines (an unknown format)")
-        meta = json.loads((file.schema_arrow.metadata or {}).get(METADATA_KEY, b"{}"))
+        meta = schema_metadata(file.schema_arrow)
         if kept and not {LINES_KEY, FRAMES_KEY} <= meta.keys():
             raise JobError(f"file {str(path)!r} of the job store does not name its lines file (an unknown format)")
         # Filtered while reading: row groups wholly of other shards are skipped, so a shard of a large job

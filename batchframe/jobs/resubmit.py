@@ -20,13 +20,13 @@ row's latest attempt and say which in the ``attempt`` column.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from batchframe.errors import InputError, JobError
-from batchframe.jobs.bodies import read_bodies
+from batchframe.errors import InputError
+from batchframe.jobs.bodies import sent_lines
 from batchframe.jobs.handle import JobHandle
 from batchframe.jobs.manifest import iter_shards, now, plan_shard_records
 from batchframe.jobs.outcomes import is_none, latest_results, previous_counts, store_reader
@@ -136,11 +136,9 @@ def plan_attempt(store: Store, manifest: dict[str, Any], positions: np.ndarray, 
     name = manifest["name"]
     number = max(a["attempt"] for a in manifest["attempts"]) + 1
     codec = provider_class(manifest["provider"]).codec
-    old = read_bodies(store, name, positions=positions)
-    if None in old:  # a retried row sends its own request (rows answered through another are not retried)
-        raise JobError(f"job {name!r}: rows to retry have no stored request line (damaged store)")
+    old = sent_lines(store, name, positions=positions)  # a retried row sends its own request
     ids = custom_ids(positions, attempt=number)
-    bodies = [codec.rekey(line, cid) for line, cid in zip(cast(list[bytes], old), ids, strict=True)]
+    bodies = [codec.rekey(line, cid) for line, cid in zip(old, ids, strict=True)]
     if max_tokens is not None:
         bodies = [codec.set_max_tokens(line, max_tokens) for line in bodies]
     shard, shards = plan_shard_records(bodies, ShardLimits(**manifest["limits"]), codec)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
-from batchframe.errors import APIError, JobError, TransportError
-from batchframe.jobs.bodies import read_bodies
+from batchframe.errors import APIError, TransportError
+from batchframe.jobs.bodies import sent_lines
 from batchframe.jobs.ledger import job_uid
 from batchframe.jobs.manifest import now, parse_time
 from batchframe.jobs.orphans import SKEW_SECONDS, adopt_batch, candidates, known_batches, recent_batches
@@ -106,10 +106,7 @@ def shard_lines(store: Store, name: str, attempt: int, index: int) -> list[bytes
     >>> len(shard_lines(job.store, job.name, 1, 0))  # doctest: +SKIP
     40
     """
-    lines = read_bodies(store, name, attempt, shard=index)
-    if None in lines:  # every row of a shard carries its own line
-        raise JobError(f"job {name!r}: rows of shard {index} (attempt {attempt}) have no stored line (damaged store)")
-    return cast(list[bytes], lines)
+    return sent_lines(store, name, attempt, shard=index)
 
 
 def _error_record(exc: APIError) -> dict[str, Any]:

@@ -113,5 +113,15 @@ def table_metadata(path: str | os.PathLike) -> dict[str, Any]:
     >>> table_metadata("results.parquet")["job"]  # doctest: +SKIP
     'reviews'
     """
-    raw = pq.read_schema(path).metadata or {}
-    return json.loads(raw.get(METADATA_KEY, b"{}"))
+    return schema_metadata(pq.read_schema(path))
+
+
+def schema_metadata(schema: pa.Schema) -> dict[str, Any]:
+    """The ``batchframe`` key-value metadata of a Parquet schema (a file already open: no second read).
+
+    Examples
+    --------
+    >>> schema_metadata(pa.schema([], metadata={METADATA_KEY: b'{"job": "j"}'}))
+    {'job': 'j'}
+    """
+    return json.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
