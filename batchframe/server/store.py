@@ -168,33 +168,50 @@ class Store:
     def stage_batch(self, batch_id: str, created_us: int, expires_us: int, n_requests: int,
                     body: bytes, *, beta: bool = False) -> dict[str, Any]:
         """Store a new batch and its requests, as a validated create body (``{"requests": [...]}``); return its
-        row. The worker expands it into ``requests`` rows (:meth:`expand`).
-
-        The body goes to ``inputs/<batch id>.json`` (written and fsynced: a third of the time SQLite takes to page
-        a blob of tens of MB into its log), then one transaction adds the batch and its ``batch_inputs`` row,
-        whose empty ``requests`` says the body is in that file (before, the blob itself was stored there, and
-        such rows still expand). A crash between the two leaves only a file no row names (swept at the next
-        start).
+        row: :meth:`write_input`, then :meth:`commit_batch`. The worker expands it into ``requests`` rows
+        (:meth:`expand`).
 
         The body is read again by SQLite's JSON functions: it must mean the same to them as to the
         validation, so a body with duplicate keys or ``\\u`` escapes in keys is stored re-serialised
         (``intake.stored_body``).
         """
-        path = self._input_path(batch_id)
+        self.write_input(batch_id, body)
+        try:
+            return self.commit_batch(batch_id, created_us, expires_us, n_requests, beta=beta)
+        except BaseException:
+            self.drop_input(batch_id)
+            raise
+
+    def write_input(self, batch_id: str, body: bytes) -> None:
+        """Write a create body to ``inputs/<batch id>.json`` and fsync it, before the row that names it commits
+        (a third of the time SQLite takes to page a blob of tens of MB into its log; the blob itself was stored
+        in ``batch_inputs`` before, and such rows still expand). A crash before that commit leaves only a file
+        no row names (swept at the next start, :meth:`sweep_inputs`). Writing and fsync release the GIL: the
+        service writes a large body while it validates it."""
         self.inputs.mkdir(exist_ok=True)
+        path = self._input_path(batch_id)
         try:
             with open(path, "wb") as out:
                 out.write(body)
                 out.flush()
                 os.fsync(out.fileno())  # on disk before the row that names it can be
-            with self.transaction() as db:
-                seq = db.execute("INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
-                                 " VALUES (?, 'in_progress', ?, ?, ?)",
-                                 (batch_id, n_requests, created_us, expires_us)).lastrowid
-                db.execute("INSERT INTO batch_inputs (batch, beta, requests) VALUES (?, ?, x'')", (seq, beta))
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+
+    def drop_input(self, batch_id: str) -> None:
+        """Remove a create body whose batch was refused or never committed."""
+        self._input_path(batch_id).unlink(missing_ok=True)
+
+    def commit_batch(self, batch_id: str, created_us: int, expires_us: int, n_requests: int, *,
+                     beta: bool = False) -> dict[str, Any]:
+        """Add the batch whose body :meth:`write_input` wrote, and its ``batch_inputs`` row (an empty
+        ``requests`` says the body is in its file), in one transaction; return its row."""
+        with self.transaction() as db:
+            seq = db.execute("INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
+                             " VALUES (?, 'in_progress', ?, ?, ?)",
+                             (batch_id, n_requests, created_us, expires_us)).lastrowid
+            db.execute("INSERT INTO batch_inputs (batch, beta, requests) VALUES (?, ?, x'')", (seq, beta))
         return {"seq": seq, "id": batch_id, "processing_status": "in_progress", "n_requests": n_requests,
                 **dict.fromkeys(COUNT_COLUMNS, 0), "created_us": created_us, "expires_us": expires_us,
                 "ended_us": None, "cancel_us": None, "first_request": None, "last_request": None}

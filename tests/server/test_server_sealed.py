@@ -147,6 +147,25 @@ def test_a_staged_body_lost_ends_its_batch_as_expired_and_the_next_one_still_exp
     store.close()
 
 
+def test_a_refused_create_leaves_no_body_behind_and_the_next_one_is_stored(tmp_path):
+    # A create body is written to its file while it is validated: refused, the file goes with it.
+    good = [request(f"r{i:05d}", "x" * 200) for i in range(6_000)]  # over 1 MB: the large-create path
+    bad = [*good[:-1], request("bad id", "x")]
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS,
+                                                                  timeout=60) as http:
+        for items in (bad, bad[-3:]):
+            response = http.post("/v1/messages/batches", content=orjson.dumps({"requests": items}),
+                                 headers={"content-type": "application/json"})
+            assert response.status_code == 400 and "custom_id" in response.text
+        assert list((tmp_path / "inputs").glob("*")) == []
+        assert http.get("/v1/messages/batches").json()["data"] == []
+        batch_id = create(http, good)["id"]
+        assert wait_ended_http(http, batch_id)["request_counts"]["succeeded"] == 6_000
+        lines = [orjson.loads(line) for line in _results(http, batch_id).content.splitlines()]
+    assert sorted(line["custom_id"] for line in lines) == [item["custom_id"] for item in good]
+    assert list((tmp_path / "inputs").glob("*")) == []  # expanded: its body went
+
+
 def test_a_body_sqlite_would_read_otherwise_is_stored_as_validated(http):
     # Duplicate keys: the last one counts (as the create's checks read it); an escaped key is the same key.
     params = orjson.dumps(request("x", "hi")["params"])
