@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from batchframe.jobs.bodies import lines_path, write_lines
+from batchframe.jobs.bodies import layout, lines_path, write_lines
 from batchframe.jobs.store import Store
 from batchframe.jobs.submit import requests_table
 from batchframe.providers.anthropic import codec
@@ -96,7 +96,7 @@ def main(n: int = 1_000_000) -> None:
         same_as = requests.positions  # every row distinct: each is its own request
         table = requests_table(df.index, requests, shard_of, same_as, input_hashes(df, requests.columns))
         store.write_table(store.requests_path("bench"), table)
-        write_lines(lines_path(store, "bench"), n, requests.positions, lines)
+        write_lines(lines_path(store, "bench"), lines, layout(n, requests.positions, lines))
         t_parquet = time.perf_counter() - start
     total_mb = sum(len(b) for b in shards) / 1e6
     print(

@@ -2,12 +2,14 @@
 
 A new job's lines (hundreds of MB for a large frame) are written, before anything is sent, to a file of
 their own plan, ``lines-<token>.bin``: every line that a row carries, back to back, in position order. The
-requests file, written after it, names that file (its metadata's ``lines``) and says where each row's line
-is in the lines joined (``line_start``, ``line_size``; -1 for a row that sends nothing of its own), so a
-plan never reads another plan's lines (a job replanned, or a replan that failed half way). The file is a
-run of LZ4 frames of up to 16,384 lines or 8 MB (their sizes in the metadata's ``lines_frames``): no Arrow
-array to assemble, a quarter of the bytes to write, and a read decompresses only the frames it needs (a
-shard of a later wave, a retry's rows).
+requests file, written at the same time, names that file (its metadata's ``lines``) and says where each
+row's line is in the lines joined (``line_start``, ``line_size``; -1 for a row that sends nothing of its
+own), so a plan never reads another plan's lines (a job replanned, or a replan that failed half way); the
+manifest, which makes the job, is written once both are. The file is a run of LZ4 frames of up to 16,384
+lines or 8 MB (their raw sizes in the metadata's ``lines_frames``, known before compressing; their packed
+sizes at the file's end, with a closing mark): no Arrow array to assemble, a quarter of the bytes to write,
+and a read decompresses only the frames it needs (a shard of a later wave, a retry's rows). (The first
+files of this kind, written the day before, kept the packed sizes in the metadata; they read as before.)
 
 Jobs stored before this file existed, a retry's attempts and Dask jobs keep the lines in the requests
 file's ``body`` column; :func:`read_bodies` reads either, as the requests file says.
@@ -15,13 +17,16 @@ file's ``body`` column; :func:`read_bodies` reads either, as the requests file s
 
 from __future__ import annotations
 
+import os
+import struct
 import tempfile  # noqa: F401  (the doctests use it)
 import uuid
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import BinaryIO, cast
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +46,9 @@ _CHUNK, _FRAME_BYTES = 16384, 8 << 20
 #: Frames compressed at once (LZ4 releases the GIL: the second core is free while a submit is persisted).
 _PACKERS = 2
 _CODEC = "lz4"
+#: What closes a lines file, after its frames' packed sizes (int64 each): their count and a mark. A file
+#: without it was cut short.
+_TAIL, _MARK = struct.Struct("<q8s"), b"bflines1"
 
 
 def lines_path(store: Store, name: str) -> Path:
@@ -89,22 +97,31 @@ def frame_bounds(sizes: np.ndarray) -> list[tuple[int, int]]:
     return bounds
 
 
-def write_lines(path: Path, n_rows: int, rows: np.ndarray, lines: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray,
-                                                                                      dict[str, list[int]]]:
-    """Write ``lines`` (``lines[k]`` is the line of row ``rows[k]``, rows ascending) to ``path``, atomically, as
-    LZ4 frames (:func:`frame_bounds`; compressed on threads while the ones before are written: a quarter of
-    the bytes to write, which is what a large submit waits on when the disk is busy); return each of the
-    ``n_rows`` rows' start and size in the lines joined (-1 and 0 where a row has none) and the frames'
-    sizes, packed and raw.
+@dataclass(frozen=True)
+class Layout:
+    """Where the lines of a plan go in its lines file, known before a byte is written: each of the rows' start
+    and size in the lines joined (-1 and 0 where a row has none), and the frames' line ranges and raw sizes."""
+
+    start: np.ndarray
+    size: np.ndarray
+    bounds: list[tuple[int, int]]
+    raw: list[int]
+
+    @property
+    def frames(self) -> dict[str, list[int]]:
+        """What the requests file's metadata keeps (:data:`FRAMES_KEY`); the packed sizes are in the file."""
+        return {"raw": self.raw}
+
+
+def layout(n_rows: int, rows: np.ndarray, lines: Sequence[bytes]) -> Layout:
+    """The :class:`Layout` of ``lines`` (``lines[k]`` is the line of row ``rows[k]``, rows ascending) among
+    ``n_rows`` rows.
 
     Examples
     --------
-    >>> path = Path(tempfile.mkdtemp()) / "lines-x.bin"
-    >>> start, size, frames = write_lines(path, 3, np.array([0, 2]), [b"ab", b"c"])
-    >>> start.tolist(), size.tolist(), frames["raw"]
-    ([0, -1, 2], [2, 0, 1], [3])
-    >>> read_lines(path, start, size, frames)
-    [b'ab', None, b'c']
+    >>> place = layout(3, np.array([0, 2]), [b"ab", b"c"])
+    >>> place.start.tolist(), place.size.tolist(), place.frames
+    ([0, -1, 2], [2, 0, 1], {'raw': [3]})
     """
     sizes = np.fromiter(map(len, lines), np.int64, len(lines))
     start = np.full(n_rows, -1, np.int64)
@@ -112,6 +129,24 @@ def write_lines(path: Path, n_rows: int, rows: np.ndarray, lines: Sequence[bytes
     start[rows] = np.cumsum(sizes) - sizes
     size[rows] = sizes
     bounds = frame_bounds(sizes)
+    return Layout(start, size, bounds, [int(sizes[a:b].sum()) for a, b in bounds])
+
+
+def write_lines(path: Path, lines: Sequence[bytes], place: Layout) -> None:
+    """Write ``lines`` to ``path``, atomically, as LZ4 frames cut as ``place`` says, compressed on threads while
+    the ones before are written (a quarter of the bytes to write, which is what a large submit waits on when
+    the disk is busy), then the frames' packed sizes and a closing mark (:data:`_TAIL`): the requests file,
+    which says where each line is, can then be written at the same time as this one.
+
+    Examples
+    --------
+    >>> path = Path(tempfile.mkdtemp()) / "lines-x.bin"
+    >>> place = layout(3, np.array([0, 2]), [b"ab", b"c"])
+    >>> write_lines(path, [b"ab", b"c"], place)
+    >>> read_lines(path, place.start, place.size, place.frames)
+    [b'ab', None, b'c']
+    """
+    bounds = place.bounds
 
     def pack(a: int, b: int) -> bytes:
         return pa.compress(b"".join(lines[a:b]), codec=_CODEC, asbytes=True)
@@ -125,7 +160,25 @@ def write_lines(path: Path, n_rows: int, rows: np.ndarray, lines: Sequence[bytes
                 ahead.append(pool.submit(pack, *bounds[k + _PACKERS]))
             out.write(frame)
             packed.append(len(frame))
-    return start, size, {"packed": packed, "raw": [int(sizes[a:b].sum()) for a, b in bounds]}
+        out.write(np.array(packed, "<i8").tobytes() + _TAIL.pack(len(packed), _MARK))
+
+
+def _packed_sizes(path: Path, source: BinaryIO, frames: dict[str, list[int]]) -> np.ndarray:
+    """The frames' packed sizes: in the metadata (files written before the sizes went in the file), else read
+    from the file's end, checked against its length."""
+    if "packed" in frames:
+        return np.array(frames["packed"], np.int64)
+    end = source.seek(0, os.SEEK_END)
+    if end >= _TAIL.size:
+        source.seek(end - _TAIL.size)
+        count, mark = _TAIL.unpack(source.read(_TAIL.size))
+        index = end - _TAIL.size - 8 * count
+        if mark == _MARK and count == len(frames["raw"]) and index >= 0:
+            source.seek(index)
+            packed = np.frombuffer(source.read(8 * count), "<i8").astype(np.int64)
+            if (packed >= 0).all() and int(packed.sum()) == index:
+                return packed
+    raise JobError(f"file {str(path)!r} of the job store is damaged (its frames' index)")
 
 
 def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[str, list[int]]) -> list[bytes | None]:
@@ -134,11 +187,11 @@ def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[s
 
     Examples
     --------
-    >>> read_lines(path, np.array([2]), np.array([1]), {"packed": [...], "raw": [3]})  # doctest: +SKIP
+    >>> read_lines(path, np.array([2]), np.array([1]), {"raw": [3]})  # doctest: +SKIP
     [b'c']
     """
-    raw, packed = np.array(frames["raw"], np.int64), np.array(frames["packed"], np.int64)
-    raw_end, packed_end = np.cumsum(raw), np.cumsum(packed)
+    raw = np.array(frames["raw"], np.int64)
+    raw_end = np.cumsum(raw)
     wanted = np.flatnonzero(starts >= 0)
     which = np.searchsorted(raw_end, starts[wanted], side="right")  # a line never spans two frames
     if len(wanted) and (int(which.max()) >= len(raw)
@@ -152,6 +205,8 @@ def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[s
     except FileNotFoundError as exc:
         raise JobError(f"missing file {str(path)!r} in the job store") from exc
     with source:
+        packed = _packed_sizes(path, source, frames)
+        packed_end = np.cumsum(packed)
         for g, first in enumerate(groups.tolist()):  # each frame read and decompressed once
             last = groups[g + 1] if g + 1 < len(groups) else len(order)
             k = int(which[order[first]])

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batchframe.errors import BudgetError, InputError, PromptCacheWarning
-from batchframe.jobs.bodies import FRAMES_KEY, LINES_KEY, SIZE, START, drop_other_lines, lines_path, write_lines
+from batchframe.jobs.bodies import FRAMES_KEY, LINES_KEY, SIZE, START, drop_other_lines, layout, lines_path, write_lines
 from batchframe.jobs.estimate import Estimate, price_plan
 from batchframe.jobs.job import Job
 from batchframe.jobs.labels import index_names, labels_table, name_to_json
@@ -38,6 +38,7 @@ from batchframe.providers import Endpoint, provider_class
 from batchframe.providers.base import BYTES_PER_TOKEN
 from batchframe.providers.http import RetryPolicy
 from batchframe.requests.build import RequestSet, build_requests, preview
+from batchframe.results.export import replacing
 from batchframe.results.schema import INPUT_HASH, REUSED, SAME_AS, SKIPPED
 
 
@@ -341,19 +342,22 @@ def _persist_new(
     digests = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(p.digests), [None, joined])
     if requests.n_sent < requests.n_rows:
         digests = digests.take(pa.array(where, mask=where < 0))
+    place = layout(requests.n_rows, rows[own], plan.lines)
     with store.lock(name), ThreadPoolExecutor(1, thread_name_prefix="batchframe-lines") as pool:
-        # The lines are written (to a file of this plan's own: see jobs.bodies) while the rows' table is built;
-        # the requests file, written last, names the file and says where each line is.
+        # The lines (to a file of this plan's own: see jobs.bodies) and the requests file, which names that file
+        # and says where each line is, are written at the same time; the manifest, after both.
         lines = lines_path(store, name)
-        placed = pool.submit(write_lines, lines, requests.n_rows, rows[own], plan.lines)
+        placed = pool.submit(write_lines, lines, plan.lines, place)
         try:
             table = requests_table(p.index, requests, shard_of, same_as, p.input_hashes())
             table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
-            start, size, frames = placed.result()
-            table = table.append_column(START, pa.array(start, pa.int64()))
-            store.write_table(store.requests_path(name, 1), table.append_column(SIZE, pa.array(size, pa.int32())),
-                              metadata={"job": name, "provider": endpoint.provider, "model": requests.model,
-                                        **index_names(p.index), LINES_KEY: lines.name, FRAMES_KEY: frames})
+            table = table.append_column(START, pa.array(place.start, pa.int64()))
+            with replacing(store.requests_path(name, 1)) as staged:  # in place once the lines are
+                store.write_table(staged, table.append_column(SIZE, pa.array(place.size, pa.int32())),
+                                  metadata={"job": name, "provider": endpoint.provider, "model": requests.model,
+                                            **index_names(p.index), LINES_KEY: lines.name,
+                                            FRAMES_KEY: place.frames})
+                placed.result()
         except BaseException:
             if not placed.cancel():  # never started, or wait for it to end before its file goes
                 placed.exception()

@@ -1,6 +1,7 @@
 """The lines file of a job (jobs/bodies.py): frames cut by count and by size, rows read back exactly."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from batchframe.errors import JobError
@@ -17,7 +18,9 @@ def test_rows_read_back_exactly_across_frames_with_gaps_and_in_any_order(tmp_pat
     n_rows = 50_000
     rows = np.sort(np.random.default_rng(1).choice(n_rows, len(lines), replace=False))
     path = tmp_path / "lines-t.bin"
-    start, size, frames = bodies.write_lines(path, n_rows, rows, lines)
+    place = bodies.layout(n_rows, rows, lines)
+    bodies.write_lines(path, lines, place)
+    start, size, frames = place.start, place.size, place.frames
     assert len(frames["raw"]) == 3 and sum(frames["raw"]) == sum(map(len, lines))
     expected = [None] * n_rows
     for row, line in zip(rows.tolist(), lines, strict=True):
@@ -30,24 +33,47 @@ def test_rows_read_back_exactly_across_frames_with_gaps_and_in_any_order(tmp_pat
 def test_large_lines_make_small_frames_and_an_empty_plan_an_empty_file(tmp_path, monkeypatch):
     monkeypatch.setattr(bodies, "_FRAME_BYTES", 1_000)
     lines = _lines(50)
-    start, size, frames = bodies.write_lines(tmp_path / "a.bin", 50, np.arange(50), lines)
-    assert max(frames["raw"]) < 1_000 + 500 and len(frames["raw"]) > 5
-    assert bodies.read_lines(tmp_path / "a.bin", start, size, frames) == lines
-    start, size, frames = bodies.write_lines(tmp_path / "b.bin", 3, np.arange(0), [])
-    assert frames == {"packed": [], "raw": []} and (tmp_path / "b.bin").read_bytes() == b""
-    assert bodies.read_lines(tmp_path / "b.bin", start, size, frames) == [None, None, None]
+    place = bodies.layout(50, np.arange(50), lines)
+    bodies.write_lines(tmp_path / "a.bin", lines, place)
+    assert max(place.raw) < 1_000 + 500 and len(place.raw) > 5
+    assert bodies.read_lines(tmp_path / "a.bin", place.start, place.size, place.frames) == lines
+    place = bodies.layout(3, np.arange(0), [])
+    bodies.write_lines(tmp_path / "b.bin", [], place)
+    assert place.frames == {"raw": []}
+    assert bodies.read_lines(tmp_path / "b.bin", place.start, place.size, place.frames) == [None, None, None]
 
 
 def test_a_damaged_or_missing_lines_file_is_a_clear_error(tmp_path):
-    lines = _lines(100)
+    lines = _lines(40_000)
     path = tmp_path / "lines-t.bin"
-    start, size, frames = bodies.write_lines(path, 100, np.arange(100), lines)
-    short = {"packed": frames["packed"], "raw": [frames["raw"][0] - 10]}
+    place = bodies.layout(40_000, np.arange(40_000), lines)
+    bodies.write_lines(path, lines, place)
+    start, size, frames = place.start, place.size, place.frames
+    whole = path.read_bytes()
+    short = {"raw": [frames["raw"][0] - 10, *frames["raw"][1:]]}
     with pytest.raises(JobError, match="damaged"):
         bodies.read_lines(path, start, size, short)
-    path.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(JobError, match="damaged"):  # a truncated frame: never a short line sent
+    for cut in (whole[:-20], whole[:-3], whole[:10], b""):  # cut short, anywhere: never a short line sent
+        path.write_bytes(cut)
+        with pytest.raises(JobError, match="damaged"):
+            bodies.read_lines(path, start, size, frames)
+    flipped = bytearray(whole)
+    flipped[-30] ^= 0xFF  # a packed size changed: the sizes no longer add up to the frames before them
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(JobError, match="damaged"):
         bodies.read_lines(path, start, size, frames)
     path.unlink()
     with pytest.raises(JobError, match="missing file"):
         bodies.read_lines(path, start, size, frames)
+
+
+def test_a_file_of_the_first_layout_with_its_packed_sizes_in_the_metadata_still_reads(tmp_path):
+    # The first lines files (2026-11-30) were the frames alone, their packed sizes in the requests file.
+    lines = _lines(40_000, seed=3)
+    place = bodies.layout(40_000, np.arange(40_000), lines)
+    frames = [pa.compress(b"".join(lines[a:b]), codec="lz4", asbytes=True) for a, b in place.bounds]
+    path = tmp_path / "lines-old.bin"
+    path.write_bytes(b"".join(frames))
+    meta = {"packed": [len(f) for f in frames], "raw": place.raw}
+    pick = np.array([39_999, 0, 20_000, 16_384])
+    assert bodies.read_lines(path, place.start[pick], place.size[pick], meta) == [lines[p] for p in pick.tolist()]
