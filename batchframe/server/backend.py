@@ -8,9 +8,10 @@ raised as :class:`~batchframe.server.errors.ServiceRequestError`, worded as the 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class Backend:
         self.last_activity = time.monotonic()  # of the last API call (idle exit of detached services)
         self.worker = Worker(self.store, self.engine, self.faults, concurrency=workers)
         self.openai = OpenAIBackend(self.worker, ttl_us=self.ttl_us)  # the OpenAI API, on the same store
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="batchframe-inputs")  # create bodies to disk
+        self._writer = ThreadPoolExecutor(2, thread_name_prefix="batchframe-inputs")  # create bodies to disk
 
     def start(self) -> None:
         """Load what the first create needs (the spec's key sets), then start the worker."""
@@ -96,7 +97,7 @@ class Backend:
                         engine_options=self.engine_options)
 
     def close(self) -> None:
-        """Stop the worker, release the engine, the database and the data-dir lock."""
+        """Stop the worker and the body writer, release the engine, the database and the data-dir lock."""
         self.worker.stop()
         self._writer.shutdown()
         try:
@@ -115,23 +116,25 @@ class Backend:
         large = len(body) >= _LARGE_CREATE
         if large:  # intake first: see Worker.hold
             self.worker.hold(_PARSE_HOLD_S)
-        new_id, created = batch_id()
-        # The body is written (and fsynced) on a thread while it is validated: a third of a large create's time,
-        # beside the parse instead of after it. Refused, the file goes.
-        writing = self._writer.submit(self.store.write_input, new_id, body)
+        refused, writing = threading.Event(), None
         try:
+            # The body is written (and fsynced) on a thread while it is validated: a third of a large create's
+            # time, beside the parse instead of after it. Refused, it is not fsynced, and its file goes.
+            writing = self._writer.submit(self.store.write_input, body, refused=refused)
             with gc_paused():  # a body of 100,000 requests is millions of objects: see gc_paused
                 n, stored = accept_create(body, beta=beta)
-            writing.result()
-            if stored is not body:  # re-serialised (see Store.stage_batch): what the worker reads is this
-                self.store.write_input(new_id, stored)
+            pending = writing.result()
+            if stored is not body:  # re-serialised (see Store.write_input): what the worker reads is this
+                pending.unlink()
+                pending = self.store.write_input(stored)
+            new_id, created = batch_id()
             # Durable before the answer. The worker makes the request rows, in a random order (so processed
             # and streamed in random order, as the API's results).
-            row = self.store.commit_batch(new_id, created, created + self.ttl_us, n, beta=beta)
+            row = self.store.commit_batch(new_id, created, created + self.ttl_us, n, pending, beta=beta)
         except BaseException:
-            if not writing.cancel():
-                wait([writing])  # its file is removed once the write has ended
-            self.store.drop_input(new_id)
+            refused.set()
+            if writing is not None and not writing.cancel() and writing.exception() is None:
+                writing.result().unlink(missing_ok=True)  # written (or renamed: then gone already)
             if large:
                 self.worker.hold(0)  # refused: nothing was taken in, nothing to make way for
             raise

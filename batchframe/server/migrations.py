@@ -22,8 +22,8 @@ in its own transaction, and records it in ``_migrations``.
   Message Batch's result stream is then sealed into ``results/<id>.jsonl`` beside the database,
   ``sealed.py``; a batch that ended before 0005 has no such file and streams from ``requests.line``.)
   Later, with no new step: a created batch's body is written to ``inputs/<id>.json`` beside the
-  database and its ``batch_inputs.requests`` left empty (``Store.stage_batch``); a non-empty one is a
-  blob an earlier version stored, expanded as before.
+  database and its ``batch_inputs.requests`` left empty (``Store.write_input``, ``Store.commit_batch``);
+  a non-empty one is a blob an earlier version stored, expanded as before.
 """
 
 from __future__ import annotations

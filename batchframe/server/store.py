@@ -20,6 +20,7 @@ import queue
 import random
 import sqlite3
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -100,7 +101,7 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.sealed = SealedResults(self.path.parent)
-        self.inputs = self.path.parent / "inputs"  # create bodies staged until expanded (stage_batch)
+        self.inputs = self.path.parent / "inputs"  # create bodies staged until expanded (write_input)
         with self.conn() as db:
             migrate(db)
 
@@ -167,51 +168,64 @@ class Store:
 
     def stage_batch(self, batch_id: str, created_us: int, expires_us: int, n_requests: int,
                     body: bytes, *, beta: bool = False) -> dict[str, Any]:
-        """Store a new batch and its requests, as a validated create body (``{"requests": [...]}``); return its
-        row: :meth:`write_input`, then :meth:`commit_batch`. The worker expands it into ``requests`` rows
-        (:meth:`expand`).
+        """Store a new batch from a validated create body (``{"requests": [...]}``) in one call; return its row:
+        :meth:`write_input`, then :meth:`commit_batch` (what ``Backend.create`` does, with the write beside the
+        validation). The worker expands it into ``requests`` rows (:meth:`expand`).
 
-        The body is read again by SQLite's JSON functions: it must mean the same to them as to the
-        validation, so a body with duplicate keys or ``\\u`` escapes in keys is stored re-serialised
-        (``intake.stored_body``).
+        Examples
+        --------
+        >>> body = b'{"requests":[{"custom_id":"a","params":{}}]}'
+        >>> store.stage_batch("msgbatch_x", 0, 10**15, 1, body)["n_requests"]  # doctest: +SKIP
+        1
         """
-        self.write_input(batch_id, body)
+        pending = self.write_input(body)
         try:
-            return self.commit_batch(batch_id, created_us, expires_us, n_requests, beta=beta)
+            return self.commit_batch(batch_id, created_us, expires_us, n_requests, pending, beta=beta)
         except BaseException:
-            self.drop_input(batch_id)
+            pending.unlink(missing_ok=True)
             raise
 
-    def write_input(self, batch_id: str, body: bytes) -> None:
-        """Write a create body to ``inputs/<batch id>.json`` and fsync it, before the row that names it commits
-        (a third of the time SQLite takes to page a blob of tens of MB into its log; the blob itself was stored
-        in ``batch_inputs`` before, and such rows still expand). A crash before that commit leaves only a file
-        no row names (swept at the next start, :meth:`sweep_inputs`). Writing and fsync release the GIL: the
-        service writes a large body while it validates it."""
+    def write_input(self, body: bytes, *, refused: threading.Event | None = None) -> Path:
+        """Write a create body to a new file of ``inputs/`` and fsync it (unless ``refused`` is set by then: the
+        create was refused while it was written); return its path, for :meth:`commit_batch`.
+
+        The body is the bytes SQLite's JSON functions will expand: they must mean the same to them as to the
+        validation, so a body with duplicate keys or ``\\u`` escapes in keys is stored re-serialised
+        (``intake.stored_body``). A file, not a blob in ``batch_inputs`` (a third of the time SQLite takes to
+        page tens of MB into its log; older stores' blobs still expand). Writing and fsync release the GIL: the
+        service writes a large body while it validates it. A crash before the commit leaves only a file no row
+        names (swept at the next start, :meth:`sweep_inputs`).
+        """
         self.inputs.mkdir(exist_ok=True)
-        path = self._input_path(batch_id)
+        path = self.inputs / f"pending-{uuid.uuid4().hex}.json"
         try:
             with open(path, "wb") as out:
                 out.write(body)
                 out.flush()
-                os.fsync(out.fileno())  # on disk before the row that names it can be
+                if refused is None or not refused.is_set():
+                    os.fsync(out.fileno())  # on disk before the row that names it can be
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+        return path
 
-    def drop_input(self, batch_id: str) -> None:
-        """Remove a create body whose batch was refused or never committed."""
-        self._input_path(batch_id).unlink(missing_ok=True)
-
-    def commit_batch(self, batch_id: str, created_us: int, expires_us: int, n_requests: int, *,
+    def commit_batch(self, batch_id: str, created_us: int, expires_us: int, n_requests: int, pending: Path, *,
                      beta: bool = False) -> dict[str, Any]:
-        """Add the batch whose body :meth:`write_input` wrote, and its ``batch_inputs`` row (an empty
-        ``requests`` says the body is in its file), in one transaction; return its row."""
-        with self.transaction() as db:
-            seq = db.execute("INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
-                             " VALUES (?, 'in_progress', ?, ?, ?)",
-                             (batch_id, n_requests, created_us, expires_us)).lastrowid
-            db.execute("INSERT INTO batch_inputs (batch, beta, requests) VALUES (?, ?, x'')", (seq, beta))
+        """Name the body :meth:`write_input` wrote after the batch (``inputs/<batch id>.json``), then add the
+        batch and its ``batch_inputs`` row (an empty ``requests`` says the body is in its file) in one
+        transaction; return its row. Its id is taken once the body is validated: ids are in time order, and a
+        batch listed before another was created before it."""
+        path = self._input_path(batch_id)
+        os.replace(pending, path)
+        try:
+            with self.transaction() as db:
+                seq = db.execute("INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
+                                 " VALUES (?, 'in_progress', ?, ?, ?)",
+                                 (batch_id, n_requests, created_us, expires_us)).lastrowid
+                db.execute("INSERT INTO batch_inputs (batch, beta, requests) VALUES (?, ?, x'')", (seq, beta))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         return {"seq": seq, "id": batch_id, "processing_status": "in_progress", "n_requests": n_requests,
                 **dict.fromkeys(COUNT_COLUMNS, 0), "created_us": created_us, "expires_us": expires_us,
                 "ended_us": None, "cancel_us": None, "first_request": None, "last_request": None}
@@ -221,8 +235,9 @@ class Store:
 
     def sweep_inputs(self) -> int:
         """Remove the create bodies no staged batch names (a create killed between writing its body and
-        committing its row); return how many. Only the service holding the data dir's lock calls this, before
-        it takes any create, so no body is between its write and its commit."""
+        committing its row, the file still pending or already named); return how many. Only the service holding
+        the data dir's lock calls this, before it takes any create, so no body is between its write and its
+        commit."""
         if not self.inputs.is_dir():
             return 0
         with self.conn() as db:

@@ -180,6 +180,23 @@ def test_a_body_sqlite_would_read_otherwise_is_stored_as_validated(http):
     assert sorted(line["custom_id"] for line in lines) == ["b", "c"]
 
 
+@pytest.mark.parametrize("duplicated", [b'"custom_id": "first", "custom_id": "last"', b'"custom_id": "last",'
+                                        b' "params": {"model": "other"}, "params": PARAMS'])
+def test_a_body_with_duplicate_keys_alone_is_expanded_as_validated(http, duplicated):
+    # SQLite's JSON functions take the first of duplicate keys (orjson, and the checks, the last), and read it
+    # without complaint: only the body stored re-serialised gives the last.
+    params = orjson.dumps(request("x", "hi")["params"])
+    body = b'{"requests": [{' + duplicated.replace(b"PARAMS", params) + (b"}" if b"params" in duplicated
+                                                                          else b', "params": ' + params + b"}") + b"]}"
+    assert stored_body(body, parse_create(body)) != body
+    response = http.post("/v1/messages/batches", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    batch_id = response.json()["id"]
+    assert wait_ended_http(http, batch_id)["request_counts"]["succeeded"] == 1
+    [line] = [orjson.loads(line) for line in _results(http, batch_id).content.splitlines()]
+    assert line["custom_id"] == "last" and line["result"]["type"] == "succeeded"  # the first params: no messages
+
+
 def test_deleting_a_batch_removes_its_sealed_results(tmp_path):
     with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
         batch_id = create(http, [request("a")])["id"]
