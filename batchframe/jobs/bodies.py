@@ -6,10 +6,11 @@ requests file, written at the same time, names that file (its metadata's ``lines
 row's line is in the lines joined (``line_start``, ``line_size``; -1 for a row that sends nothing of its
 own), so a plan never reads another plan's lines (a job replanned, or a replan that failed half way); the
 manifest, which makes the job, is written once both are. The file is a run of LZ4 frames of up to 16,384
-lines or 8 MB (their raw sizes in the metadata's ``lines_frames``, known before compressing; their packed
-sizes at the file's end, with a closing mark): no Arrow array to assemble, a quarter of the bytes to write,
-and a read decompresses only the frames it needs (a shard of a later wave, a retry's rows). (The first
-files of this kind, written the day before, kept the packed sizes in the metadata; they read as before.)
+lines or 8 MB (their raw sizes in the metadata's ``lines_frames``, known before compressing; at the file's
+end, each frame's packed size and the CRC-32 of its lines, then a closing mark): no Arrow array to
+assemble, a quarter of the bytes to write, and a read decompresses only the frames it needs (a shard of a
+later wave, a retry's rows), and proves what it read. (The first files of this kind, written on
+2026-11-30 and 2026-12-01, kept the packed sizes in the metadata and no checksum; they read as before.)
 
 Jobs stored before this file existed, a retry's attempts and Dask jobs keep the lines in the requests
 file's ``body`` column; :func:`read_bodies` reads either, as the requests file says.
@@ -21,6 +22,7 @@ import os
 import struct
 import tempfile  # noqa: F401  (the doctests use it)
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,8 +48,8 @@ _CHUNK, _FRAME_BYTES = 16384, 8 << 20
 #: Frames compressed at once (LZ4 releases the GIL: the second core is free while a submit is persisted).
 _PACKERS = 2
 _CODEC = "lz4"
-#: What closes a lines file, after its frames' packed sizes (int64 each): their count and a mark. A file
-#: without it was cut short.
+#: What closes a lines file, after its frames' index (packed size and CRC-32 of the raw lines, int64 each):
+#: the number of frames and a mark. A file of this layout without it was cut short.
 _TAIL, _MARK = struct.Struct("<q8s"), b"bflines1"
 
 
@@ -64,14 +66,15 @@ def lines_path(store: Store, name: str) -> Path:
 
 def drop_other_lines(store: Store, name: str, *, keep: str | None) -> None:
     """Remove the lines files of job ``name`` but ``keep`` (the one its requests file names; None: all), and
-    what a write killed half way left.
+    what a write killed half way left (of a lines file, or of the requests file written beside it).
 
     Examples
     --------
     >>> drop_other_lines(job.store, job.name, keep="lines-0123456789ab.bin")  # doctest: +SKIP
     """
     folder = store.job_dir(name)
-    for path in [*folder.glob("lines-*.bin"), *folder.glob(".lines-*.tmp")]:
+    staged = f"*{store.requests_path(name, 1).name}.*.tmp"  # the temporary files of a requests file's writes
+    for path in [*folder.glob("lines-*.bin"), *folder.glob(".lines-*.tmp"), *folder.glob(staged)]:
         if path.name != keep:
             path.unlink(missing_ok=True)
 
@@ -97,10 +100,16 @@ def frame_bounds(sizes: np.ndarray) -> list[tuple[int, int]]:
     return bounds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layout:
     """Where the lines of a plan go in its lines file, known before a byte is written: each of the rows' start
-    and size in the lines joined (-1 and 0 where a row has none), and the frames' line ranges and raw sizes."""
+    and size in the lines joined (-1 and 0 where a row has none), and the frames' line ranges and raw sizes.
+
+    Examples
+    --------
+    >>> layout(2, np.array([1]), [b"abc"]).bounds
+    [(0, 1)]
+    """
 
     start: np.ndarray
     size: np.ndarray
@@ -133,10 +142,10 @@ def layout(n_rows: int, rows: np.ndarray, lines: Sequence[bytes]) -> Layout:
 
 
 def write_lines(path: Path, lines: Sequence[bytes], place: Layout) -> None:
-    """Write ``lines`` to ``path``, atomically, as LZ4 frames cut as ``place`` says, compressed on threads while
-    the ones before are written (a quarter of the bytes to write, which is what a large submit waits on when
-    the disk is busy), then the frames' packed sizes and a closing mark (:data:`_TAIL`): the requests file,
-    which says where each line is, can then be written at the same time as this one.
+    """Write ``lines`` to ``path``, atomically, as LZ4 frames cut as ``place`` says, compressed (and checksummed)
+    on threads while the ones before are written (a quarter of the bytes to write, which is what a large
+    submit waits on when the disk is busy), then the frames' index and a closing mark (:data:`_TAIL`): the
+    requests file, which says where each line is, can then be written at the same time as this one.
 
     Examples
     --------
@@ -148,42 +157,48 @@ def write_lines(path: Path, lines: Sequence[bytes], place: Layout) -> None:
     """
     bounds = place.bounds
 
-    def pack(a: int, b: int) -> bytes:
-        return pa.compress(b"".join(lines[a:b]), codec=_CODEC, asbytes=True)
+    def pack(a: int, b: int) -> tuple[bytes, int]:
+        raw = b"".join(lines[a:b])
+        return pa.compress(raw, codec=_CODEC, asbytes=True), zlib.crc32(raw)  # both let the GIL go
 
-    packed = []
+    index = []
     with replacing(path) as tmp, open(tmp, "wb") as out, ThreadPoolExecutor(_PACKERS) as pool:
         ahead = deque(pool.submit(pack, *b) for b in bounds[:_PACKERS])
         for k in range(len(bounds)):  # a few frames ahead, not all of them: memory stays a few frames
-            frame = ahead.popleft().result()
+            frame, crc = ahead.popleft().result()
             if k + _PACKERS < len(bounds):
                 ahead.append(pool.submit(pack, *bounds[k + _PACKERS]))
             out.write(frame)
-            packed.append(len(frame))
-        out.write(np.array(packed, "<i8").tobytes() + _TAIL.pack(len(packed), _MARK))
+            index.append((len(frame), crc))
+        out.write(np.array(index, "<i8").reshape(-1, 2).tobytes() + _TAIL.pack(len(index), _MARK))
 
 
-def _packed_sizes(path: Path, source: BinaryIO, frames: dict[str, list[int]]) -> np.ndarray:
-    """The frames' packed sizes: in the metadata (files written before the sizes went in the file), else read
-    from the file's end, checked against its length."""
-    if "packed" in frames:
-        return np.array(frames["packed"], np.int64)
+def _frame_index(path: Path, source: BinaryIO, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``n`` frames' packed sizes and checksums, read from the file's end and checked against its length;
+    files of the first layout (``"packed"`` in the metadata) have no index, so no checksums."""
+    damaged = JobError(f"file {str(path)!r} of the job store is damaged (its frames' index)")
     end = source.seek(0, os.SEEK_END)
-    if end >= _TAIL.size:
-        source.seek(end - _TAIL.size)
-        count, mark = _TAIL.unpack(source.read(_TAIL.size))
-        index = end - _TAIL.size - 8 * count
-        if mark == _MARK and count == len(frames["raw"]) and index >= 0:
-            source.seek(index)
-            packed = np.frombuffer(source.read(8 * count), "<i8").astype(np.int64)
-            if (packed >= 0).all() and int(packed.sum()) == index:
-                return packed
-    raise JobError(f"file {str(path)!r} of the job store is damaged (its frames' index)")
+    if end < _TAIL.size:
+        raise damaged
+    source.seek(end - _TAIL.size)
+    count, mark = _TAIL.unpack(source.read(_TAIL.size))
+    at = end - _TAIL.size - 16 * count
+    if mark != _MARK or count != n or at < 0:
+        raise damaged
+    source.seek(at)
+    index = np.frombuffer(source.read(16 * count), "<i8").reshape(count, 2).astype(np.int64)
+    packed, crc = index[:, 0], index[:, 1]
+    # Each size within the file, and all of them the bytes before the index (no sum can wrap then).
+    if count and (packed.min() < 0 or packed.max() > at or sum(packed.tolist()) != at):
+        raise damaged
+    if not count and at != 0:
+        raise damaged
+    return packed, crc
 
 
 def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[str, list[int]]) -> list[bytes | None]:
     """The lines at ``starts`` / ``sizes`` of a file :func:`write_lines` wrote (None where start is -1),
-    decompressing only the frames that hold them.
+    decompressing only the frames that hold them, each checked against its checksum.
 
     Examples
     --------
@@ -205,19 +220,25 @@ def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[s
     except FileNotFoundError as exc:
         raise JobError(f"missing file {str(path)!r} in the job store") from exc
     with source:
-        packed = _packed_sizes(path, source, frames)
+        if "packed" in frames:  # the first layout
+            packed, crc = np.array(frames["packed"], np.int64), None
+            if len(packed) != len(raw) or (packed < 0).any():
+                raise JobError(f"file {str(path)!r} of the job store is damaged (its frames' sizes)")
+        else:
+            packed, crc = _frame_index(path, source, len(raw))
         packed_end = np.cumsum(packed)
         for g, first in enumerate(groups.tolist()):  # each frame read and decompressed once
             last = groups[g + 1] if g + 1 < len(groups) else len(order)
             k = int(which[order[first]])
             source.seek(int(packed_end[k] - packed[k]))
             try:
+                # (Arrow gives back decompressed_size bytes whatever the frame held: the checksum proves them.)
                 frame = pa.decompress(source.read(int(packed[k])), decompressed_size=int(raw[k]), codec=_CODEC,
                                       asbytes=True)
             except (OSError, pa.ArrowException) as exc:  # Arrow raises a decompression failure as OSError
                 raise JobError(f"file {str(path)!r} of the job store is damaged (frame {k}: {exc})") from exc
-            if len(frame) != raw[k]:
-                raise JobError(f"file {str(path)!r} of the job store is damaged (frame {k})")
+            if crc is not None and zlib.crc32(frame) != crc[k]:
+                raise JobError(f"file {str(path)!r} of the job store is damaged (frame {k}: its checksum)")
             base = int(raw_end[k] - raw[k])
             for i in wanted[order[first:last]].tolist():
                 at = int(starts[i]) - base

@@ -55,13 +55,39 @@ def test_a_damaged_or_missing_lines_file_is_a_clear_error(tmp_path):
         bodies.read_lines(path, start, size, short)
     for cut in (whole[:-20], whole[:-3], whole[:10], b""):  # cut short, anywhere: never a short line sent
         path.write_bytes(cut)
-        with pytest.raises(JobError, match="damaged"):
+        with pytest.raises(JobError, match="frames' index"):
             bodies.read_lines(path, start, size, frames)
     flipped = bytearray(whole)
     flipped[-30] ^= 0xFF  # a packed size changed: the sizes no longer add up to the frames before them
     path.write_bytes(bytes(flipped))
-    with pytest.raises(JobError, match="damaged"):
+    with pytest.raises(JobError, match="frames' index"):
         bodies.read_lines(path, start, size, frames)
+    path.write_bytes(whole)
+    with pytest.raises(JobError, match="frames' index"):  # the requests file counts other frames
+        bodies.read_lines(path, start, size, {"raw": [*frames["raw"], 10]})
+    packed_first = int.from_bytes(whole[-16 - 48 : -16 - 40], "little")
+    caught = 0
+    for at in range(20, packed_first - 8, packed_first // 50):  # a byte of the first frame's data changed:
+        flipped = bytearray(whole)                             # an error, or (a match that copies the same
+        flipped[at] ^= 0x01                                    # bytes from elsewhere) the same lines
+        path.write_bytes(bytes(flipped))
+        try:
+            got = bodies.read_lines(path, start[:2000], size[:2000], frames)
+        except JobError as exc:
+            assert "damaged" in str(exc)
+            caught += 1
+        else:
+            assert got == lines[:2000]
+    assert caught > 25
+    inflated = {"raw": [frames["raw"][0] + 1000, *frames["raw"][1:]]}  # Arrow would pad: the checksum says no
+    path.write_bytes(whole)
+    with pytest.raises(JobError, match="checksum"):
+        bodies.read_lines(path, start[:10], size[:10], inflated)
+    empty = bodies.layout(3, np.arange(0), [])
+    bodies.write_lines(path, [], empty)
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(JobError, match="frames' index"):
+        bodies.read_lines(path, empty.start, empty.size, empty.frames)
     path.unlink()
     with pytest.raises(JobError, match="missing file"):
         bodies.read_lines(path, start, size, frames)
@@ -77,3 +103,19 @@ def test_a_file_of_the_first_layout_with_its_packed_sizes_in_the_metadata_still_
     meta = {"packed": [len(f) for f in frames], "raw": place.raw}
     pick = np.array([39_999, 0, 20_000, 16_384])
     assert bodies.read_lines(path, place.start[pick], place.size[pick], meta) == [lines[p] for p in pick.tolist()]
+    with pytest.raises(JobError, match="frames' sizes"):  # sizes of other frames than the raw ones
+        bodies.read_lines(path, place.start[pick], place.size[pick], {**meta, "packed": meta["packed"][:-1]})
+
+
+def test_dropping_other_lines_sweeps_what_killed_writes_left_and_keeps_the_named_file(tmp_path):
+    from batchframe.jobs.store import Store
+
+    store = Store(tmp_path)
+    folder = store.job_dir("j")
+    folder.mkdir(parents=True)
+    kept = ["lines-keep.bin", "requests.parquet", "requests-a2.parquet", "manifest.json"]
+    stray = ["lines-old.bin", ".lines-x.bin.1.tmp", ".requests.parquet.2.tmp", "..requests.parquet.2.tmp.3.tmp"]
+    for name in kept + stray:
+        (folder / name).write_bytes(b"x")
+    bodies.drop_other_lines(store, "j", keep="lines-keep.bin")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(kept)
