@@ -193,3 +193,19 @@ def test_sync_message_errors(http):
     assert _error(http.post("/v1/messages", json={**base, "max_tokens": 100_000}))[:2] == (
         400, "invalid_request_error")
     assert http.post("/v1/messages", json={**base, "model": "echo"}).json()["model"] == "echo"
+
+
+def test_every_connection_the_service_accepts_sends_without_waiting_for_acks(tmp_path):
+    # TCP_NODELAY: without it, a response written as a head and then a body waited for the client's delayed
+    # ACK (40 ms) before the body went, on every call (creates, polls, lists).
+    import socket
+
+    from batchframe.server import serve_in_thread
+
+    with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
+        assert http.get("/v1/messages/batches").status_code == 200  # the connection stays open (keep-alive)
+        connections = svc._server.server_state.connections
+        assert connections
+        for protocol in connections:
+            sock = protocol.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
