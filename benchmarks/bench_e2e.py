@@ -19,7 +19,9 @@ Each submit is timed in a fresh process that has read the frame and imported its
 service and a flushed disk (``os.sync()`` first: the writes of the runs before it would otherwise be
 flushed during it), as the ingests are. (Until 2026-12-01 midday both submits ran in the parent, batchframe's after the
 SDK's: the second then allocated through the heap the first had left, several GB at 1M rows, which cost it
-10-20%.)
+10-20%.) Submits are timed ``--submit-trials`` times of each kind (3), in turn, each kind's batches canceled
+before the next submit (batchframe's last ones are kept for the ingest); the table gives each kind's median
+and the line below it every trial (since 2026-12-01 13:00: one trial of each moved the ratio by +-0.3x).
 
 Targets (issue 14): ingest >= 10x the SDK at every size; ingest peak RSS above baseline <= 1x the results
 JSONL at 300k; submit >= 3x. The service runs as ``batchframe serve`` in its own process with the echo engine.
@@ -227,14 +229,9 @@ def run_child(kind: str, **options: str) -> dict:
 
 # -- the parent: submit, wait, then time the ingests ------------------------------------------------------
 def sdk_submit(frame_path: Path, base_url: str) -> tuple[float, list[str]]:
-    """The SDK recipe's submit, timed in a fresh process; its batches are then canceled (never processed)."""
-    import anthropic
-
+    """The SDK recipe's submit, timed in a fresh process."""
     os.sync()  # each submit starts on a quiet disk: the writes of the runs before it flushed
     done = run_child("sdk-submit", base_url=base_url, frame=str(frame_path))
-    client = anthropic.Anthropic(api_key=KEY, base_url=base_url, max_retries=0, timeout=600)
-    for batch_id in done["ids"]:
-        client.messages.batches.cancel(batch_id)
     return done["seconds"], done["ids"]
 
 
@@ -255,26 +252,47 @@ def results_bytes(http: httpx.Client, batch_ids: list[str]) -> int:
     return total
 
 
-def one_size(n: int, tmp: Path, base_url: str) -> dict:
+def cancel_all(base_url: str, batch_ids: list[str]) -> None:
+    """Cancel ``batch_ids`` and wait until they have ended, so the next submit meets an idle service."""
+    with httpx.Client(base_url=base_url, headers=HEADERS, timeout=600) as http:
+        for batch_id in batch_ids:
+            http.post(f"/v1/messages/batches/{batch_id}/cancel").raise_for_status()
+        wait_ended(http, batch_ids)
+
+
+def submits(n: int, frame_path: Path, tmp: Path, base_url: str, trials: int) -> tuple[list[float], list[float],
+                                                                                    str, list[str]]:
+    """Time ``trials`` submits of each kind, in turn (the SDK's, then batchframe's, each on an idle service);
+    return their times, and the store and batch ids of batchframe's last (kept for the ingest)."""
+    sdk_times, bf_times, kept = [], [], []
+    for trial in range(trials):
+        t_sdk, sdk_ids = sdk_submit(frame_path, base_url)
+        cancel_all(base_url, sdk_ids)  # each submit starts on an idle service
+        store = str(tmp / f"store-{n}-{trial}")  # a store of its own: its ledger knows none of these rows
+        os.sync()
+        done = run_child("bf-submit", base_url=base_url, frame=str(frame_path), job=f"e2e-{n}", store=store)
+        assert len(done["ids"]) == -(-n // 100_000), f"{len(done['ids'])} batches for {n:,} rows: rows not sent"
+        sdk_times.append(t_sdk)
+        bf_times.append(done["seconds"])
+        if trial < trials - 1:
+            cancel_all(base_url, done["ids"])
+        kept = [store, *done["ids"]]
+    return sdk_times, bf_times, kept[0], kept[1:]
+
+
+def one_size(n: int, tmp: Path, base_url: str, trials: int) -> dict:
     frame_path = tmp / f"frame-{n}.parquet"
     frame(n).to_parquet(frame_path)
-    t_sdk_submit, sdk_ids = sdk_submit(frame_path, base_url)
+    sdk_times, bf_times, store, ids = submits(n, frame_path, tmp, base_url, trials)
     with httpx.Client(base_url=base_url, headers=HEADERS, timeout=600) as http:
-        wait_ended(http, sdk_ids)  # each submit starts on an idle service (the SDK's did: it went first)
-    store = str(tmp / f"store-{n}")
-    os.sync()
-    done = run_child("bf-submit", base_url=base_url, frame=str(frame_path), job=f"e2e-{n}", store=store)
-    t_submit, ids = done["seconds"], done["ids"]
-    assert len(ids) == -(-n // 100_000), f"{len(ids)} batches for {n:,} rows: some rows were not sent"
-    with httpx.Client(base_url=base_url, headers=HEADERS, timeout=600) as http:
-        wait_ended(http, ids + sdk_ids)
+        wait_ended(http, ids)
         jsonl = results_bytes(http, ids)
     common = {"base_url": base_url, "frame": str(frame_path)}
     sdk = run_child("sdk", batch_ids=",".join(ids), **common)
     ours = run_child("batchframe", job=f"e2e-{n}", store=store, **common)
     assert sdk["rows"] == ours["rows"] == n
-    return {"n": n, "shards": len(ids), "jsonl": jsonl, "sdk": sdk, "ours": ours,
-            "sdk_submit": t_sdk_submit, "submit": t_submit}
+    return {"n": n, "shards": len(ids), "jsonl": jsonl, "sdk": sdk, "ours": ours, "sdk_submits": sdk_times,
+            "submits": bf_times, "sdk_submit": float(np.median(sdk_times)), "submit": float(np.median(bf_times))}
 
 
 def print_table(rows: list[dict]) -> None:
@@ -292,12 +310,18 @@ def print_table(rows: list[dict]) -> None:
               f"{ours['harvest_peak'] / 1e6:>6.0f}MB | "
               f"{r['sdk_submit']:>9.2f}s {r['submit']:>8.2f}s {r['sdk_submit'] / r['submit']:>5.1f}x")
     print("RSS+: peak RSS of the ingest process above its start; harvest: that peak by the end of job.wait()")
+    print("submit: the median of the trials of each kind; each trial's ratio (SDK / batchframe) and times:")
+    for r in rows:
+        trials = ", ".join(f"{a / b:.1f}x ({a:.2f}s / {b:.2f}s)" for a, b in zip(r["sdk_submits"], r["submits"],
+                                                                               strict=True))
+        print(f"{r['n']:>10,}  {trials}")
     print("targets: ingest ratio >= 10x; bf RSS+ <= 1x JSONL at 300k; submit ratio >= 3x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,300000,1000000")
+    parser.add_argument("--submit-trials", type=int, default=3, help="submits timed of each kind, per size")
     parser.add_argument("--child", choices=sorted(CHILDREN))
     for option in ("base-url", "frame", "batch-ids", "job", "store"):
         parser.add_argument(f"--{option}")
@@ -310,7 +334,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, spawn(data_dir=Path(tmp) / "service") as service:
         for n in (int(s) for s in args.sizes.split(",")):
-            rows.append(one_size(n, Path(tmp), service.base_url))
+            rows.append(one_size(n, Path(tmp), service.base_url, args.submit_trials))
             print(f"  done {n:,} rows", file=sys.stderr)
     print_table(rows)
 
