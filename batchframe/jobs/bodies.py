@@ -10,7 +10,8 @@ lines or 8 MB (their raw sizes in the metadata's ``lines_frames``, known before 
 end, each frame's packed size and the CRC-32 of its lines, then a closing mark): no Arrow array to
 assemble, a quarter of the bytes to write, and a read decompresses only the frames it needs (a shard of a
 later wave, a retry's rows), and proves what it read. (The first files of this kind, written on
-2026-11-30 and 2026-12-01, kept the packed sizes in the metadata and no checksum; they read as before.)
+2026-11-30 and 2026-12-01, kept the packed sizes in the metadata and no checksum; they still read, each
+frame checked for its length only.)
 
 Jobs stored before this file existed, a retry's attempts and Dask jobs keep the lines in the requests
 file's ``body`` column; :func:`read_bodies` reads either, as the requests file says.
@@ -174,8 +175,8 @@ def write_lines(path: Path, lines: Sequence[bytes], place: Layout) -> None:
 
 
 def _frame_index(path: Path, source: BinaryIO, n: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """The ``n`` frames' packed sizes and checksums, read from the file's end and checked against its length;
-    files of the first layout (``"packed"`` in the metadata) have no index, so no checksums."""
+    """The ``n`` frames' packed sizes and checksums, read from the file's end and checked against its length
+    (a file of the first layout has no index: its sizes are in the metadata)."""
     damaged = JobError(f"file {str(path)!r} of the job store is damaged (its frames' index)")
     end = source.seek(0, os.SEEK_END)
     if end < _TAIL.size:
@@ -209,7 +210,7 @@ def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[s
     raw_end = np.cumsum(raw)
     wanted = np.flatnonzero(starts >= 0)
     which = np.searchsorted(raw_end, starts[wanted], side="right")  # a line never spans two frames
-    if len(wanted) and (int(which.max()) >= len(raw)
+    if len(wanted) and (int(which.max()) >= len(raw) or (sizes[wanted] < 0).any()
                         or ((starts + sizes)[wanted] > raw_end[np.minimum(which, len(raw) - 1)]).any()):
         raise JobError(f"file {str(path)!r} of the job store holds fewer lines than its requests say (damaged)")
     out: list[bytes | None] = [None] * len(starts)
@@ -232,18 +233,25 @@ def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[s
             k = int(which[order[first]])
             source.seek(int(packed_end[k] - packed[k]))
             try:
-                # (Arrow gives back decompressed_size bytes whatever the frame held: the checksum proves them.)
-                frame = pa.decompress(source.read(int(packed[k])), decompressed_size=int(raw[k]), codec=_CODEC,
-                                      asbytes=True)
+                frame = _unpack(source.read(int(packed[k])), int(raw[k]), checked=crc is not None)
             except (OSError, pa.ArrowException) as exc:  # Arrow raises a decompression failure as OSError
                 raise JobError(f"file {str(path)!r} of the job store is damaged (frame {k}: {exc})") from exc
-            if crc is not None and zlib.crc32(frame) != crc[k]:
-                raise JobError(f"file {str(path)!r} of the job store is damaged (frame {k}: its checksum)")
+            if (zlib.crc32(frame) != crc[k]) if crc is not None else len(frame) != raw[k]:
+                raise JobError(f"file {str(path)!r} of the job store is damaged (frame {k}: its checksum or size)")
             base = int(raw_end[k] - raw[k])
             for i in wanted[order[first:last]].tolist():
                 at = int(starts[i]) - base
                 out[i] = frame[at : at + int(sizes[i])]
     return out
+
+
+def _unpack(data: bytes, size: int, *, checked: bool) -> bytes:
+    """A frame's lines. Arrow's one-call decompression gives back ``size`` bytes whatever the frame held (a
+    short frame padded): right when a checksum proves them; a frame of the first layout (no checksum) is
+    decompressed as a stream instead, which says how long it really is."""
+    if checked:
+        return pa.decompress(data, decompressed_size=size, codec=_CODEC, asbytes=True)
+    return pa.CompressedInputStream(pa.BufferReader(data), _CODEC).read()
 
 
 def sent_lines(store: Store, name: str, attempt: int = 1, *, shard: int | None = None,

@@ -112,29 +112,40 @@ class Backend:
 
         ``beta``: a beta call (``?beta=true`` or an ``anthropic-beta`` header), whose requests may use every
         field of the spec's ``BetaCreateMessageParams``.
+
+        Examples
+        --------
+        >>> body = b'{"requests": [{"custom_id": "a", "params": {"model": "m", "max_tokens": 8, "messages": []}}]}'
+        >>> backend.create(body, base_url="http://127.0.0.1:8000")["processing_status"]  # doctest: +SKIP
+        'in_progress'
         """
         large = len(body) >= _LARGE_CREATE
         if large:  # intake first: see Worker.hold
             self.worker.hold(_PARSE_HOLD_S)
-        refused, writing = threading.Event(), None
+        dropped, writing, pending = threading.Event(), None, None
         try:
             # The body is written (and fsynced) on a thread while it is validated: a third of a large create's
             # time, beside the parse instead of after it. Refused, it is not fsynced, and its file goes.
-            writing = self._writer.submit(self.store.write_input, body, refused=refused)
+            writing = self._writer.submit(self.store.write_input, body, dropped=dropped)
             with gc_paused():  # a body of 100,000 requests is millions of objects: see gc_paused
                 n, stored = accept_create(body, beta=beta)
-            pending = writing.result()
-            if stored is not body:  # re-serialised (see Store.write_input): what the worker reads is this
-                pending.unlink()
+            if stored is not body:  # re-serialised (see intake.stored_body): what the worker reads is this
+                dropped.set()
+                writing.result().unlink()
                 pending = self.store.write_input(stored)
+            else:
+                pending = writing.result()
+            # The id once the body is validated (ids are in time order). Durable before the answer. The worker
+            # makes the request rows, in a random order (so processed and streamed in random order, as the
+            # API's results).
             new_id, created = batch_id()
-            # Durable before the answer. The worker makes the request rows, in a random order (so processed
-            # and streamed in random order, as the API's results).
             row = self.store.commit_batch(new_id, created, created + self.ttl_us, n, pending, beta=beta)
         except BaseException:
-            refused.set()
+            dropped.set()
             if writing is not None and not writing.cancel() and writing.exception() is None:
-                writing.result().unlink(missing_ok=True)  # written (or renamed: then gone already)
+                writing.result().unlink(missing_ok=True)  # written (or named: then removed already)
+            if pending is not None:
+                pending.unlink(missing_ok=True)
             if large:
                 self.worker.hold(0)  # refused: nothing was taken in, nothing to make way for
             raise

@@ -19,6 +19,7 @@ import os
 import queue
 import random
 import sqlite3
+import tempfile  # noqa: F401  (the doctests use it)
 import threading
 import uuid
 from collections import Counter
@@ -62,6 +63,14 @@ _RESULT_PAGE = ("SELECT CAST(group_concat(line, '') AS BLOB) FROM"
 
 #: The params stored for a request whose own params cannot be written back as JSON (see ``Store._expand_each``).
 UNSTORABLE = orjson.dumps({UNSTORABLE_KEY: True})
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _ExpandMismatch(Exception):
@@ -174,9 +183,11 @@ class Store:
 
         Examples
         --------
+        >>> store = Store(tempfile.mkdtemp())
         >>> body = b'{"requests":[{"custom_id":"a","params":{}}]}'
-        >>> store.stage_batch("msgbatch_x", 0, 10**15, 1, body)["n_requests"]  # doctest: +SKIP
+        >>> store.stage_batch("msgbatch_x", 0, 10**15, 1, body)["n_requests"]
         1
+        >>> store.close()
         """
         pending = self.write_input(body)
         try:
@@ -185,16 +196,23 @@ class Store:
             pending.unlink(missing_ok=True)
             raise
 
-    def write_input(self, body: bytes, *, refused: threading.Event | None = None) -> Path:
-        """Write a create body to a new file of ``inputs/`` and fsync it (unless ``refused`` is set by then: the
-        create was refused while it was written); return its path, for :meth:`commit_batch`.
+    def write_input(self, body: bytes, *, dropped: threading.Event | None = None) -> Path:
+        """Write a create body to a new file of ``inputs/`` and fsync it (unless ``dropped`` is set by then: the
+        create was refused, or its body is stored re-serialised, while it was written); return its path, for
+        :meth:`commit_batch`.
 
-        The body is the bytes SQLite's JSON functions will expand: they must mean the same to them as to the
-        validation, so a body with duplicate keys or ``\\u`` escapes in keys is stored re-serialised
-        (``intake.stored_body``). A file, not a blob in ``batch_inputs`` (a third of the time SQLite takes to
-        page tens of MB into its log; older stores' blobs still expand). Writing and fsync release the GIL: the
-        service writes a large body while it validates it. A crash before the commit leaves only a file no row
-        names (swept at the next start, :meth:`sweep_inputs`).
+        The body is what SQLite's JSON functions will expand (the caller gives it as ``intake.stored_body``
+        says). A file, not a blob in ``batch_inputs``: a third of the time SQLite takes to page tens of MB into
+        its log (older stores' blobs still expand). Writing and fsync release the GIL: the service writes a
+        large body while it validates it. A crash before the commit leaves only a file no row names (swept at
+        the next start, :meth:`sweep_inputs`).
+
+        Examples
+        --------
+        >>> store = Store(tempfile.mkdtemp())
+        >>> store.write_input(b'{"requests":[]}').name.startswith("pending-")
+        True
+        >>> store.close()
         """
         self.inputs.mkdir(exist_ok=True)
         path = self.inputs / f"pending-{uuid.uuid4().hex}.json"
@@ -202,7 +220,7 @@ class Store:
             with open(path, "wb") as out:
                 out.write(body)
                 out.flush()
-                if refused is None or not refused.is_set():
+                if dropped is None or not dropped.is_set():
                     os.fsync(out.fileno())  # on disk before the row that names it can be
         except BaseException:
             path.unlink(missing_ok=True)
@@ -211,13 +229,22 @@ class Store:
 
     def commit_batch(self, batch_id: str, created_us: int, expires_us: int, n_requests: int, pending: Path, *,
                      beta: bool = False) -> dict[str, Any]:
-        """Name the body :meth:`write_input` wrote after the batch (``inputs/<batch id>.json``), then add the
-        batch and its ``batch_inputs`` row (an empty ``requests`` says the body is in its file) in one
-        transaction; return its row. Its id is taken once the body is validated: ids are in time order, and a
-        batch listed before another was created before it."""
+        """Name the body :meth:`write_input` wrote after the batch (``inputs/<batch id>.json``, the rename made
+        durable), then add the batch and its ``batch_inputs`` row (an empty ``requests`` says the body is in its
+        file) in one transaction; return its row.
+
+        Examples
+        --------
+        >>> store = Store(tempfile.mkdtemp())
+        >>> row = store.commit_batch("msgbatch_y", 0, 10**15, 0, store.write_input(b'{"requests":[]}'))
+        >>> row["id"], (store.inputs / "msgbatch_y.json").is_file()
+        ('msgbatch_y', True)
+        >>> store.close()
+        """
         path = self._input_path(batch_id)
         os.replace(pending, path)
         try:
+            _fsync_dir(self.inputs)  # the name on disk before the row that uses it
             with self.transaction() as db:
                 seq = db.execute("INSERT INTO batches (id, processing_status, n_requests, created_us, expires_us)"
                                  " VALUES (?, 'in_progress', ?, ?, ?)",
@@ -237,7 +264,13 @@ class Store:
         """Remove the create bodies no staged batch names (a create killed between writing its body and
         committing its row, the file still pending or already named); return how many. Only the service holding
         the data dir's lock calls this, before it takes any create, so no body is between its write and its
-        commit."""
+        commit.
+
+        Examples
+        --------
+        >>> Store(tempfile.mkdtemp()).sweep_inputs()
+        0
+        """
         if not self.inputs.is_dir():
             return 0
         with self.conn() as db:

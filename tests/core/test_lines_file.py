@@ -105,6 +105,13 @@ def test_a_file_of_the_first_layout_with_its_packed_sizes_in_the_metadata_still_
     assert bodies.read_lines(path, place.start[pick], place.size[pick], meta) == [lines[p] for p in pick.tolist()]
     with pytest.raises(JobError, match="frames' sizes"):  # sizes of other frames than the raw ones
         bodies.read_lines(path, place.start[pick], place.size[pick], {**meta, "packed": meta["packed"][:-1]})
+    longer = {**meta, "raw": [meta["raw"][0] + 1000, *meta["raw"][1:]]}  # no checksum: the true length says
+    with pytest.raises(JobError, match="checksum or size"):
+        bodies.read_lines(path, place.start[:5], place.size[:5], longer)
+    negative = place.size[:5].copy()
+    negative[2] = -3  # a damaged requests file: never a cut line
+    with pytest.raises(JobError, match="damaged"):
+        bodies.read_lines(path, place.start[:5], negative, meta)
 
 
 def test_dropping_other_lines_sweeps_what_killed_writes_left_and_keeps_the_named_file(tmp_path):

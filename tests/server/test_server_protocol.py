@@ -197,14 +197,19 @@ def test_sync_message_errors(http):
 
 def test_every_connection_the_service_accepts_sends_without_waiting_for_acks(tmp_path):
     # TCP_NODELAY: without it, a response written as a head and then a body waited for the client's delayed
-    # ACK (40 ms) before the body went, on every call (creates, polls, lists).
+    # ACK (40 ms) before the body went, on every call (creates, polls, lists). asyncio sets it on a connection
+    # whose socket says IPPROTO_TCP (a plain socket.socket() says 0).
     import socket
 
     from batchframe.server import serve_in_thread
+    from batchframe.server.runner import _bind
 
+    listener = _bind("127.0.0.1", 0)
+    assert listener.proto == socket.IPPROTO_TCP
+    listener.close()
     with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
         assert http.get("/v1/messages/batches").status_code == 200  # the connection stays open (keep-alive)
-        connections = svc._server.server_state.connections
+        connections = list(svc._server.server_state.connections)  # uvicorn's open connections
         assert connections
         for protocol in connections:
             sock = protocol.transport.get_extra_info("socket")

@@ -98,8 +98,10 @@ def test_a_created_batch_not_yet_expanded_survives_a_restart(tmp_path):
     store.close()
     stray = tmp_path / "inputs" / "msgbatch_killed.json"  # a create killed before its row committed
     stray.write_bytes(body)
+    pending = tmp_path / "inputs" / "pending-0123abcd.json"  # ... or before its body was named
+    pending.write_bytes(body)
     with serve_in_thread(data_dir=tmp_path) as svc, httpx.Client(base_url=svc.base_url, headers=HEADERS) as http:
-        assert not stray.exists()
+        assert not stray.exists() and not pending.exists()
         assert wait_ended_http(http, "msgbatch_staged")["request_counts"]["succeeded"] == 5
         lines = [orjson.loads(line) for line in _results(http, "msgbatch_staged").content.splitlines()]
         assert "msgbatch_killed" not in str(http.get("/v1/messages/batches").json())
