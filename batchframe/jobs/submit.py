@@ -11,6 +11,7 @@ job's ``waves`` and the shards go as :mod:`batchframe.jobs.waves` lets them.
 
 from __future__ import annotations
 
+import os
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -38,7 +39,6 @@ from batchframe.providers import Endpoint, provider_class
 from batchframe.providers.base import BYTES_PER_TOKEN
 from batchframe.providers.http import RetryPolicy
 from batchframe.requests.build import RequestSet, build_requests, preview
-from batchframe.results.export import replacing
 from batchframe.results.schema import INPUT_HASH, REUSED, SAME_AS, SKIPPED
 
 
@@ -347,21 +347,26 @@ def _persist_new(
         # The lines (to a file of this plan's own: see jobs.bodies) and the requests file, which names that file
         # and says where each line is, are written at the same time; the manifest, after both.
         lines = lines_path(store, name)
+        # The requests file is written under a name of its own, moved in place once the lines are. (A name no
+        # file has yet: renamed over a file, even an empty one, ext4 writes its data out at once, and the
+        # manifest's fsync then waits for tens of MB.)
+        target = store.requests_path(name, 1)
+        staged = target.with_name(f".{target.name}.{lines.stem}.tmp")
         placed = pool.submit(write_lines, lines, plan.lines, place)
         try:
             table = requests_table(p.index, requests, shard_of, same_as, p.input_hashes())
             table = table.append_column(DIGEST, digests).append_column(VIA, pa.array(via, pa.int64()))
             table = table.append_column(START, pa.array(place.start, pa.int64()))
-            with replacing(store.requests_path(name, 1)) as staged:  # in place once the lines are
-                store.write_table(staged, table.append_column(SIZE, pa.array(place.size, pa.int32())),
-                                  metadata={"job": name, "provider": endpoint.provider, "model": requests.model,
-                                            **index_names(p.index), LINES_KEY: lines.name,
-                                            FRAMES_KEY: place.frames})
-                placed.result()
+            store.write_table(staged, table.append_column(SIZE, pa.array(place.size, pa.int32())),
+                              metadata={"job": name, "provider": endpoint.provider, "model": requests.model,
+                                        **index_names(p.index), LINES_KEY: lines.name, FRAMES_KEY: place.frames})
+            placed.result()
+            os.replace(staged, target)
         except BaseException:
             if not placed.cancel():  # never started, or wait for it to end before its file goes
                 placed.exception()
             lines.unlink(missing_ok=True)
+            staged.unlink(missing_ok=True)
             raise
         drop_other_lines(store, name, keep=lines.name)
         store.write_manifest(name, new_manifest(

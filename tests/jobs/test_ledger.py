@@ -215,6 +215,35 @@ def test_an_open_handle_stays_on_its_job_when_the_name_gets_a_new_revision(servi
     assert texts(batchframe.open_job("w", api_key=KEY).results()) == ["two", "EDITED"]
 
 
+def test_a_replan_whose_lines_cannot_be_written_keeps_the_plan_before_it_whole(service, monkeypatch):
+    # The requests file and the lines are written at the same time: when the lines fail, the earlier plan's
+    # requests file, lines file and manifest stay as they were, and no half-written file stays behind.
+    from batchframe.errors import TransportError
+    from batchframe.jobs import submit as submit_module
+
+    with monkeypatch.context() as outage:  # nothing leaves: the name's first plan stays planned
+        _create_fails(outage, TransportError("connection refused", maybe_sent=False))
+        with pytest.raises(TransportError):
+            submit(frame(5, word="old"), service, name="x", max_batch_requests=2)
+    store = batchframe.Store(os.environ["BATCHFRAME_STORE"])
+    folder = store.job_dir("x")
+    before = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as full:
+        full.setattr(submit_module, "write_lines", disk_full)
+        with pytest.raises(OSError, match="No space"):
+            submit(frame(4, word="new"), service, name="x", max_batch_requests=2)
+    after = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file() and path.name != "job.lock"}
+    assert after == {name: data for name, data in before.items() if name != "job.lock"}
+    assert len(service_batches(service)) == 0
+    job = submit(frame(5, word="old"), service, name="x", max_batch_requests=2)  # the first plan, sent as it was
+    job.wait(poll_interval=0.05, timeout=60)
+    assert texts(frame(5, word="old").batch.merge(job)) == frame(5, word="old")["q"].tolist() and paid(service) == 5
+
+
 def test_a_job_replanned_with_another_frame_sends_its_own_lines_from_disk(service, monkeypatch):
     # A plan's lines go to a file of its own, named by its requests file: the replan's later wave (read back from
     # disk) sends the new frame's prompts, and the first plan's lines file is gone.
