@@ -74,6 +74,24 @@ the parent); 3.2x 3.4x 2.7x. Eleven 1M submits alone against the SDK's, each in 
 lines file, requests file and manifest 1.1 s, the ten creates 3.3 s (the service 0.2-0.3 s each: reading the
 body 0.05, the typed parse and checks 0.13, staging it 0.02-0.1).
 
+The same day from 12:00 UTC (the next session): the service writes a create's body while it validates it
+(not after), its listening socket sets TCP_NODELAY (each response used to wait 40 ms for the client's
+delayed ACK), and the requests file is written beside the lines file (their index now at the file's end)
+instead of after it. Each submit timed three times of each kind (medians in the table), 13:43 UTC, load
+0.60 at the start::
+
+    100,000      1       79 |     10.39s     1.01s 10.3x |    574MB  108MB    1.37x    83MB |      2.25s     0.65s  3.5x
+    300,000      3      238 |     35.45s     1.82s 19.5x |   1731MB  224MB    0.94x    99MB |      7.09s     2.08s  3.4x
+  1,000,000     10      793 |    123.30s     8.04s 15.3x |   5570MB  649MB    0.82x   128MB |     24.22s     7.31s  3.3x
+    trials: 100,000 3.5x 3.6x 3.1x; 300,000 3.4x 4.0x 2.7x; 1,000,000 3.1x 3.3x 3.4x
+
+Two runs before it that session (medians): submit 3.4x 3.8x 3.2x (13:06) and 2.8x 3.7x 3.5x (13:22); all
+nine 1M trials 3.0-3.9x, the 100k ones 2.7-3.7x (0.62-0.86 s each, where a disk stall of 0.1 s moves the
+ratio by 0.4x). Where a 1M submit's 6.1-7.4 s go now: the requests built and identified 2.1-2.4 s, the lines
+file, requests file and manifest 1.0-1.3 s (the lines on two threads beside the rows' table), the ten creates
+2.4-3.2 s (each 0.24-0.33 s: the service reading the body 0.04-0.1, its typed parse and checks 0.13, then
+waiting for the body's fsync 0-0.1; the client about 5 ms).
+
 Runs the same day under other sessions' load (1.4-3.0): ingest 12.8-20.2x at every size; bf RSS+ at 300k
 0.94-1.02x (about +-10 MB from run to run); submit 1.0-3.0x at 100k, 2.0-2.3x at 300k, 2.0x at 1M. The submit
 target (>= 3x) holds at 100k only. Of a 300k submit (cProfile, quiet machine, 7.7 s with the profiler): the
