@@ -174,7 +174,7 @@ def write_lines(path: Path, lines: Sequence[bytes], place: Layout) -> None:
         out.write(np.array(index, "<i8").reshape(-1, 2).tobytes() + _TAIL.pack(len(index), _MARK))
 
 
-def _frame_index(path: Path, source: BinaryIO, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _frame_index(path: Path, source: BinaryIO, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` frames' packed sizes and checksums, read from the file's end and checked against its length
     (a file of the first layout has no index: its sizes are in the metadata)."""
     damaged = JobError(f"file {str(path)!r} of the job store is damaged (its frames' index)")
@@ -189,10 +189,8 @@ def _frame_index(path: Path, source: BinaryIO, n: int) -> tuple[np.ndarray, np.n
     source.seek(at)
     index = np.frombuffer(source.read(16 * count), "<i8").reshape(count, 2).astype(np.int64)
     packed, crc = index[:, 0], index[:, 1]
-    # Each size within the file, and all of them the bytes before the index (no sum can wrap then).
-    if count and (packed.min() < 0 or packed.max() > at or sum(packed.tolist()) != at):
-        raise damaged
-    if not count and at != 0:
+    # Each size within the file, and all of them the bytes before the index (Python ints: no sum wraps).
+    if (count and (packed.min() < 0 or packed.max() > at)) or sum(packed.tolist()) != at:
         raise damaged
     return packed, crc
 
@@ -221,6 +219,7 @@ def read_lines(path: Path, starts: np.ndarray, sizes: np.ndarray, frames: dict[s
     except FileNotFoundError as exc:
         raise JobError(f"missing file {str(path)!r} in the job store") from exc
     with source:
+        crc: np.ndarray | None
         if "packed" in frames:  # the first layout
             packed, crc = np.array(frames["packed"], np.int64), None
             if len(packed) != len(raw) or (packed < 0).any():

@@ -303,11 +303,8 @@ class Job:
                 ahead = pool.submit(body, *wave[k + 1]) if k + 1 < len(wave) else None
                 send_shard(self.store, manifest, shard, framed, provider, self._http_policy, save, record=record)
                 del framed
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
         finally:
-            pool.shutdown(wait=False)
+            pool.shutdown(wait=False, cancel_futures=True)  # after an error, the prefetch is not waited for
             if unsaved:
                 self.save()
 

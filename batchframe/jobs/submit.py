@@ -373,7 +373,7 @@ def _persist_new(
             name, endpoint, requests.model, digest, request, plan.shards, limits, uid=uid, previous=previous,
             waves=waves, n_rows=requests.n_rows, n_skipped=int(requests.skipped.sum()),
             n_reused=int((~own).sum()) + plan.n_linked, n_linked=plan.n_linked, n_requests=len(plan.lines),
-            requests_file=store.requests_path(name, 1).name))
+            requests_file=target.name))
 
 
 def new_manifest(name: str, endpoint: Endpoint, model: str, digest: str, request: dict[str, Any],
